@@ -1,0 +1,129 @@
+"""The model backend protocol and the values that cross it.
+
+The core and the UI talk to models only through `Backend`; `app.models.local_backend` implements it
+with llama.cpp running in a worker process. Everything here is plain data so that it can cross a
+process boundary (pickle) and be journaled (JSON).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Literal, Protocol, Union
+
+from app.core.sampling import LoadParams, SamplingParams
+
+Role = Literal["system", "user", "assistant"]
+
+StopReason = Literal["eos", "stop_string", "max_tokens", "context_full", "stopped"]
+"""Why a generation ended: the model's end token, a stop string, the token limit, a full context
+window, or a stop request from the person."""
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One turn of a conversation sent to a chat model."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to generate from: chat `messages` (rendered with the model's chat template) or a raw
+    `prompt` sent as is. Exactly one of the two is set."""
+
+    messages: tuple[ChatMessage, ...] = ()
+    prompt: str | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (not self.messages):
+            raise ValueError("a GenerationRequest needs either messages or a raw prompt, not both")
+
+    @classmethod
+    def chat(cls, user: str, system: str = "", params: SamplingParams | None = None) -> "GenerationRequest":
+        """A single-turn chat request with an optional system prompt."""
+        messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", user),)
+        return cls(messages=messages, params=params or SamplingParams())
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One generated token. `text` is the text it completes (may be empty while a multi-byte
+    character or a possible stop string is still being held back)."""
+
+    token_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """The end of one generation: the full text and how it went."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    prompt_tokens: int
+    stop_reason: StopReason
+    seconds: float
+    prompt_seconds: float
+    seed: int
+
+    @property
+    def generated_tokens(self) -> int:
+        """How many tokens were generated."""
+        return len(self.token_ids)
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Generation speed after the prompt was evaluated."""
+        gen_seconds = self.seconds - self.prompt_seconds
+        return self.generated_tokens / gen_seconds if gen_seconds > 0 else 0.0
+
+
+GenerationEvent = Union[TokenEvent, GenerationResult]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What loading a model reports."""
+
+    path: str
+    load: LoadParams
+    n_ctx: int
+    n_vocab: int
+    n_ctx_train: int
+    chat_template: str | None
+    load_seconds: float
+    memory_bytes: int | None  # resident memory of the worker after loading, when the OS tells it
+
+
+class Backend(Protocol):
+    """A place where one model at a time is loaded and generates text."""
+
+    def load(self, path: str, params: LoadParams | None = None) -> LoadedModel:
+        """Load `path`, releasing any other model first. A no-op when it is already loaded alike."""
+
+    def unload(self) -> None:
+        """Release the loaded model and its memory."""
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        """The model in memory, if any."""
+
+    def generate(self, request: GenerationRequest) -> Iterator[GenerationEvent]:
+        """Stream `TokenEvent`s for the loaded model, then one final `GenerationResult`."""
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        """Token ids of `text` in the loaded model's vocabulary."""
+
+    def vocabulary(self) -> list[str]:
+        """Every token's text, indexed by token id."""
+
+    def metadata(self) -> dict[str, str]:
+        """The loaded model's GGUF metadata as llama.cpp reports it."""
+
+    def stop_current(self) -> None:
+        """Ask the running generation to end after its current token."""
+
+    def stop_all(self) -> None:
+        """Stop the running generation; kill the worker if it does not answer within a second."""

@@ -1,0 +1,67 @@
+"""Domain errors raised by the core and the model layer.
+
+They are turned into user-facing messages at the edges (the CLI prints them, the UI shows them as
+notices), so every message must say what happened and, where possible, what to do.
+
+    ChainStudioError
+    ├── ModelFileError          a model file is missing or is not a usable GGUF (checked before loading)
+    ├── ModelLoadError          llama.cpp refused to load a file that passed the header checks
+    ├── WorkerCrashedError      the model worker process died (e.g. an abort inside llama.cpp)
+    ├── ContextOverflowError    a prompt does not fit in the context window
+    ├── GenerationError         generation failed for another reason reported by the worker
+    ├── WorkerBusyError         the single model worker is serving another request
+    └── SettingsError           a parameter is unknown or outside its allowed range
+"""
+
+from __future__ import annotations
+
+
+class ChainStudioError(Exception):
+    """Base class of every error the studio reports to a person."""
+
+
+class ModelFileError(ChainStudioError):
+    """A model path is missing, unreadable, or not a valid GGUF file."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class ModelLoadError(ChainStudioError):
+    """llama.cpp could not load a model file that passed the header checks."""
+
+
+class WorkerCrashedError(ChainStudioError):
+    """The worker process died; `exit_code` is its exit status (negative: killed by a signal)."""
+
+    def __init__(self, message: str, exit_code: int | None, log_tail: str = "") -> None:
+        self.exit_code = exit_code
+        self.log_tail = log_tail
+        full = message if not log_tail else f"{message}\nlast worker output:\n{log_tail}"
+        super().__init__(full)
+
+
+class ContextOverflowError(ChainStudioError):
+    """The prompt has at least as many tokens as the context window holds."""
+
+    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+        super().__init__(
+            f"prompt has {prompt_tokens} tokens, context is {n_ctx}: "
+            "raise n_ctx (up to the model's trained context) or shorten the prompt"
+        )
+
+
+class GenerationError(ChainStudioError):
+    """Generation failed inside the worker for a reason other than a crash."""
+
+
+class WorkerBusyError(ChainStudioError):
+    """The model worker is serving another request and the caller chose not to wait."""
+
+
+class SettingsError(ChainStudioError):
+    """A setting name is unknown or its value is outside the allowed range."""

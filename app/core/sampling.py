@@ -1,0 +1,145 @@
+"""Typed generation and load settings, with bounds and descriptions in one place.
+
+`SamplingParams` is what one generation uses; `LoadParams` is what loading a model uses. Every field
+has a `ParamSpec` (kind, bounds, description) so that the prompt-list parser, the CLI `--set` flag
+and the UI validate against the same rules and produce the same messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from app.core.errors import SettingsError
+
+SEED_RANDOM = -1
+"""Seed value meaning 'draw a fresh seed for every generation'."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How one numeric setting is checked and explained."""
+
+    name: str
+    kind: type  # int or float
+    minimum: float
+    maximum: float
+    description: str
+
+    def check(self, value: Any) -> int | float:
+        """Return `value` converted to this setting's kind, or raise SettingsError saying why not."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(f"{self.name} must be a number, got {value!r}")
+        if self.kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise SettingsError(f"{self.name} must be a whole number, got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+            if math.isnan(value):
+                raise SettingsError(f"{self.name} must be a number, got NaN")
+        if not self.minimum <= value <= self.maximum:
+            raise SettingsError(
+                f"{self.name}={value} is out of range: allowed {_fmt(self.minimum)} to "
+                f"{_fmt(self.maximum)} ({self.description})"
+            )
+        return value
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+SAMPLING_SPECS: dict[str, ParamSpec] = {
+    spec.name: spec
+    for spec in (
+        ParamSpec("max_tokens", int, 0, 1_000_000, "tokens to generate at most; 0 = until the context is full"),
+        ParamSpec("temperature", float, 0.0, 5.0, "0 = always the most likely token; higher = more random"),
+        ParamSpec("top_k", int, 0, 1_000_000, "keep the k most likely tokens; 0 = keep all"),
+        ParamSpec("top_p", float, 0.0, 1.0, "keep the smallest set of tokens whose probabilities reach p"),
+        ParamSpec("min_p", float, 0.0, 1.0, "drop tokens less likely than min_p x the top token's probability"),
+        ParamSpec("typical_p", float, 0.0, 1.0, "locally typical sampling; 1 = off"),
+        ParamSpec("tfs_z", float, 0.0, 1.0, "tail-free sampling; 1 = off"),
+        ParamSpec("presence_penalty", float, -2.0, 2.0, "subtracted once from every token already generated"),
+        ParamSpec("frequency_penalty", float, -2.0, 2.0, "subtracted per occurrence of a token already generated"),
+        ParamSpec("repeat_penalty", float, 0.0, 3.0, "divides the logits of recent tokens; 1 = off"),
+        ParamSpec("repeat_last_n", int, 0, 1_000_000, "how many recent tokens the penalties look at"),
+        ParamSpec("seed", int, SEED_RANDOM, 2**32 - 1, "random seed; -1 = a new seed each time"),
+    )
+}
+
+LOAD_SPECS: dict[str, ParamSpec] = {
+    spec.name: spec
+    for spec in (
+        ParamSpec("n_ctx", int, 0, 1_048_576, "context window in tokens; 0 = the model's trained context"),
+        ParamSpec("n_threads", int, 0, 1024, "CPU threads; 0 = one per physical core"),
+        ParamSpec("n_batch", int, 1, 65_536, "prompt tokens evaluated per batch"),
+        ParamSpec("seed", int, SEED_RANDOM, 2**32 - 1, "random seed of the model context"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Settings for one generation. Defaults are the deterministic preset (greedy decoding)."""
+
+    max_tokens: int = 4000
+    temperature: float = 0.0
+    top_k: int = 40
+    top_p: float = 1.0
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    tfs_z: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    seed: int = SEED_RANDOM
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        for name, spec in SAMPLING_SPECS.items():
+            object.__setattr__(self, name, spec.check(getattr(self, name)))
+        stop = self.stop
+        if isinstance(stop, str):
+            stop = (stop,)
+        if not all(isinstance(item, str) for item in stop):
+            raise SettingsError(f"stop must be a list of strings, got {self.stop!r}")
+        object.__setattr__(self, "stop", tuple(item for item in stop if item))
+
+    @property
+    def is_greedy(self) -> bool:
+        """True when the most likely token is always taken (temperature 0)."""
+        return self.temperature <= 0.0
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "SamplingParams":
+        """A copy with some fields replaced; unknown names raise SettingsError listing the known ones."""
+        known = set(SAMPLING_SPECS) | {"stop"}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise SettingsError(
+                f"unknown setting {', '.join(unknown)}; known settings: {', '.join(sorted(known))}"
+            )
+        return dataclasses.replace(self, **dict(overrides))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (JSON-ready) of these settings."""
+        data = dataclasses.asdict(self)
+        data["stop"] = list(self.stop)
+        return data
+
+
+@dataclass(frozen=True)
+class LoadParams:
+    """Settings that take effect when a model is loaded (changing them means reloading)."""
+
+    n_ctx: int = 4096
+    n_threads: int = 0
+    n_batch: int = 512
+    seed: int = SEED_RANDOM
+
+    def __post_init__(self) -> None:
+        for name, spec in LOAD_SPECS.items():
+            object.__setattr__(self, name, spec.check(getattr(self, name)))

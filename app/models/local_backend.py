@@ -1,0 +1,376 @@
+"""`LocalBackend`: the `Backend` protocol served by llama.cpp in a worker process.
+
+One model in memory at a time. Unloading ends the worker process, so the memory really returns to
+the operating system; loading another model ends the old worker first. When the worker dies (an
+abort inside llama.cpp, a kill), the caller gets a `WorkerCrashedError` naming the file and the exit
+code, and the next load starts a fresh worker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from app import settings
+from app.core.backend import (
+    GenerationEvent,
+    GenerationRequest,
+    GenerationResult,
+    LoadedModel,
+    TokenEvent,
+)
+from app.core.errors import (
+    ChainStudioError,
+    ContextOverflowError,
+    GenerationError,
+    ModelFileError,
+    ModelLoadError,
+    WorkerCrashedError,
+)
+from app.core.sampling import LoadParams
+from app.models.gguf_file import inspect_gguf
+from app.models.worker_link import FramedPipe, StopFlag
+
+STOP_ALL_GRACE_SECONDS = 1.0
+EXIT_GRACE_SECONDS = 3.0
+_worker_numbers = itertools.count(1)
+
+
+class _WorkerGone(Exception):
+    """The pipe closed: the worker process has ended."""
+
+    def __init__(self, exit_code: int | None) -> None:
+        super().__init__(f"worker ended (exit code {exit_code})")
+        self.exit_code = exit_code
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen[bytes]
+    conn: FramedPipe
+    log_path: Path
+    stop: StopFlag
+
+
+def _file_stamp(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+_DIAGNOSTIC = re.compile(r"GGML_ASSERT|error|failed|what\(\)|terminate called|exception", re.IGNORECASE)
+_BUILD_PATH = re.compile(r"\S*[/\\]([^/\\\s]+:\d+:)")
+
+
+def crash_diagnosis(path: Path, lines: int = 3) -> str:
+    """The lines of a worker log that explain a crash (an assertion, an error), with build paths
+    shortened; the last lines when nothing stands out. Debugger backtraces are skipped."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 65536))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    kept = [
+        _BUILD_PATH.sub(r"\1", line.strip())
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "[Inferior", "[New LWP", "[Thread"))
+    ]
+    hits = [line for line in kept if _DIAGNOSTIC.search(line)]
+    return "\n".join((hits or kept[-lines:])[:lines])
+
+
+class LocalBackend:
+    """Runs GGUF models with llama.cpp in a child process; safe to share between threads (requests
+    are served one at a time; a second caller waits)."""
+
+    def __init__(self, log_dir: Path | None = None) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._worker: _Worker | None = None
+        self._loaded: LoadedModel | None = None
+        self._loaded_stamp: tuple[int, int] | None = None
+        self._vocabulary: list[str] | None = None
+        self._killed_by_stop_all = False
+        self._log_dir = log_dir
+
+    # -- worker lifecycle -------------------------------------------------------------------
+
+    def _start_worker(self) -> _Worker:
+        log_dir = self._log_dir or settings.logs_dir()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        stem = log_dir / f"model-worker-{os.getpid()}-{next(_worker_numbers)}"
+        log_path = stem.with_suffix(".log")
+        stop = StopFlag(stem.with_suffix(".stop"), create=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(settings.PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "app.models.worker", stop.path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                cwd=settings.PROJECT_ROOT,
+            )
+        assert process.stdin is not None and process.stdout is not None
+        self._worker = _Worker(process, FramedPipe(process.stdout, process.stdin), log_path, stop)
+        return self._worker
+
+    def _end_worker(self, keep_log: bool = False) -> None:
+        """End the worker (politely, then by force) and forget the loaded model."""
+        worker, self._worker = self._worker, None
+        self._loaded = None
+        self._loaded_stamp = None
+        self._vocabulary = None
+        if worker is None:
+            return
+        if worker.process.poll() is None:
+            try:
+                worker.conn.send(("exit",))
+                worker.process.wait(EXIT_GRACE_SECONDS)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                worker.process.kill()
+                worker.process.wait(EXIT_GRACE_SECONDS)
+        worker.conn.close()
+        worker.stop.close(remove=True)
+        if not keep_log:
+            try:
+                os.remove(worker.log_path)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _exit_code(worker: _Worker) -> int | None:
+        try:
+            return worker.process.wait(EXIT_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _recv(self, worker: _Worker) -> tuple:
+        try:
+            return worker.conn.recv()
+        except (EOFError, OSError):
+            raise _WorkerGone(self._exit_code(worker)) from None
+
+    def _send(self, worker: _Worker, message: tuple) -> None:
+        try:
+            worker.conn.send(message)
+        except (OSError, ValueError):
+            raise _WorkerGone(self._exit_code(worker)) from None
+
+    def _crashed(self, worker: _Worker, gone: _WorkerGone, doing: str) -> WorkerCrashedError:
+        tail = crash_diagnosis(worker.log_path)
+        name = Path(self._loaded.path).name if self._loaded else "the model"
+        if doing.startswith("loading "):
+            name = doing.removeprefix("loading ")
+            message = f"model crashed while loading {name} (exit code {gone.exit_code})"
+        else:
+            message = f"model crashed while {doing} {name} (exit code {gone.exit_code})"
+        self._end_worker(keep_log=True)  # the log stays in the logs folder for a bug report
+        return WorkerCrashedError(message, gone.exit_code, tail)
+
+    @staticmethod
+    def _raise_reported(message: tuple) -> None:
+        _, kind, text, extra = message
+        if kind == "load":
+            raise ModelLoadError(text)
+        if kind == "context":
+            raise ContextOverflowError(*extra)
+        raise GenerationError(text)
+
+    def _request(self, op: str, *args: Any) -> Any:
+        """Send one request and return its value (caller holds the lock)."""
+        worker = self._worker
+        if worker is None or self._loaded is None:
+            raise GenerationError("no model is loaded: choose a model first")
+        try:
+            self._send(worker, (op, *args))
+            reply = self._recv(worker)
+        except _WorkerGone as gone:
+            raise self._crashed(worker, gone, "serving") from None
+        if reply[0] == "err":
+            self._raise_reported(reply)
+        return reply[1]
+
+    # -- Backend protocol ---------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        """The model in memory, if any."""
+        return self._loaded
+
+    @property
+    def busy(self) -> bool:
+        """True while a generation is running."""
+        return not self._idle.is_set()
+
+    def load(self, path: str | os.PathLike[str], params: LoadParams | None = None) -> LoadedModel:
+        """Load `path` (checked first, without llama.cpp); a no-op when it is loaded alike."""
+        params = params or LoadParams()
+        info = inspect_gguf(path)  # raises ModelFileError for anything that is not a usable GGUF
+        resolved = info.path
+        with self._lock:
+            if (
+                self._loaded is not None
+                and self._loaded.path == resolved
+                and self._loaded.load == params
+                and self._loaded_stamp == _file_stamp(resolved)
+                and self._worker is not None
+                and self._worker.process.poll() is None
+            ):
+                return self._loaded
+            self._end_worker()
+            worker = self._start_worker()
+            try:
+                self._send(worker, ("load", resolved, params))
+                reply = self._recv(worker)
+            except _WorkerGone as gone:
+                raise self._crashed(worker, gone, f"loading {info.file_name}") from None
+            if reply[0] == "err":
+                self._raise_reported(reply)
+            self._loaded = reply[1]
+            self._loaded_stamp = _file_stamp(resolved)
+            return self._loaded
+
+    def unload(self) -> None:
+        """End the worker process: the model's memory returns to the operating system."""
+        with self._lock:
+            self._end_worker()
+
+    def close(self) -> None:
+        """Release everything (same as unload); call on shutdown."""
+        self.unload()
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        """Token ids of `text` in the loaded model's vocabulary."""
+        with self._lock:
+            return self._request("tokenize", text, add_special)
+
+    def vocabulary(self) -> list[str]:
+        """Every token's text by id (cached per loaded model)."""
+        with self._lock:
+            if self._vocabulary is None:
+                self._vocabulary = self._request("vocab")
+            return self._vocabulary
+
+    def metadata(self) -> dict[str, str]:
+        """The loaded model's GGUF metadata as llama.cpp reports it."""
+        with self._lock:
+            return self._request("metadata")
+
+    def stop_current(self) -> None:
+        """End the running generation after the token being handled now."""
+        worker = self._worker
+        if worker is not None and not self._idle.is_set():
+            worker.stop.set()
+
+    def stop_all(self) -> None:
+        """Stop the running generation; kill the worker if it has not stopped within a second."""
+        self.stop_current()
+        if self._idle.wait(STOP_ALL_GRACE_SECONDS):
+            return
+        worker = self._worker
+        if worker is not None and worker.process.poll() is None:
+            self._killed_by_stop_all = True
+            worker.process.kill()
+
+    def generate(self, request: GenerationRequest) -> Iterator[GenerationEvent]:
+        """Stream `TokenEvent`s, then one `GenerationResult`.
+
+        The concatenated token texts equal the result's text, except for text held back at the very
+        end (the start of a stop string that never completed, or a cut multi-byte character): the
+        result's text is the complete answer."""
+        with self._lock:
+            self._idle.clear()
+            try:
+                yield from self._stream(request)
+            finally:
+                self._idle.set()
+
+    def _check_model_file(self) -> None:
+        loaded = self._loaded
+        if loaded is None or self._worker is None:
+            raise GenerationError("no model is loaded: choose a model first")
+        if _file_stamp(loaded.path) != self._loaded_stamp:
+            self._end_worker()
+            raise ModelFileError(
+                loaded.path, "the file was changed or deleted after it was loaded; load it again"
+            )
+
+    def _stream(self, request: GenerationRequest) -> Iterator[GenerationEvent]:
+        self._check_model_file()
+        worker = self._worker
+        assert worker is not None
+        worker.stop.clear()
+        self._killed_by_stop_all = False
+        streamed: list[TokenEvent] = []
+        awaiting_ack = finished = False
+        try:
+            self._send(worker, ("generate", request))
+            while True:
+                reply = self._recv(worker)
+                if reply[0] == "tok":
+                    event = TokenEvent(reply[1], reply[2])
+                    streamed.append(event)
+                    awaiting_ack = True
+                    yield event
+                    self._send(worker, ("ack",))
+                    awaiting_ack = False
+                elif reply[0] == "done":
+                    finished = True
+                    yield reply[1]
+                    return
+                else:
+                    finished = True
+                    self._raise_reported(reply)
+        except _WorkerGone as gone:
+            finished = True
+            if self._killed_by_stop_all:
+                self._end_worker()
+                yield GenerationResult(
+                    text="".join(e.text for e in streamed),
+                    token_ids=tuple(e.token_id for e in streamed),
+                    prompt_tokens=0,
+                    stop_reason="stopped",
+                    seconds=0.0,
+                    prompt_seconds=0.0,
+                    seed=request.params.seed,
+                )
+                return
+            raise self._crashed(worker, gone, "generating with") from None
+        finally:
+            if not finished:
+                self._abandon(worker, awaiting_ack)
+
+    def _abandon(self, worker: _Worker, awaiting_ack: bool) -> None:
+        """The consumer stopped reading mid-generation: stop the worker and drain the pipe so the
+        next request starts in step."""
+        worker.stop.set()
+        try:
+            if awaiting_ack:
+                self._send(worker, ("ack",))
+            while True:
+                reply = self._recv(worker)
+                if reply[0] == "tok":
+                    self._send(worker, ("ack",))
+                else:
+                    return
+        except _WorkerGone:
+            self._end_worker()
+
+
+__all__ = ["LocalBackend", "ChainStudioError"]

@@ -1,0 +1,318 @@
+"""The model worker: llama.cpp in a child process. The only module that imports llama_cpp.
+
+A malformed GGUF can abort the process from C (uncatchable in Python), so the model never lives in
+the studio's own process. The parent (`local_backend.LocalBackend`) starts
+`python -m app.models.worker STOP_FLAG_FILE` and exchanges messages over its stdin and stdout
+(`worker_link.FramedPipe`); the worker's stderr (and anything llama.cpp prints) goes to a log file
+whose tail explains a crash:
+
+    parent -> worker   ("load", path, LoadParams) | ("generate", GenerationRequest) |
+                       ("tokenize", text, add_special) | ("vocab",) | ("metadata",) | ("exit",)
+                       ("ack",) after each token it has received, during a generation
+    worker -> parent   ("ok", value) | ("err", kind, message, extra) |
+                       ("tok", token_id, text) ... ("done", GenerationResult)
+
+During a generation the worker computes token k+1 while the parent handles token k, but sends k+1
+only after the parent acknowledged k, and checks the stop flag first: a stop request made while
+handling token k ends the generation with exactly k tokens. The stop flag is shared memory
+(`worker_link.StopFlag`), so it reaches the worker while the worker is busy. When the studio dies,
+the worker's next read or write on the pipe fails and it exits.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import random
+import sys
+import time
+from typing import TYPE_CHECKING, Iterator
+
+from app.core.backend import GenerationRequest, GenerationResult, LoadedModel, StopReason
+from app.core.sampler_pipeline import SamplerPipeline
+from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
+from app.core.stop_strings import StopStringScanner
+from app.models.chat_template import render_chat
+from app.models.worker_link import FramedPipe, StopFlag
+
+if TYPE_CHECKING:  # imported for real only inside the worker process
+    import llama_cpp
+
+INSTALL_HINT = "llama-cpp-python is not installed in this environment; run ./install.sh (or install.bat)"
+
+
+class _Failure(Exception):
+    """An error the worker reports to the parent instead of crashing."""
+
+    def __init__(self, kind: str, message: str, extra: object = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.extra = extra
+
+
+def resident_memory_bytes() -> int | None:
+    """This process's resident memory, where the OS tells it cheaply."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+    except (ImportError, OSError):
+        return None
+
+
+class ModelSession:
+    """One loaded model and the operations on it."""
+
+    def __init__(self, path: str, params: LoadParams) -> None:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise _Failure("load", INSTALL_HINT) from exc
+        self._lib = llama_cpp
+        threads = params.n_threads or os.cpu_count() or 1
+        started = time.perf_counter()
+        try:
+            # Never logits_all: it costs n_ctx x n_vocab floats. The last row is read from the
+            # context when our own sampler needs it.
+            self.llm = llama_cpp.Llama(
+                model_path=path,
+                n_ctx=params.n_ctx,
+                n_batch=params.n_batch,
+                n_threads=threads,
+                n_threads_batch=threads,
+                seed=params.seed if params.seed != SEED_RANDOM else random.randrange(2**32),
+                logits_all=False,
+                verbose=True,  # goes to the worker log: the parent shows its tail on failures
+            )
+        except Exception as exc:  # llama-cpp-python raises ValueError for files llama.cpp refuses
+            raise _Failure("load", f"llama.cpp could not load {os.path.basename(path)}: {exc}") from exc
+        self.load_seconds = time.perf_counter() - started
+        self.path = path
+        self.params = params
+        self.vocab = self.llm._model.vocab
+        self._pieces: list[bytes] | None = None
+
+    def describe(self) -> LoadedModel:
+        meta = self.llm.metadata
+        return LoadedModel(
+            path=self.path,
+            load=self.params,
+            n_ctx=self.llm.n_ctx(),
+            n_vocab=self.llm.n_vocab(),
+            n_ctx_train=self.llm._model.n_ctx_train(),
+            chat_template=meta.get("tokenizer.chat_template"),
+            load_seconds=self.load_seconds,
+            memory_bytes=resident_memory_bytes(),
+        )
+
+    @property
+    def pieces(self) -> list[bytes]:
+        """Every token's bytes as generated text (special tokens empty), computed once per model."""
+        if self._pieces is None:
+            self._pieces = [self._piece(t, special=False) for t in range(self.llm.n_vocab())]
+        return self._pieces
+
+    def _piece(self, token: int, special: bool) -> bytes:
+        size = 64
+        while True:
+            buffer = self._lib.ctypes.create_string_buffer(size)
+            n = self._lib.llama_token_to_piece(self.vocab, token, buffer, size, 0, special)
+            if n >= 0:
+                return buffer.raw[:n]
+            size = -n  # buffer too small: llama.cpp returns the needed size, negated
+
+    def vocabulary(self) -> list[str]:
+        """Every token's text with special tokens shown, indexed by id. A piece that is not text on
+        its own (a lone byte of a multi-byte character) is shown by its vocabulary name, e.g. <0xE2>."""
+        words = []
+        for token in range(self.llm.n_vocab()):
+            try:
+                words.append(self._piece(token, special=True).decode("utf-8"))
+            except UnicodeDecodeError:
+                words.append(self.llm._model.token_get_text(token))
+        return words
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True)
+
+    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        if request.prompt is not None:
+            return self.tokenize(request.prompt)
+        meta = self.llm.metadata
+        bos_id, eos_id = self.llm.token_bos(), self.llm.token_eos()
+        rendered = render_chat(
+            request.messages,
+            meta.get("tokenizer.chat_template"),
+            bos_token=self._piece(bos_id, special=True).decode("utf-8", "replace") if bos_id >= 0 else "",
+            eos_token=self._piece(eos_id, special=True).decode("utf-8", "replace") if eos_id >= 0 else "",
+        )
+        return self.tokenize(rendered.text, add_special=rendered.add_bos)
+
+    def _native_tokens(self, prompt: list[int], params: SamplingParams, seed: int) -> Iterator[int]:
+        """llama.cpp's own samplers (with its prompt-prefix cache)."""
+        self.llm.set_seed(seed)
+        self.llm.last_n_tokens_size = params.repeat_last_n
+        return self.llm.generate(
+            prompt,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            min_p=params.min_p,
+            typical_p=params.typical_p,
+            temp=params.temperature,
+            repeat_penalty=params.repeat_penalty,
+            frequency_penalty=params.frequency_penalty,
+            presence_penalty=params.presence_penalty,
+            reset=True,
+        )
+
+    def _pipeline_tokens(self, prompt: list[int], params: SamplingParams, seed: int) -> Iterator[int]:
+        """The studio's own sampler pipeline over the last position's logits (no logits_all)."""
+        import numpy as np
+
+        llm = self.llm
+        llm.reset()
+        llm.eval(prompt)
+        pipeline = SamplerPipeline(params, seed)
+        n_vocab = llm.n_vocab()
+        generated: list[int] = []
+        while True:
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+            token = pipeline.pick(logits, generated).token_id
+            yield token
+            generated.append(token)
+            llm.eval([token])
+
+    def generate(self, request: GenerationRequest, conn: FramedPipe, stop: StopFlag) -> GenerationResult:
+        """Stream tokens to `conn` (see the module docstring) and return the result."""
+        params = request.params
+        started = time.perf_counter()
+        prompt = self._prompt_tokens(request)
+        n_ctx = self.llm.n_ctx()
+        if len(prompt) >= n_ctx:
+            raise _Failure("context", f"prompt has {len(prompt)} tokens, context is {n_ctx}", (len(prompt), n_ctx))
+        seed = params.seed if params.seed != SEED_RANDOM else random.randrange(2**32)
+        room = n_ctx - len(prompt)
+        limit = min(params.max_tokens, room) if params.max_tokens else room
+        # llama-cpp-python accepts tfs_z but ignores it: when it would change the draw, our
+        # pipeline (which implements it) samples instead.
+        use_pipeline = params.tfs_z < 1.0 and not params.is_greedy
+        source = (self._pipeline_tokens if use_pipeline else self._native_tokens)(prompt, params, seed)
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        scanner = StopStringScanner(params.stop)
+        pieces = self.pieces
+        generated: list[int] = []
+        text_parts: list[str] = []
+        first_token_at: float | None = None
+        unacknowledged = 0
+        # Reaching `limit` means the token limit, unless the context ran out first.
+        reason: StopReason = "max_tokens" if params.max_tokens and limit == params.max_tokens else "context_full"
+        for token in source:
+            if first_token_at is None:
+                first_token_at = time.perf_counter()
+            if self._lib.llama_vocab_is_eog(self.vocab, token):
+                reason = "eos"
+                break
+            text = scanner.feed(decoder.decode(pieces[token]))
+            if unacknowledged:
+                if conn.recv()[0] != "ack":
+                    raise _Failure("protocol", "the studio sent an unexpected message during generation")
+                unacknowledged = 0
+            if stop.is_set():
+                reason = "stopped"
+                break
+            generated.append(token)
+            text_parts.append(text)
+            conn.send(("tok", token, text))
+            unacknowledged = 1
+            if scanner.stopped:
+                reason = "stop_string"
+                break
+            if len(generated) >= limit:
+                break
+        source.close()
+        if unacknowledged:
+            conn.recv()
+        tail = scanner.feed(decoder.decode(b"", final=True)) + scanner.flush()
+        finished = time.perf_counter()
+        return GenerationResult(
+            text="".join(text_parts) + tail,
+            token_ids=tuple(generated),
+            prompt_tokens=len(prompt),
+            stop_reason=reason,
+            seconds=finished - started,
+            prompt_seconds=(first_token_at or finished) - started,
+            seed=seed,
+        )
+
+
+def _serve(conn: FramedPipe, stop: StopFlag) -> None:
+    session: ModelSession | None = None
+
+    def need_session() -> ModelSession:
+        if session is None:
+            raise _Failure("state", "no model is loaded")
+        return session
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        op, args = message[0], message[1:]
+        try:
+            if op == "exit":
+                conn.send(("ok", None))
+                return
+            if op == "ack":  # a late acknowledgement after a finished generation
+                continue
+            if op == "load":
+                session = None  # drop any previous model before loading the next one
+                session = ModelSession(*args)
+                conn.send(("ok", session.describe()))
+            elif op == "generate":
+                result = need_session().generate(args[0], conn, stop)
+                conn.send(("done", result))
+            elif op == "tokenize":
+                conn.send(("ok", need_session().tokenize(*args)))
+            elif op == "vocab":
+                conn.send(("ok", need_session().vocabulary()))
+            elif op == "metadata":
+                conn.send(("ok", dict(need_session().llm.metadata)))
+            else:
+                conn.send(("err", "protocol", f"unknown operation {op!r}", None))
+        except _Failure as failure:
+            conn.send(("err", failure.kind, str(failure), failure.extra))
+        except Exception as exc:  # report, keep serving: the parent decides what to do
+            conn.send(("err", "internal", f"{type(exc).__name__}: {exc}", None))
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of the worker process: `python -m app.models.worker STOP_FLAG_FILE`."""
+    if len(argv) != 1:
+        print("usage: python -m app.models.worker STOP_FLAG_FILE", file=sys.stderr)
+        return 2
+    # Keep stdout for the protocol only: anything else printed there (by Python or by llama.cpp)
+    # is sent to stderr, i.e. the log file.
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    link = FramedPipe(sys.stdin.buffer, protocol_out)
+    stop = StopFlag(argv[0])
+    try:
+        _serve(link, stop)
+    except (BrokenPipeError, OSError):
+        pass  # the studio has gone away
+    finally:
+        stop.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

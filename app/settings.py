@@ -1,0 +1,66 @@
+"""Where the studio keeps things: project folders, the per-user data folder and the models folder.
+
+Resolution order for the models folder: an explicit `--models-dir`, then the environment variable
+`CHAIN_STUDIO_MODELS_DIR`, then `models/` inside the data folder. The data folder is per-user and is
+moved as a whole by `CHAIN_STUDIO_HOME` (tests point it at a temporary folder).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VENVS_DIR = PROJECT_ROOT / "venvs"
+DEMO_MODEL_FILENAME = "chain-studio-demo.gguf"
+
+HOME_ENV = "CHAIN_STUDIO_HOME"
+MODELS_DIR_ENV = "CHAIN_STUDIO_MODELS_DIR"
+
+
+def _default_data_dir() -> Path:
+    """The platform's conventional per-user application data folder."""
+    home = Path.home()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or home / "AppData" / "Roaming")
+        return base / "ChainStudio"
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "Chain Studio"
+    base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return base / "chain-studio"
+
+
+def data_dir() -> Path:
+    """The per-user data folder (journal, settings, logs, downloads by default), created on demand."""
+    override = os.environ.get(HOME_ENV)
+    path = Path(override).expanduser() if override else _default_data_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The folder holding GGUF models, created on demand (see module docstring for the order)."""
+    chosen = explicit or os.environ.get(MODELS_DIR_ENV)
+    path = Path(chosen).expanduser() if chosen else data_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def logs_dir() -> Path:
+    """Folder for worker logs (llama.cpp writes its diagnostics there)."""
+    path = data_dir() / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def demo_model_path(models: Path | None = None) -> Path:
+    """Where the built-in demo model lives inside a models folder."""
+    return (models or models_dir()) / DEMO_MODEL_FILENAME
+
+
+def venv_python(name: str) -> Path:
+    """The interpreter of one of the installer's virtual environments (`app` or `jupyter`)."""
+    if sys.platform == "win32":
+        return VENVS_DIR / name / "Scripts" / "python.exe"
+    return VENVS_DIR / name / "bin" / "python"

@@ -1,0 +1,68 @@
+"""Controls for every generation setting, built from the same specs the engine validates with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from app.core.sampling import LOAD_SPECS, SAMPLING_SPECS, LoadParams, SamplingParams
+
+_SLIDER_MAX = {"temperature": 2.0, "presence_penalty": 2.0, "frequency_penalty": 2.0, "repeat_penalty": 2.0}
+
+
+def _control(name: str, default: Any, spec_kind: type, minimum: float, maximum: float, info: str) -> gr.components.Component:
+    if spec_kind is float:
+        top = _SLIDER_MAX.get(name, maximum)
+        return gr.Slider(minimum=minimum, maximum=top, value=default, step=0.01, label=name, info=info)
+    return gr.Number(value=default, minimum=minimum, maximum=maximum, precision=0, label=name, info=info)
+
+
+def build_sampling_controls() -> dict[str, gr.components.Component]:
+    """One control per sampling setting (deterministic preset values) plus the stop strings."""
+    defaults = SamplingParams()
+    controls = {
+        name: _control(name, getattr(defaults, name), spec.kind, spec.minimum, spec.maximum, spec.description)
+        for name, spec in SAMPLING_SPECS.items()
+    }
+    controls["stop"] = gr.Textbox(
+        label="stop", lines=2, info=r"stop strings, one per line (\n means a line break)"
+    )
+    return controls
+
+
+def build_load_controls() -> dict[str, gr.components.Component]:
+    """Controls for the settings that take effect when a model loads."""
+    defaults = LoadParams()
+    return {
+        name: _control(name, getattr(defaults, name), spec.kind, spec.minimum, spec.maximum, spec.description)
+        for name, spec in LOAD_SPECS.items()
+        if name != "seed"
+    }
+
+
+def parse_stop_lines(text: str) -> tuple[str, ...]:
+    """Stop strings from a textbox, one per line, with \\n and \\t escapes (never evaluated)."""
+    out = []
+    for line in (text or "").splitlines():
+        if line:
+            out.append(line.replace("\\\\", "\0").replace("\\n", "\n").replace("\\t", "\t").replace("\0", "\\"))
+    return tuple(out)
+
+
+def sampling_from_values(names: list[str], values: list[Any]) -> SamplingParams:
+    """SamplingParams from control values in `names` order (raises SettingsError when invalid)."""
+    raw = dict(zip(names, values))
+    raw["stop"] = parse_stop_lines(raw.get("stop", ""))
+    for name, spec in SAMPLING_SPECS.items():
+        if raw.get(name) is None:
+            raw.pop(name, None)
+        elif spec.kind is int:
+            raw[name] = int(raw[name])
+    return SamplingParams().with_overrides(raw)
+
+
+def load_from_values(names: list[str], values: list[Any]) -> LoadParams:
+    """LoadParams from control values in `names` order."""
+    raw = {name: int(value) for name, value in zip(names, values) if value is not None}
+    return LoadParams(**raw)
