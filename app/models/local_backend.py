@@ -8,6 +8,7 @@ code, and the next load starts a fresh worker.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -104,6 +105,10 @@ class LocalBackend:
         self._vocabulary: list[str] | None = None
         self._killed_by_stop_all = False
         self._log_dir = log_dir
+        # The running generation's delivered tokens, and how many had been delivered when a stop
+        # was requested: the answer is cut there, so it ends where the person pressed stop.
+        self._streamed: list[TokenEvent] = []
+        self._stop_at: int | None = None
 
     # -- worker lifecycle -------------------------------------------------------------------
 
@@ -273,9 +278,11 @@ class LocalBackend:
             return self._request("metadata")
 
     def stop_current(self) -> None:
-        """End the running generation after the token being handled now."""
+        """End the running generation: the answer keeps the tokens delivered so far."""
         worker = self._worker
         if worker is not None and not self._idle.is_set():
+            if self._stop_at is None:
+                self._stop_at = len(self._streamed)
             worker.stop.set()
 
     def stop_all(self) -> None:
@@ -317,22 +324,27 @@ class LocalBackend:
         assert worker is not None
         worker.stop.clear()
         self._killed_by_stop_all = False
+        self._stop_at = None
         streamed: list[TokenEvent] = []
+        self._streamed = streamed
         awaiting_ack = finished = False
         try:
             self._send(worker, ("generate", request))
             while True:
                 reply = self._recv(worker)
-                if reply[0] == "tok":
-                    event = TokenEvent(reply[1], reply[2])
-                    streamed.append(event)
+                if reply[0] == "toks":
                     awaiting_ack = True
-                    yield event
+                    for token_id, text in reply[1]:
+                        if self._stop_at is not None and len(streamed) >= self._stop_at:
+                            break  # generated after the stop request: not part of the answer
+                        event = TokenEvent(token_id, text)
+                        streamed.append(event)
+                        yield event
                     self._send(worker, ("ack",))
                     awaiting_ack = False
                 elif reply[0] == "done":
                     finished = True
-                    yield reply[1]
+                    yield self._cut_at_stop(reply[1], streamed)
                     return
                 else:
                     finished = True
@@ -356,6 +368,20 @@ class LocalBackend:
             if not finished:
                 self._abandon(worker, awaiting_ack)
 
+    def _cut_at_stop(self, result: GenerationResult, streamed: list[TokenEvent]) -> GenerationResult:
+        """The worker may have generated a token or a batch beyond the stop request; the answer
+        ends where the request was made."""
+        stop_at = self._stop_at
+        if stop_at is None or result.generated_tokens <= stop_at:
+            return result
+        kept = streamed[:stop_at]
+        return dataclasses.replace(
+            result,
+            text="".join(e.text for e in kept),
+            token_ids=tuple(e.token_id for e in kept),
+            stop_reason="stopped",
+        )
+
     def _abandon(self, worker: _Worker, awaiting_ack: bool) -> None:
         """The consumer stopped reading mid-generation: stop the worker and drain the pipe so the
         next request starts in step."""
@@ -365,7 +391,7 @@ class LocalBackend:
                 self._send(worker, ("ack",))
             while True:
                 reply = self._recv(worker)
-                if reply[0] == "tok":
+                if reply[0] == "toks":
                     self._send(worker, ("ack",))
                 else:
                     return

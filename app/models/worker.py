@@ -8,15 +8,17 @@ whose tail explains a crash:
 
     parent -> worker   ("load", path, LoadParams) | ("generate", GenerationRequest) |
                        ("tokenize", text, add_special) | ("vocab",) | ("metadata",) | ("exit",)
-                       ("ack",) after each token it has received, during a generation
+                       ("ack",) after each batch of tokens it has handled, during a generation
     worker -> parent   ("ok", value) | ("err", kind, message, extra) |
-                       ("tok", token_id, text) ... ("done", GenerationResult)
+                       ("toks", [(token_id, text), ...]) ... ("done", GenerationResult)
 
-During a generation the worker computes token k+1 while the parent handles token k, but sends k+1
-only after the parent acknowledged k, and checks the stop flag first: a stop request made while
-handling token k ends the generation with exactly k tokens. The stop flag is shared memory
-(`worker_link.StopFlag`), so it reaches the worker while the worker is busy. When the studio dies,
-the worker's next read or write on the pipe fails and it exits.
+Tokens are sent in batches: the first at once, then at most one message per `FLUSH_SECONDS`. On a
+machine whose cores all run llama.cpp threads, every wake-up of the studio process costs a compute
+thread its core, so one message per token would cost several percent of the speed; a page does
+not update faster than that anyway. A batch is sent only after the previous one was acknowledged,
+so a slow reader holds generation back instead of piling tokens up. The stop flag is shared memory
+(`worker_link.StopFlag`) checked after every token: generation ends within one token of a stop
+request. When the studio dies, the worker's next read or write on the pipe fails and it exits.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from app.models.worker_link import FramedPipe, StopFlag
 if TYPE_CHECKING:  # imported for real only inside the worker process
     import llama_cpp
 
+FLUSH_SECONDS = 0.05  # one message per page update at most (the UI shows ~20 a second)
 INSTALL_HINT = "llama-cpp-python is not installed in this environment; run ./install.sh (or install.bat)"
 
 
@@ -209,8 +212,20 @@ class ModelSession:
         pieces = self.pieces
         generated: list[int] = []
         text_parts: list[str] = []
+        batch: list[tuple[int, str]] = []
         first_token_at: float | None = None
-        unacknowledged = 0
+        awaiting_ack = False
+        last_send = 0.0
+
+        def send_batch() -> None:
+            nonlocal awaiting_ack, last_send
+            if awaiting_ack and conn.recv()[0] != "ack":
+                raise _Failure("protocol", "the studio sent an unexpected message during generation")
+            conn.send(("toks", list(batch)))
+            batch.clear()
+            awaiting_ack = True
+            last_send = time.perf_counter()
+
         # Reaching `limit` means the token limit, unless the context ran out first.
         reason: StopReason = "max_tokens" if params.max_tokens and limit == params.max_tokens else "context_full"
         for token in source:
@@ -219,26 +234,23 @@ class ModelSession:
             if self._lib.llama_vocab_is_eog(self.vocab, token):
                 reason = "eos"
                 break
-            text = scanner.feed(decoder.decode(pieces[token]))
-            if unacknowledged:
-                if conn.recv()[0] != "ack":
-                    raise _Failure("protocol", "the studio sent an unexpected message during generation")
-                unacknowledged = 0
             if stop.is_set():
                 reason = "stopped"
                 break
+            text = scanner.feed(decoder.decode(pieces[token]))
             generated.append(token)
             text_parts.append(text)
-            conn.send(("tok", token, text))
-            unacknowledged = 1
+            batch.append((token, text))
+            if time.perf_counter() - last_send >= FLUSH_SECONDS:
+                send_batch()
             if scanner.stopped:
                 reason = "stop_string"
                 break
             if len(generated) >= limit:
                 break
         source.close()
-        if unacknowledged:
-            conn.recv()
+        if batch:
+            send_batch()
         tail = scanner.feed(decoder.decode(b"", final=True)) + scanner.flush()
         finished = time.perf_counter()
         return GenerationResult(

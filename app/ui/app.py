@@ -45,7 +45,7 @@ def model_info_markdown(path: str | None) -> str:
         ("File size", f"{info.file_size / 2**20:,.1f} MiB"),
         ("Chat template", "yes" if info.chat_template else "none (plain transcript format)"),
     ]
-    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return "| Model | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
 def build_ui(services: Services) -> gr.Blocks:

@@ -1,0 +1,98 @@
+"""Browser and server fixtures for end-to-end tests: Debian's chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from app.settings import PROJECT_ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Without these, Chromium keeps trying to reach Google's services from a machine that is offline.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class RunningStudio:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def wait_for_page(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the studio exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"the studio did not answer at {url}:\n{log.read_text()[-3000:]}")
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture
+def studio(tmp_path: Path, studio_home: Path) -> Iterator[RunningStudio]:
+    """The studio started the way a person starts it: ./open_app.sh (which installs what is
+    missing first). GRADIO_SERVER_NAME asks for all interfaces; the studio must ignore it."""
+    port = free_port()
+    log = tmp_path / "studio.log"
+    env = dict(os.environ, CHAIN_STUDIO_HOME=str(studio_home), GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SHARE="True")
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            ["./open_app.sh", "--port", str(port), "--no-browser"],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_page(url, process, log)
+        yield RunningStudio(url, port, process, log)
+    finally:
+        stop_process_group(process)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM):
+        message = "Debian's chromium is not installed (./install.sh installs it when run as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

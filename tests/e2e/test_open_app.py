@@ -1,0 +1,60 @@
+"""./open_app.sh on this machine: the studio comes up on 127.0.0.1 with the demo model selected,
+and pressing Enter gives the demo model's answer in a real browser."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import RunningStudio
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses of listening TCP sockets on `port`, from the kernel's own table."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            address, port_hex = fields[1].split(":")
+            if int(port_hex, 16) == port and fields[3] == "0A":  # 0A = LISTEN
+                found.add(address if width == 32 else ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+@pytest.mark.e2e
+def test_open_app_serves_locally_with_the_demo_model(studio: RunningStudio, browser: object, artifacts_dir: Path) -> None:
+    if sys.platform.startswith("linux"):
+        assert listening_addresses(studio.port) == {"127.0.0.1"}  # even with GRADIO_SERVER_NAME=0.0.0.0
+    with urllib.request.urlopen(studio.url + "config", timeout=10) as response:
+        config = json.load(response)
+    dropdown = next(c for c in config["components"] if c.get("props", {}).get("label") == "Models")
+    assert dropdown["props"]["value"].endswith("chain-studio-demo.gguf")
+
+    page = browser.new_page()  # type: ignore[attr-defined]
+    try:
+        page.goto(studio.url)
+        prompt = page.locator("#user-prompt textarea")
+        prompt.fill("Hello there")
+        prompt.press("Enter")
+        transcript = page.locator("#transcript")
+        transcript.get_by_text("Hello from the demo model.").wait_for(timeout=120_000)
+        assert "generated tokens" in transcript.inner_text()
+        page.screenshot(path=str(artifacts_dir / "answer.png"), full_page=True)
+
+        # Shift+Enter adds a line and starts nothing.
+        prompt.fill("first line")
+        prompt.press("Shift+Enter")
+        prompt.type("second line")
+        assert prompt.input_value() == "first line\nsecond line"
+        page.wait_for_timeout(1000)
+        assert transcript.inner_text().count("Hello from the demo model.") == 1
+    finally:
+        page.close()
