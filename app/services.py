@@ -21,11 +21,6 @@ class Services:
         """GGUF files in the models folder (demo model first)."""
         return list_model_files(self.models_dir)
 
-    def resolve_model(self, name: str) -> Path:
-        """A model chosen by file name (or path) -> its path; names are looked up in the folder."""
-        candidate = Path(name).expanduser()
-        return candidate if candidate.is_absolute() else self.models_dir / candidate
-
     def close(self) -> None:
         """Release the model worker."""
         close = getattr(self.backend, "close", None)

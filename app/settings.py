@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VENVS_DIR = PROJECT_ROOT / "venvs"
 DEMO_MODEL_FILENAME = "chain-studio-demo.gguf"
 
 HOME_ENV = "CHAIN_STUDIO_HOME"
@@ -58,9 +57,3 @@ def demo_model_path(models: Path | None = None) -> Path:
     """Where the built-in demo model lives inside a models folder."""
     return (models or models_dir()) / DEMO_MODEL_FILENAME
 
-
-def venv_python(name: str) -> Path:
-    """The interpreter of one of the installer's virtual environments (`app` or `jupyter`)."""
-    if sys.platform == "win32":
-        return VENVS_DIR / name / "Scripts" / "python.exe"
-    return VENVS_DIR / name / "bin" / "python"

@@ -26,7 +26,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from app.models.gguf_writer import LlamaShape, byte_token, spm_vocabulary, write_llama_gguf
+from app.models.gguf_writer import LlamaShape, spm_vocabulary, write_llama_gguf
 
 DEMO_MODEL_NAME = "Chain Studio demo model"
 CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
@@ -169,5 +169,3 @@ def expected_reply(prompt: str, max_tokens: int) -> str:
         return LOOP_PIECE * max_tokens
     return SCRIPT_HELLO
 
-
-__all__ = ["write_demo_model", "ensure_demo_model", "expected_reply", "byte_token"]

@@ -28,7 +28,6 @@ from app.core.backend import (
     TokenEvent,
 )
 from app.core.errors import (
-    ChainStudioError,
     ContextOverflowError,
     GenerationError,
     ModelFileError,
@@ -398,5 +397,3 @@ class LocalBackend:
         except _WorkerGone:
             self._end_worker()
 
-
-__all__ = ["LocalBackend", "ChainStudioError"]

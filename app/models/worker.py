@@ -28,7 +28,7 @@ import os
 import random
 import sys
 import time
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from app.core.backend import GenerationRequest, GenerationResult, LoadedModel, StopReason
 from app.core.sampler_pipeline import SamplerPipeline
@@ -36,9 +36,6 @@ from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
 from app.core.stop_strings import StopStringScanner
 from app.models.chat_template import render_chat
 from app.models.worker_link import FramedPipe, StopFlag
-
-if TYPE_CHECKING:  # imported for real only inside the worker process
-    import llama_cpp
 
 FLUSH_SECONDS = 0.05  # one message per page update at most (the UI shows ~20 a second)
 INSTALL_HINT = "llama-cpp-python is not installed in this environment; run ./install.sh (or install.bat)"
