@@ -37,12 +37,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", parents=[common], help="print a GGUF file's metadata as JSON")
     info.add_argument("path", help="GGUF file (a bare name is looked up in the models folder)")
+
+    chain = commands.add_parser("chain", parents=[common], help="run a chain headless")
+    chain.add_argument("--model", action="append", required=True, metavar="PATH",
+                       help="GGUF model (repeat for a chain; a bare name is looked up in the models folder)")
+    chain.add_argument("--prompts", metavar="FILE", help="prompt list file ('-' reads standard input)")
+    chain.add_argument("--system", metavar="TEXT", help="system prompt")
+    chain.add_argument("--previous", metavar="TEXT", help="previous response (sent as the assistant's turn)")
+    chain.add_argument("--responses", type=int, default=1, metavar="N", help="responses per model and item")
+    chain.add_argument("--loops", type=int, default=1, metavar="N", help="times the whole chain repeats")
+    chain.add_argument("--single-response", action="store_true", help="model i answers item i only, once")
+    chain.add_argument("--shuffle", action="store_true", help="random model order, no model twice in a row")
+    chain.add_argument("--feedback", action="store_true", help="each answer becomes the next previous response")
+    chain.add_argument("--cumulative", action="store_true", help="with --feedback: append answers instead")
+    chain.add_argument("--reset", action="store_true", help="clear the model's state before each answer")
+    chain.add_argument("--random-params", action="store_true", help="draw sampling settings for each answer")
+    chain.add_argument("--seed", type=int, help="seed for shuffling, random settings and sampling")
+    chain.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="a generation setting (temperature=0.7, stop=['\\n'], n_ctx=2048, ...)")
+    chain.add_argument("--jsonl", action="store_true", help="one JSON object per line on stdout")
+    chain.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
+
+    library = commands.add_parser("library", parents=[common], help="list the entries of a prompt library file")
+    library.add_argument("path", help="a library file (entries separated by a line $-$-$)")
+    library.add_argument("--jsonl", action="store_true", help="one JSON object per line")
+
+    runs = commands.add_parser("runs", parents=[common], help="past runs from the journal")
+    runs.add_argument("action", nargs="?", choices=["show"], help="show one run")
+    runs.add_argument("run_id", nargs="?", type=int, help="the run to show")
+    runs.add_argument("--limit", type=int, default=50, help="how many runs to list")
+    runs.add_argument("--jsonl", action="store_true", help="one JSON object per line")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command and return its exit code."""
-    args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # JSON lines and messages are UTF-8 on every platform
+            stream.reconfigure(encoding="utf-8", errors="replace")
+    try:
+        return _dispatch(build_parser().parse_args(argv))
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from app import cli
 
     command = args.command or "ui"
@@ -51,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         return cli.cmd_demo_model(args.path, models_dir, args.keep_existing)
     if command == "info":
         return cli.cmd_info(args.path, models_dir)
+    if command in ("chain", "library", "runs"):
+        from app import cli_chain
+
+        if command == "chain":
+            return cli_chain.cmd_chain(args)
+        if command == "library":
+            return cli_chain.cmd_library(args.path, args.jsonl)
+        return cli_chain.cmd_runs(args.action, args.run_id, args.jsonl, args.limit)
     return cli.cmd_ui(
         port=getattr(args, "port", DEFAULT_PORT),
         listen=getattr(args, "listen", False),

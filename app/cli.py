@@ -28,7 +28,7 @@ def fail(message: str, **record: Any) -> int:
     return 1
 
 
-def _model_argument(path: str, models_dir: str | None) -> Path:
+def model_argument(path: str, models_dir: str | None) -> Path:
     """A path as given, or a file name inside the models folder when no such path exists."""
     given = Path(path).expanduser()
     if given.exists() or given.is_absolute():
@@ -41,7 +41,7 @@ def cmd_info(path: str, models_dir: str | None) -> int:
     """`info PATH`: the GGUF header as one JSON line, without loading the model."""
     from app.models.gguf_file import inspect_gguf
 
-    target = _model_argument(path, models_dir)
+    target = model_argument(path, models_dir)
     try:
         info = inspect_gguf(target)
     except ChainStudioError as exc:

@@ -35,15 +35,21 @@ class GenerationRequest:
     messages: tuple[ChatMessage, ...] = ()
     prompt: str | None = None
     params: SamplingParams = field(default_factory=SamplingParams)
+    fresh_context: bool = False  # clear the model's state first (no prompt prefix reused)
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (not self.messages):
             raise ValueError("a GenerationRequest needs either messages or a raw prompt, not both")
 
     @classmethod
-    def chat(cls, user: str, system: str = "", params: SamplingParams | None = None) -> "GenerationRequest":
-        """A single-turn chat request with an optional system prompt."""
-        messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", user),)
+    def chat(
+        cls, user: str, system: str = "", params: SamplingParams | None = None, previous: str = ""
+    ) -> "GenerationRequest":
+        """A chat request: optional system prompt, optional previous answer (as the assistant's
+        turn), then the user's message."""
+        messages = ((ChatMessage("system", system),) if system else ())
+        messages += ((ChatMessage("assistant", previous),) if previous else ())
+        messages += (ChatMessage("user", user),)
         return cls(messages=messages, params=params or SamplingParams())
 
 

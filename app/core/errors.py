@@ -10,7 +10,8 @@ notices), so every message must say what happened and, where possible, what to d
     ├── ContextOverflowError    a prompt does not fit in the context window
     ├── GenerationError         generation failed for another reason reported by the worker
     ├── WorkerBusyError         the single model worker is serving another request
-    └── SettingsError           a parameter is unknown or outside its allowed range
+    ├── SettingsError           a parameter is unknown or outside its allowed range
+    └── PromptSyntaxError       a prompt list breaks the prompt-list syntax (names the item)
 """
 
 from __future__ import annotations
@@ -65,3 +66,7 @@ class WorkerBusyError(ChainStudioError):
 
 class SettingsError(ChainStudioError):
     """A setting name is unknown or its value is outside the allowed range."""
+
+
+class PromptSyntaxError(ChainStudioError):
+    """A prompt list (or library entry) does not follow the prompt-list syntax."""

@@ -2,11 +2,13 @@
 
 llama.cpp trusts the files it is given: a truncated download or an HTML page saved as `.gguf` can
 crash it or give a confusing error. Everything here reads only the header (metadata and tensor
-table) and checks that the tensor data the table promises is really in the file.
+table) and checks that the tensor data the table promises is really in the file. It reads the
+bytes itself: fast even for a 152k-token vocabulary, and bounds-checked against damaged files.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from dataclasses import asdict, dataclass
@@ -14,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import gguf
-from gguf.gguf_reader import ReaderField
 
 from app.core.errors import ModelFileError
 
@@ -62,32 +63,112 @@ class GGUFInfo:
         return asdict(self)
 
 
-class _HeaderReader(gguf.GGUFReader):
-    """GGUFReader that records the tensor table without mapping tensor data, so a truncated file
-    can be diagnosed instead of failing inside numpy."""
+class _OutOfData(Exception):
+    """The header claims more bytes than the file has."""
 
-    entries: list[TensorEntry]
 
-    def _build_tensors(self, start_offs: int, fields: list[ReaderField]) -> None:
+@dataclass(frozen=True)
+class _ArrayInfo:
+    """A metadata array: its length, and its values when it is short."""
+
+    count: int
+    values: list[Any] | None
+
+
+_SCALARS = {
+    0: struct.Struct("<B"), 1: struct.Struct("<b"), 2: struct.Struct("<H"), 3: struct.Struct("<h"),
+    4: struct.Struct("<I"), 5: struct.Struct("<i"), 6: struct.Struct("<f"), 7: struct.Struct("<?"),
+    10: struct.Struct("<Q"), 11: struct.Struct("<q"), 12: struct.Struct("<d"),
+}
+_STRING, _ARRAY = 8, 9
+_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+_SHORT_ARRAY = 64  # longer arrays (vocabulary, scores, merges) are counted and skipped
+
+
+class _HeaderParser:
+    """Reads the GGUF header (metadata and tensor table) straight from the bytes.
+
+    gguf.GGUFReader builds a numpy view for every vocabulary string: seconds for a 152k-token
+    vocabulary, on every load. Here long arrays are only skipped, every read is bounds-checked,
+    and a damaged header says where it breaks."""
+
+    def __init__(self, data: Any, size: int) -> None:
+        self.data = data
+        self.size = size
+        self.pos = 0
+
+    def take(self, fmt: struct.Struct) -> Any:
+        if self.pos + fmt.size > self.size:
+            raise _OutOfData
+        value = fmt.unpack_from(self.data, self.pos)[0]
+        self.pos += fmt.size
+        return value
+
+    def skip(self, count: int) -> None:
+        if count < 0 or self.pos + count > self.size:
+            raise _OutOfData
+        self.pos += count
+
+    def string(self) -> str:
+        length = self.take(_U64)
+        start = self.pos
+        self.skip(length)
+        return bytes(self.data[start : self.pos]).decode("utf-8", errors="replace")
+
+    def value(self, value_type: int, key: str) -> Any:
+        if value_type in _SCALARS:
+            return self.take(_SCALARS[value_type])
+        if value_type == _STRING:
+            return self.string()
+        if value_type == _ARRAY:
+            item_type, count = self.take(_U32), self.take(_U64)
+            if count > self.size:
+                raise ValueError(f"metadata array {key} claims {count:,} items")
+            if count <= _SHORT_ARRAY:
+                return _ArrayInfo(count, [self.value(item_type, key) for _ in range(count)])
+            if item_type in _SCALARS:
+                self.skip(count * _SCALARS[item_type].size)
+            elif item_type == _STRING:
+                for _ in range(count):
+                    self.skip(self.take(_U64))
+            else:
+                for _ in range(count):
+                    self.value(item_type, key)
+            return _ArrayInfo(count, None)
+        raise ValueError(f"unknown metadata value type {value_type} for key {key}")
+
+    def parse(self, tensor_count: int, kv_count: int) -> tuple[dict[str, Any], list[TensorEntry], int]:
+        """Metadata, tensor table and where tensor data starts."""
+        self.pos = 24
+        metadata: dict[str, Any] = {}
+        for _ in range(kv_count):
+            key = self.string()
+            metadata[key] = self.value(self.take(_U32), key)
+        tables = []
+        for _ in range(tensor_count):
+            name = self.string()
+            n_dims = self.take(_U32)
+            if n_dims > 8:
+                raise ValueError(f"tensor {name} claims {n_dims} dimensions")
+            dims = [self.take(_U64) for _ in range(n_dims)]
+            tables.append((name, dims, self.take(_U32), self.take(_U64)))
+        alignment = metadata.get("general.alignment", 32)
+        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+            raise ValueError(f"invalid general.alignment {alignment!r}")
+        data_start = -(-self.pos // alignment) * alignment
         entries = []
-        for field in fields:
-            _name_len, name_data, _n_dims, dims, raw_dtype, offset_tensor = field.parts
-            ggml_type = gguf.GGMLQuantizationType(int(raw_dtype[0]))
+        for name, dims, type_id, offset in tables:
+            try:
+                ggml_type = gguf.GGMLQuantizationType(type_id)
+            except ValueError:
+                raise ValueError(f"tensor {name} has unknown type {type_id}") from None
             n_elements = 1
-            for dim in dims.tolist():
-                n_elements *= int(dim)
+            for dim in dims:
+                n_elements *= dim
             block_size, type_size = gguf.GGML_QUANT_SIZES[ggml_type]
-            entries.append(
-                TensorEntry(
-                    name=bytes(name_data).decode("utf-8", errors="replace"),
-                    ggml_type=ggml_type.name,
-                    n_elements=n_elements,
-                    n_bytes=n_elements * type_size // block_size,
-                    data_offset=int(start_offs + int(offset_tensor[0])),
-                )
-            )
-        self.entries = entries
-        self.tensors = []
+            entries.append(TensorEntry(name, ggml_type.name, n_elements,
+                                       n_elements * type_size // block_size, data_start + offset))
+        return metadata, entries, data_start
 
 
 def _describe_non_gguf(head: bytes) -> str:
@@ -110,19 +191,17 @@ def _describe_non_gguf(head: bytes) -> str:
     return f"not a GGUF file: it starts with bytes {shown} instead of 'GGUF'"
 
 
-def _field(reader: gguf.GGUFReader, key: str) -> Any:
-    field = reader.get_field(key)
-    if field is None:
-        return None
-    try:
-        return field.contents()
-    except (UnicodeDecodeError, IndexError, ValueError):
-        return None
+def _scalar(metadata: dict[str, Any], key: str) -> Any:
+    value = metadata.get(key)
+    if isinstance(value, _ArrayInfo):  # some architectures store per-layer values: take the largest
+        numbers = [v for v in value.values or [] if isinstance(v, (int, float))]
+        return max(numbers) if numbers else None
+    return value
 
 
-def _array_length(reader: gguf.GGUFReader, key: str) -> int | None:
-    field = reader.get_field(key)
-    return len(field.data) if field is not None else None
+def _array_length(metadata: dict[str, Any], key: str) -> int | None:
+    value = metadata.get(key)
+    return value.count if isinstance(value, _ArrayInfo) else None
 
 
 def format_parameter_count(count: int) -> str:
@@ -135,8 +214,8 @@ def format_parameter_count(count: int) -> str:
     return f"{round(count / 1000)}K" if count >= 1000 else str(count)
 
 
-def _quantization(reader: gguf.GGUFReader, entries: list[TensorEntry]) -> str:
-    file_type = _field(reader, "general.file_type")
+def _quantization(metadata: dict[str, Any], entries: list[TensorEntry]) -> str:
+    file_type = metadata.get("general.file_type")
     if isinstance(file_type, int):
         try:
             return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
@@ -186,13 +265,16 @@ def inspect_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
             f"{size:,} bytes; the download was probably interrupted",
         )
     try:
-        reader = _HeaderReader(file_path)
-    except Exception as exc:  # gguf raises ValueError, KeyError, IndexError... on damaged headers
+        with open(file_path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            metadata, entries, data_start = _HeaderParser(data, size).parse(tensor_count, kv_count)
+    except _OutOfData:
         raise ModelFileError(
-            shown, f"corrupt or truncated GGUF header ({type(exc).__name__}: {exc})"
-        ) from exc
-    entries = reader.entries
-    needed = max((e.data_offset + e.n_bytes for e in entries), default=reader.data_offset)
+            shown, f"truncated: the header goes beyond the end of the file ({size:,} bytes); "
+            "the download was probably interrupted",
+        ) from None
+    except (ValueError, OSError) as exc:
+        raise ModelFileError(shown, f"corrupt GGUF header: {exc}") from exc
+    needed = max((e.data_offset + e.n_bytes for e in entries), default=data_start)
     if needed > size:
         percent = 100 * size / needed
         raise ModelFileError(
@@ -203,31 +285,32 @@ def inspect_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     if not entries:
         raise ModelFileError(shown, "the file holds no tensors (weights): it is not a usable model")
 
-    arch = _field(reader, "general.architecture")
+    arch = metadata.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise ModelFileError(shown, "the header has no general.architecture: not a usable model")
 
     def arch_int(key: str) -> int | None:
-        value = _field(reader, f"{arch}.{key}")
-        if isinstance(value, list):  # some architectures store per-layer head counts
-            value = max(value) if value else None
-        return int(value) if isinstance(value, (int, float)) else None
+        value = _scalar(metadata, f"{arch}.{key}")
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def text(key: str) -> str | None:
+        value = metadata.get(key)
+        return value if isinstance(value, str) and value else None
 
     parameter_count = sum(e.n_elements for e in entries)
-    template = _field(reader, "tokenizer.chat_template")
     return GGUFInfo(
         path=str(file_path.resolve()),
         file_name=file_path.name,
         file_size=size,
         version=int(version),
         architecture=arch,
-        name=str(_field(reader, "general.name") or file_path.stem),
-        size_label=str(_field(reader, "general.size_label") or format_parameter_count(parameter_count)),
+        name=text("general.name") or file_path.stem,
+        size_label=text("general.size_label") or format_parameter_count(parameter_count),
         parameter_count=parameter_count,
-        quantization=_quantization(reader, entries),
+        quantization=_quantization(metadata, entries),
         context_length=arch_int("context_length"),
-        vocab_size=_array_length(reader, "tokenizer.ggml.tokens") or arch_int("vocab_size"),
-        chat_template=template if isinstance(template, str) else None,
+        vocab_size=_array_length(metadata, "tokenizer.ggml.tokens") or arch_int("vocab_size"),
+        chat_template=text("tokenizer.chat_template"),
         block_count=arch_int("block_count"),
         embedding_length=arch_int("embedding_length"),
         head_count=arch_int("attention.head_count"),

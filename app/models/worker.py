@@ -197,6 +197,9 @@ class ModelSession:
         if len(prompt) >= n_ctx:
             raise _Failure("context", f"prompt has {len(prompt)} tokens, context is {n_ctx}", (len(prompt), n_ctx))
         seed = params.seed if params.seed != SEED_RANDOM else random.randrange(2**32)
+        if request.fresh_context:
+            self.llm.reset()
+            self.llm.input_ids[:] = -1  # so no cached prompt prefix matches
         room = n_ctx - len(prompt)
         limit = min(params.max_tokens, room) if params.max_tokens else room
         # llama-cpp-python accepts tfs_z but ignores it: when it would change the draw, our

@@ -28,6 +28,20 @@ def test_demo_model_header(demo_model: Path) -> None:
     assert info.parameter_count > 0 and info.size_label.endswith("K")
 
 
+def test_tensor_table_matches_the_gguf_library(demo_model: Path) -> None:
+    """The studio reads headers itself (fast); it must agree with the reference reader."""
+    import gguf
+
+    from app.models.gguf_file import _HeaderParser
+
+    reference = gguf.GGUFReader(demo_model)
+    data = demo_model.read_bytes()
+    _, entries, _ = _HeaderParser(data, len(data)).parse(len(reference.tensors), len(reference.fields) - 3)
+    assert [(e.name, e.data_offset, e.n_bytes, e.ggml_type) for e in entries] == [
+        (t.name, t.data_offset, int(t.n_bytes), t.tensor_type.name) for t in reference.tensors
+    ]
+
+
 @pytest.fixture
 def bad_files(tmp_path: Path, demo_model: Path) -> dict[str, Path]:
     data = demo_model.read_bytes()
@@ -41,6 +55,7 @@ def bad_files(tmp_path: Path, demo_model: Path) -> dict[str, Path]:
         "absurd": b"GGUF" + struct.pack("<IQQ", 3, 2**40, 2**40) + b"\0" * 64,
         "header-cut": data[:200],
         "table-cut": data[:3000],
+        "bad-type": b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 4) + b"name" + struct.pack("<I", 99),
     }
     out = {}
     for name, content in files.items():
@@ -62,7 +77,8 @@ def test_each_bad_file_gets_its_own_message(bad_files: dict[str, Path], tmp_path
     assert "unsupported GGUF version 9" in reasons["version"]
     assert "corrupt header: it claims 1,099,511,627,776 tensors" in reasons["absurd"]
     assert reasons["header-cut"].startswith("truncated: its 12 tensors and 23 metadata entries")
-    assert "corrupt or truncated GGUF header" in reasons["table-cut"]
+    assert reasons["table-cut"].startswith("truncated: the header goes beyond the end of the file (3,000 bytes)")
+    assert reasons["bad-type"] == "corrupt GGUF header: unknown metadata value type 99 for key name"
     assert reasons["missing"] == "no such file"
     assert "folder" in reasons["folder"]
     assert len(set(reasons.values())) == len(reasons)

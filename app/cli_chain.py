@@ -1,0 +1,251 @@
+"""`python -m app chain | library | runs`: headless chain runs and the journal, as JSON lines or a
+readable transcript. Public interface: line types and keys stay stable once published."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.cli import emit, fail, model_argument
+from app.core.chain import ChainSpec, answer_params
+from app.core.errors import ChainStudioError, SettingsError
+from app.core.events import (
+    AnswerFinished,
+    AnswerStarted,
+    AnswerToken,
+    ChainEvent,
+    Failure,
+    ModelLoaded,
+    ModelLoading,
+    RunFinished,
+    RunStarted,
+)
+from app.core.prompt_list import parse_library, parse_prompt_list, parse_settings_block
+from app.core.sampling import LOAD_SPECS, LoadParams, SamplingParams
+from app.ui.render import STOP_REASON_TEXT
+
+
+def _read_text_argument(path: str | None) -> str:
+    if path is None:
+        return ""
+    if path == "-":
+        return sys.stdin.read()
+    return Path(path).expanduser().read_text(encoding="utf-8")
+
+
+def split_settings(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--set key=value` pairs -> (sampling overrides, load overrides), checked like prompt lists."""
+    sampling: dict[str, Any] = {}
+    loading: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, raw = pair.partition("=")
+        key = key.strip()
+        if not separator or not key:
+            raise SettingsError(f"--set {pair}: expected key=value, e.g. --set temperature=0.7")
+        if key in LOAD_SPECS and key != "seed":
+            try:
+                number = float(raw)
+            except ValueError:
+                raise SettingsError(f"--set {pair}: {key} must be a number") from None
+            loading[key] = LOAD_SPECS[key].check(number)
+        else:
+            sampling.update(parse_settings_block(pair, f"--set {pair}"))
+    return sampling, loading
+
+
+def build_spec(args: Any) -> ChainSpec:
+    """A ChainSpec from the `chain` sub-command's arguments."""
+    sampling_overrides, load_overrides = split_settings(args.set or [])
+    models_dir = getattr(args, "models_dir", None)
+    return ChainSpec(
+        models=tuple(str(model_argument(m, models_dir)) for m in args.model),
+        prompts=_read_text_argument(args.prompts),
+        system=args.system or "",
+        previous=args.previous or "",
+        responses=args.responses,
+        loops=args.loops,
+        single_response=args.single_response,
+        shuffle=args.shuffle,
+        feedback=args.feedback,
+        cumulative=args.cumulative,
+        reset=args.reset,
+        random_params=args.random_params,
+        seed=args.seed,
+        sampling=SamplingParams().with_overrides(sampling_overrides),
+        load=LoadParams(**load_overrides),
+    )
+
+
+def cmd_chain(args: Any) -> int:
+    """Run a chain headless (or print its plan with --dry-run)."""
+    try:
+        spec = build_spec(args)
+        parse_prompt_list(spec.prompts)  # syntax errors: a message, and nothing runs
+    except (ChainStudioError, OSError) as exc:
+        return fail(str(exc) if isinstance(exc, ChainStudioError) else f"cannot read prompts: {exc}")
+    if args.dry_run:
+        return _print_plan(spec, args.jsonl)
+
+    from app.models.local_backend import LocalBackend
+    from app.core.runner import ChainRunner
+    from app.store.journal import Journal
+
+    backend = LocalBackend()
+    journal = Journal()
+    runner = ChainRunner(backend, journal)
+    printer = _JsonPrinter() if args.jsonl else _TranscriptPrinter()
+    events = runner.run(spec)
+    reason = "error"
+    try:
+        for event in events:
+            printer.show(event)
+            if isinstance(event, RunFinished):
+                reason = event.reason
+    except KeyboardInterrupt:
+        events.close()  # the journal records the run as stopped
+        printer.show(RunFinished(None, "stopped", 0, 0))
+        return 130
+    except ChainStudioError as exc:
+        return fail(str(exc))
+    finally:
+        backend.close()
+        journal.close()
+    return 1 if reason == "error" else 0
+
+
+def _print_plan(spec: ChainSpec, jsonl: bool) -> int:
+    import random
+
+    from app.core.chain import make_plan
+    from app.core.prompt_list import parse_prompt_list as parse
+
+    prompts = parse(spec.prompts)
+    rng = random.Random(spec.seed)
+    for planned in make_plan(spec, prompts, rng):
+        record = {
+            "type": "planned",
+            "index": planned.index,
+            "model": planned.model_name,
+            "item": planned.item.number,
+            "response": planned.response,
+            "loop": planned.loop,
+            "prompt": planned.item.prompt(prompts.pre_prompt, None),
+            "params": answer_params(spec, planned.item, rng).to_dict(),
+        }
+        if jsonl:
+            emit(record)
+        else:
+            print(f"{planned.index:>4}. {planned.model_name} · item {planned.item.number} · "
+                  f"response {planned.response} · loop {planned.loop}: {record['prompt']!r}")
+    return 0
+
+
+class _JsonPrinter:
+    """One JSON object per line, each with a "type"."""
+
+    def show(self, event: ChainEvent) -> None:
+        if isinstance(event, RunStarted):
+            emit({"type": "run_started", "run_id": event.run_id, "planned": event.planned,
+                  "items": event.items, "models": [Path(m).name for m in event.models]})
+        elif isinstance(event, ModelLoaded):
+            emit({"type": "model_loaded", "model": event.model, "n_ctx": event.info.n_ctx,
+                  "load_seconds": round(event.info.load_seconds, 4)})
+        elif isinstance(event, Failure):
+            emit({"type": "failure", **event.to_record()})
+        elif isinstance(event, AnswerFinished):
+            emit({"type": "answer", **event.answer.to_record()})
+        elif isinstance(event, RunFinished):
+            emit({"type": "run_finished", "run_id": event.run_id, "reason": event.reason,
+                  "answers": event.answers, "failures": event.failures})
+
+
+class _TranscriptPrinter:
+    """A readable transcript: a header per answer, the text as it is written, then a footer."""
+
+    def show(self, event: ChainEvent) -> None:
+        out = sys.stdout
+        if isinstance(event, RunStarted):
+            out.write(f"Run {event.run_id}: {event.planned} answers planned\n")
+        elif isinstance(event, ModelLoading):
+            out.write(f"\nLoading {event.model}…\n")
+        elif isinstance(event, AnswerStarted):
+            out.write(f"\n== {event.model} · item {event.item} · response {event.response} · loop {event.loop} ==\n")
+        elif isinstance(event, AnswerToken):
+            out.write(event.text)
+        elif isinstance(event, AnswerFinished):
+            a = event.answer
+            speed = a.tokens / a.seconds if a.seconds > 0 else 0.0
+            out.write(f"\n[{a.prompt_tokens} prompt + {a.tokens} tokens · {a.seconds:.2f} s · "
+                      f"{speed:.1f} tok/s · {STOP_REASON_TEXT.get(a.stop_reason, a.stop_reason)}]\n")
+        elif isinstance(event, Failure):
+            out.write(f"\n!! {event.model}: {event.message}\n")
+        elif isinstance(event, RunFinished):
+            out.write(f"\nRun finished: {event.reason} ({event.answers} answers, {event.failures} failures)\n")
+        out.flush()
+
+
+def cmd_library(path: str, jsonl: bool) -> int:
+    """One line per entry of a prompt library file: index, first line, items it parses into."""
+    try:
+        entries = parse_library(Path(path).expanduser().read_text(encoding="utf-8"))
+    except OSError as exc:
+        return fail(f"cannot read {path}: {exc.strerror or exc}", path=path)
+    for entry in entries:
+        record: dict[str, Any] = {"type": "entry", "index": entry.index, "first_line": entry.first_line}
+        try:
+            record["items"] = len(parse_prompt_list(entry.text).items)
+        except ChainStudioError as exc:
+            record["items"], record["error"] = None, str(exc)
+        if jsonl:
+            emit(record)
+        else:
+            n = record["items"]
+            count = f"{n} item{'' if n == 1 else 's'}" if n is not None else f"error: {record['error']}"
+            print(f"{entry.index:>3}. {entry.first_line}  ({count})")
+    return 0
+
+
+def cmd_runs(action: str | None, run_id: int | None, jsonl: bool, limit: int) -> int:
+    """`runs`: recent runs; `runs show ID`: one run's answers, as `chain` prints them."""
+    from app.store.journal import Journal
+
+    journal = Journal()
+    try:
+        if action is None:
+            for run in journal.runs(limit):
+                reason = run.end_reason or "unfinished"
+                if jsonl:
+                    emit({"type": "run", "run_id": run.id, "started_at": run.started_at, "reason": reason,
+                          "planned": run.planned, "answers": run.answers, "failures": run.failures,
+                          "models": run.models})
+                else:
+                    print(f"{run.id:>5}  {run.started_at[:19]}  {reason:<12} {run.answers}/{run.planned} answers  "
+                          f"{', '.join(run.models)}")
+            return 0
+        if run_id is None:
+            return fail("runs show needs a run id (see `python -m app runs`)")
+        found = journal.run(run_id)
+        if found is None:
+            return fail(f"no run with id {run_id}", run_id=run_id)
+        summary, spec, answers, failures = found
+        if jsonl:
+            emit({"type": "run_started", "run_id": summary.id, "planned": summary.planned,
+                  "started_at": summary.started_at, "spec": spec, "models": summary.models})
+            for failure in failures:
+                emit({"type": "failure", **failure})
+            for answer in answers:
+                emit({"type": "answer", **{k: v for k, v in answer.items() if k != "messages"}})
+            emit({"type": "run_finished", "run_id": summary.id, "reason": summary.end_reason or "unfinished",
+                  "answers": summary.answers, "failures": summary.failures})
+        else:
+            print(f"Run {summary.id} · {summary.started_at[:19]} · {summary.end_reason or 'unfinished'}")
+            for answer in answers:
+                print(f"\n== {answer['model']} · item {answer['item']} · response {answer['response']} · "
+                      f"loop {answer['loop']} ==\n{answer['text']}\n[{answer['prompt_tokens']} prompt + "
+                      f"{answer['tokens']} tokens · {answer['seconds']:.2f} s]")
+            for failure in failures:
+                print(f"\n!! {failure['model']}: {failure['message']}")
+        return 0
+    finally:
+        journal.close()

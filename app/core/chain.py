@@ -1,0 +1,131 @@
+"""What a chain run is (`ChainSpec`) and the order of its answers (`make_plan`).
+
+Order: for each loop, for each model (list order, or shuffled), for each prompt item, for each
+response. With "single response per model", model i answers item i once; extra models or items are
+left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import SettingsError
+from app.core.prompt_list import PromptItem, PromptList
+from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
+
+# Ranges drawn from by "random hyperparameters" (the original's ranges).
+RANDOM_RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (0.1, 1.0),
+    "tfs_z": (0.1, 1.0),
+    "top_p": (0.1, 1.0),
+    "min_p": (0.1, 1.0),
+    "typical_p": (0.1, 1.0),
+    "presence_penalty": (0.0, 0.3),
+    "frequency_penalty": (0.0, 0.3),
+    "repeat_penalty": (1.0, 1.2),
+}
+SHUFFLE_ATTEMPTS = 200
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """Everything that defines a run. `models` are model file paths, in order (repeats allowed)."""
+
+    models: tuple[str, ...]
+    prompts: str = ""
+    system: str = ""
+    previous: str = ""
+    responses: int = 1
+    loops: int = 1
+    single_response: bool = False
+    shuffle: bool = False
+    feedback: bool = False
+    cumulative: bool = False
+    reset: bool = False
+    random_params: bool = False
+    seed: int | None = None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    load: LoadParams = field(default_factory=LoadParams)
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise SettingsError("choose at least one model")
+        if self.responses < 1 or self.loops < 1:
+            raise SettingsError("responses and loops must be 1 or more")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for the journal and `runs show`)."""
+        data = dataclasses.asdict(self)
+        data["models"] = list(self.models)
+        data["sampling"] = self.sampling.to_dict()
+        return data
+
+
+@dataclass(frozen=True)
+class PlannedAnswer:
+    """One answer the run will generate (numbers count from 1)."""
+
+    index: int
+    model: str
+    item: PromptItem
+    response: int
+    loop: int
+    model_slot: int  # position in this loop's model order: a model's answers share one slot
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.model).name
+
+
+def shuffled_models(models: list[str], rng: random.Random, previous: str | None) -> list[str]:
+    """A random order in which no model comes twice in a row (nor right after `previous`, the last
+    model of the loop before). Needs three or more distinct models; fewer keep their order."""
+    if len(set(models)) < 3:
+        return list(models)
+    order = list(models)
+    for _ in range(SHUFFLE_ATTEMPTS):
+        rng.shuffle(order)
+        chain = ([previous] if previous else []) + order
+        if all(a != b for a, b in zip(chain, chain[1:])):
+            return order
+    return order  # repeats in the list can make a perfect order impossible: best effort
+
+
+def make_plan(spec: ChainSpec, prompts: PromptList, rng: random.Random) -> list[PlannedAnswer]:
+    """Every answer of the run, in order."""
+    plan: list[PlannedAnswer] = []
+    if spec.single_response:
+        for slot, (model, item) in enumerate(zip(spec.models, prompts.items)):
+            plan.append(PlannedAnswer(len(plan) + 1, model, item, 1, 1, slot))
+        return plan
+    last_model: str | None = None
+    for loop in range(1, spec.loops + 1):
+        order = shuffled_models(list(spec.models), rng, last_model) if spec.shuffle else list(spec.models)
+        for slot, model in enumerate(order):
+            for item in prompts.items:
+                for response in range(1, spec.responses + 1):
+                    plan.append(PlannedAnswer(len(plan) + 1, model, item, response, loop, slot))
+        last_model = order[-1] if order else last_model
+    return plan
+
+
+def draw_random_params(rng: random.Random) -> dict[str, float]:
+    """One answer's random hyperparameters, rounded to two decimals for reading."""
+    return {name: round(rng.uniform(low, high), 2) for name, (low, high) in RANDOM_RANGES.items()}
+
+
+def answer_params(spec: ChainSpec, item: PromptItem, rng: random.Random) -> SamplingParams:
+    """Settings for one answer: the run's, then random draws, then the item's own {…} settings.
+    With a run seed, every answer also gets a seed drawn from it, so the whole run repeats."""
+    params = spec.sampling
+    if spec.random_params:
+        params = params.with_overrides(draw_random_params(rng))
+    if item.overrides:
+        params = params.with_overrides(item.overrides)
+    if spec.seed is not None and params.seed == SEED_RANDOM:
+        params = params.with_overrides({"seed": rng.randrange(2**32)})
+    return params

@@ -1,0 +1,127 @@
+"""Events a chain run yields. The UI, the CLI, the journal and the tests consume the same stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from app.core.backend import ChatMessage, LoadedModel
+from app.core.sampling import SamplingParams
+
+RunEndReason = str  # "completed" | "stop_signal" | "stopped" | "error"
+STOP_SIGNAL = "STOP_SAMANTHA"
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: int | None
+    planned: int
+    items: int
+    models: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelLoading:
+    model: str
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    model: str
+    info: LoadedModel
+
+
+@dataclass(frozen=True)
+class AnswerStarted:
+    index: int
+    model: str
+    item: int
+    response: int
+    loop: int
+    prompt: str
+    params: SamplingParams
+
+
+@dataclass(frozen=True)
+class AnswerToken:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A finished answer, as the journal keeps it."""
+
+    index: int
+    model: str
+    model_path: str
+    item: int
+    response: int
+    loop: int
+    prompt: str
+    messages: tuple[ChatMessage, ...]
+    params: SamplingParams
+    text: str
+    prompt_tokens: int
+    tokens: int
+    seconds: float
+    stop_reason: str
+    seed: int
+
+    def to_record(self) -> dict[str, Any]:
+        """The public JSON form (the CLI's "answer" line)."""
+        return {
+            "index": self.index,
+            "model": self.model,
+            "item": self.item,
+            "response": self.response,
+            "loop": self.loop,
+            "prompt": self.prompt,
+            "params": self.params.to_dict(),
+            "text": self.text,
+            "prompt_tokens": self.prompt_tokens,
+            "tokens": self.tokens,
+            "seconds": round(self.seconds, 4),
+            "stop_reason": self.stop_reason,
+        }
+
+
+@dataclass(frozen=True)
+class AnswerFinished:
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A model that could not load or crashed, or an answer that could not be generated; the run
+    goes on. `index` is None when the whole model failed (its answers were skipped)."""
+
+    model: str
+    message: str
+    loop: int
+    index: int | None = None
+    item: int | None = None
+    response: int | None = None
+    skipped: int = 0
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "message": self.message,
+            "loop": self.loop,
+            "index": self.index,
+            "item": self.item,
+            "response": self.response,
+            "skipped": self.skipped,
+        }
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: int | None
+    reason: RunEndReason
+    answers: int
+    failures: int
+
+
+ChainEvent = Union[RunStarted, ModelLoading, ModelLoaded, AnswerStarted, AnswerToken, AnswerFinished, Failure, RunFinished]

@@ -1,0 +1,205 @@
+"""Run a chain: parse the inputs, plan the answers, load models one at a time, generate, stream
+events, and hand every finished answer to a recorder (the journal) as it happens."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from app.core.backend import Backend, GenerationRequest, GenerationResult, TokenEvent
+from app.core.chain import ChainSpec, PlannedAnswer, answer_params, make_plan
+from app.core.control import RunControl
+from app.core.errors import ChainStudioError, ContextOverflowError
+from app.core.events import (
+    STOP_SIGNAL,
+    Answer,
+    AnswerFinished,
+    AnswerStarted,
+    AnswerToken,
+    ChainEvent,
+    Failure,
+    ModelLoaded,
+    ModelLoading,
+    RunFinished,
+    RunStarted,
+)
+from app.core.prompt_list import parse_prompt_list, parse_single_field
+
+
+class RunRecorder(Protocol):
+    """Where runs are kept as they happen (the journal)."""
+
+    def start_run(self, spec: ChainSpec, planned: int) -> int: ...
+
+    def record_answer(self, run_id: int, answer: Answer) -> None: ...
+
+    def record_failure(self, run_id: int, failure: Failure) -> None: ...
+
+    def finish_run(self, run_id: int, reason: str) -> None: ...
+
+
+class ChainRunner:
+    """Runs chains on one backend; `control` stops them from any thread."""
+
+    def __init__(self, backend: Backend, recorder: RunRecorder | None = None) -> None:
+        self.backend = backend
+        self.recorder = recorder
+        self.control = RunControl(backend)
+
+    def plan(self, spec: ChainSpec) -> list[PlannedAnswer]:
+        """The answers `spec` would generate (raises PromptSyntaxError before anything runs)."""
+        return make_plan(spec, parse_prompt_list(spec.prompts), random.Random(spec.seed))
+
+    def run(self, spec: ChainSpec) -> Iterator[ChainEvent]:
+        """Run `spec`, yielding events. Input errors raise before anything runs or is recorded."""
+        prompts = parse_prompt_list(spec.prompts)
+        system = parse_single_field(spec.system)
+        previous = parse_single_field(spec.previous)
+        rng = random.Random(spec.seed)
+        plan = make_plan(spec, prompts, rng)
+        self.control.reset()
+        run_id = self.recorder.start_run(spec, len(plan)) if self.recorder else None
+        state = _RunState(previous=previous)
+        reason = "stopped"  # what a run abandoned by its consumer ends as
+        try:
+            yield RunStarted(run_id, len(plan), len(prompts.items), spec.models)
+            reason = yield from self._answers(spec, plan, prompts.pre_prompt, system, rng, run_id, state)
+            yield RunFinished(run_id, reason, state.answers, state.failures)
+        except ChainStudioError:
+            reason = "error"
+            raise
+        finally:
+            if self.recorder and run_id is not None:
+                self.recorder.finish_run(run_id, reason)
+
+    def _answers(
+        self,
+        spec: ChainSpec,
+        plan: list[PlannedAnswer],
+        pre_prompt: str,
+        system: str,
+        rng: random.Random,
+        run_id: int | None,
+        state: "_RunState",
+    ) -> Iterator[ChainEvent]:
+        loaded_slot: tuple[int, int] | None = None  # (loop, slot) whose model is in memory
+        broken_slot: tuple[int, int] | None = None
+        for planned in plan:
+            if self.control.stop_all_requested:
+                return "stopped"
+            slot = (planned.loop, planned.model_slot)
+            if slot == broken_slot:
+                continue
+            if slot != loaded_slot or self.backend.loaded is None:
+                failure = yield from self._load(spec, planned, plan, run_id, state)
+                if failure:
+                    broken_slot = slot
+                    continue
+                loaded_slot = slot
+            answer = yield from self._answer(spec, planned, pre_prompt, system, rng, run_id, state)
+            if answer is None:
+                if self.backend.loaded is None:  # the worker crashed: skip this model's other answers
+                    broken_slot = slot
+                continue
+            if STOP_SIGNAL in answer.text:
+                return "stop_signal"
+        if state.answers == 0 and state.failures:
+            return "error"
+        return "stopped" if self.control.stop_all_requested else "completed"
+
+    def _fail(self, run_id: int | None, failure: Failure, state: "_RunState") -> Failure:
+        state.failures += 1
+        if self.recorder and run_id is not None:
+            self.recorder.record_failure(run_id, failure)
+        return failure
+
+    def _load(
+        self, spec: ChainSpec, planned: PlannedAnswer, plan: list[PlannedAnswer], run_id: int | None, state: "_RunState"
+    ) -> Iterator[ChainEvent]:
+        yield ModelLoading(planned.model_name)
+        try:
+            info = self.backend.load(planned.model, spec.load)
+        except ChainStudioError as exc:
+            skipped = sum(1 for p in plan if (p.loop, p.model_slot) == (planned.loop, planned.model_slot))
+            yield self._fail(run_id, Failure(planned.model_name, str(exc), planned.loop, skipped=skipped), state)
+            return True
+        yield ModelLoaded(planned.model_name, info)
+        return False
+
+    def _answer(
+        self,
+        spec: ChainSpec,
+        planned: PlannedAnswer,
+        pre_prompt: str,
+        system: str,
+        rng: random.Random,
+        run_id: int | None,
+        state: "_RunState",
+    ) -> Iterator[ChainEvent]:
+        item = planned.item
+        prompt = item.prompt(pre_prompt, state.texts if item.collects_answers else None)
+        params = answer_params(spec, item, rng)
+        request = GenerationRequest.chat(prompt, system, params, previous=state.previous)
+        if spec.reset:
+            request = GenerationRequest(request.messages, params=params, fresh_context=True)
+        yield AnswerStarted(planned.index, planned.model_name, item.number, planned.response, planned.loop, prompt, params)
+        result: GenerationResult | None = None
+        try:
+            for event in self.backend.generate(request):
+                if isinstance(event, TokenEvent):
+                    yield AnswerToken(planned.index, event.text)
+                else:
+                    result = event
+        except ChainStudioError as exc:
+            message = str(exc)
+            if isinstance(exc, ContextOverflowError):
+                message += " (this answer was skipped)"
+            yield self._fail(
+                run_id,
+                Failure(planned.model_name, message, planned.loop, planned.index, item.number, planned.response),
+                state,
+            )
+            return None
+        assert result is not None
+        answer = Answer(
+            index=planned.index,
+            model=planned.model_name,
+            model_path=str(Path(planned.model)),
+            item=item.number,
+            response=planned.response,
+            loop=planned.loop,
+            prompt=prompt,
+            messages=request.messages,
+            params=params,
+            text=result.text,
+            prompt_tokens=result.prompt_tokens,
+            tokens=result.generated_tokens,
+            seconds=result.seconds,
+            stop_reason=result.stop_reason,
+            seed=result.seed,
+        )
+        if self.recorder and run_id is not None:
+            self.recorder.record_answer(run_id, answer)
+        state.add(answer, spec)
+        yield AnswerFinished(answer)
+        return answer
+
+
+class _RunState:
+    """What a run carries from answer to answer."""
+
+    def __init__(self, previous: str) -> None:
+        self.previous = previous
+        self.texts: list[str] = []
+        self.answers = 0
+        self.failures = 0
+
+    def add(self, answer: Answer, spec: ChainSpec) -> None:
+        self.answers += 1
+        self.texts.append(answer.text)
+        if spec.feedback:
+            if spec.cumulative and self.previous:
+                self.previous = f"{self.previous}\n\n{answer.text}"
+            else:
+                self.previous = answer.text

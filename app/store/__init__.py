@@ -1,0 +1,1 @@
+"""Persistence: the run journal (SQLite)."""
