@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli import emit, fail, model_argument
-from app.core.chain import ChainSpec, answer_params
+from app.core.chain import RANDOM_RANGES, ChainSpec, answer_params
 from app.core.errors import ChainStudioError, SettingsError
 from app.core.events import (
     AnswerFinished,
@@ -94,7 +94,7 @@ def cmd_chain(args: Any) -> int:
     backend = LocalBackend()
     journal = Journal()
     runner = ChainRunner(backend, journal)
-    printer = _JsonPrinter() if args.jsonl else _TranscriptPrinter()
+    printer = _JsonPrinter() if args.jsonl else _TranscriptPrinter(show_params=spec.random_params)
     events = runner.run(spec)
     reason = "error"
     try:
@@ -161,7 +161,11 @@ class _JsonPrinter:
 
 
 class _TranscriptPrinter:
-    """A readable transcript: a header per answer, the text as it is written, then a footer."""
+    """A readable transcript: a header per answer, the text as it is written, then a footer.
+    With random hyperparameters, the values drawn are shown under each header."""
+
+    def __init__(self, show_params: bool = False) -> None:
+        self.show_params = show_params
 
     def show(self, event: ChainEvent) -> None:
         out = sys.stdout
@@ -171,6 +175,9 @@ class _TranscriptPrinter:
             out.write(f"\nLoading {event.model}…\n")
         elif isinstance(event, AnswerStarted):
             out.write(f"\n== {event.model} · item {event.item} · response {event.response} · loop {event.loop} ==\n")
+            if self.show_params:
+                drawn = ", ".join(f"{name}={getattr(event.params, name)}" for name in RANDOM_RANGES)
+                out.write(f"({drawn})\n")
         elif isinstance(event, AnswerToken):
             out.write(event.text)
         elif isinstance(event, AnswerFinished):

@@ -54,6 +54,15 @@ def test_chain_transcript_is_readable(tmp_path: Path, demo_model: Path) -> None:
     assert "tok/s" in done.stdout and "Run finished: completed (1 answers, 0 failures)" in done.stdout
 
 
+def test_random_settings_are_shown_with_each_answer(demo_model: Path) -> None:
+    done = run_app("chain", "--model", str(demo_model), "--prompts", "-", "--random-params", "--seed", "3",
+                   "--responses", "2", stdin="hi\n")
+    assert done.returncode == 0, done.stderr
+    shown = [line for line in done.stdout.splitlines() if line.startswith("(temperature=")]
+    assert len(shown) == 2 and shown[0] != shown[1]
+    assert "repeat_penalty=" in shown[0]
+
+
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path, demo_model: Path, studio_home: Path) -> None:
     prompts = write(tmp_path, "one\ntwo\n[[Summarise:]]")
     done = run_app("chain", "--model", str(demo_model), "--model", "other.gguf", "--prompts", prompts,
