@@ -1,0 +1,1 @@
+"""Files people bring in: PDFs and text files, read into prompt fields."""
