@@ -18,12 +18,12 @@ from app.core.events import (
     Failure,
     ModelLoaded,
     ModelLoading,
+    STOP_REASON_TEXT,
     RunFinished,
     RunStarted,
 )
 from app.core.prompt_list import parse_library, parse_prompt_list, parse_settings_block
 from app.core.sampling import LOAD_SPECS, LoadParams, SamplingParams
-from app.ui.render import STOP_REASON_TEXT
 
 
 def _read_text_argument(path: str | None) -> str:

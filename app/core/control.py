@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-from app.core.backend import Backend
+if TYPE_CHECKING:
+    from app.core.runner import ChainRunner
 
 
 class RunControl:
-    """Stop the current answer (the run goes on) or the whole run."""
+    """Stop the current answer (the run goes on) or the whole run. Several runners share one
+    backend (one per browser tab): a stop reaches the backend only while this runner's own answer
+    is being generated."""
 
-    def __init__(self, backend: Backend) -> None:
-        self._backend = backend
+    def __init__(self, runner: "ChainRunner") -> None:
+        self._runner = runner
         self._stop_all = threading.Event()
 
     @property
@@ -20,12 +24,14 @@ class RunControl:
 
     def stop_current(self) -> None:
         """End the answer being generated; the chain goes on with the next item or model."""
-        self._backend.stop_current()
+        if self._runner.generating:
+            self._runner.backend.stop_current()
 
     def stop_all(self) -> None:
-        """End the run after the answer being generated (stopped where it is)."""
+        """End the run; the answer being generated stops where it is."""
         self._stop_all.set()
-        self._backend.stop_all()
+        if self._runner.generating:
+            self._runner.backend.stop_all()
 
     def reset(self) -> None:
         """Ready for a new run."""

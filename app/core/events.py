@@ -10,6 +10,13 @@ from app.core.sampling import SamplingParams
 
 RunEndReason = str  # "completed" | "stop_signal" | "stopped" | "error"
 STOP_SIGNAL = "STOP_SAMANTHA"
+STOP_REASON_TEXT = {
+    "eos": "finished",
+    "stop_string": "stop string reached",
+    "max_tokens": "max_tokens reached",
+    "context_full": "context window full",
+    "stopped": "stopped",
+}
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,9 @@ class ChainRunner:
     def __init__(self, backend: Backend, recorder: RunRecorder | None = None) -> None:
         self.backend = backend
         self.recorder = recorder
-        self.control = RunControl(backend)
+        self.control = RunControl(self)
+        self.running = False
+        self.generating = False  # True while this runner's answer is being generated
 
     def plan(self, spec: ChainSpec) -> list[PlannedAnswer]:
         """The answers `spec` would generate (raises PromptSyntaxError before anything runs)."""
@@ -62,6 +64,7 @@ class ChainRunner:
         run_id = self.recorder.start_run(spec, len(plan)) if self.recorder else None
         state = _RunState(previous=previous)
         reason = "stopped"  # what a run abandoned by its consumer ends as
+        self.running = True
         try:
             yield RunStarted(run_id, len(plan), len(prompts.items), spec.models)
             reason = yield from self._answers(spec, plan, prompts.pre_prompt, system, rng, run_id, state)
@@ -70,6 +73,7 @@ class ChainRunner:
             reason = "error"
             raise
         finally:
+            self.running = False
             if self.recorder and run_id is not None:
                 self.recorder.finish_run(run_id, reason)
 
@@ -146,6 +150,7 @@ class ChainRunner:
         yield AnswerStarted(planned.index, planned.model_name, item.number, planned.response, planned.loop, prompt, params)
         result: GenerationResult | None = None
         try:
+            self.generating = True
             for event in self.backend.generate(request):
                 if isinstance(event, TokenEvent):
                     yield AnswerToken(planned.index, event.text)
@@ -161,6 +166,8 @@ class ChainRunner:
                 state,
             )
             return None
+        finally:
+            self.generating = False
         assert result is not None
         answer = Answer(
             index=planned.index,

@@ -32,6 +32,7 @@ class ParamSpec:
         """Return `value` converted to this setting's kind, or raise SettingsError saying why not."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SettingsError(f"{self.name} must be a number, got {value!r}")
+        given = value  # messages show the value as the person wrote it
         if self.kind is int:
             if isinstance(value, float) and not value.is_integer():
                 raise SettingsError(f"{self.name} must be a whole number, got {value!r}")
@@ -42,7 +43,7 @@ class ParamSpec:
                 raise SettingsError(f"{self.name} must be a number, got NaN")
         if not self.minimum <= value <= self.maximum:
             raise SettingsError(
-                f"{self.name}={value} is out of range: allowed {_fmt(self.minimum)} to "
+                f"{self.name}={given} is out of range: allowed {_fmt(self.minimum)} to "
                 f"{_fmt(self.maximum)} ({self.description})"
             )
         return value

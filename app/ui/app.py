@@ -1,33 +1,51 @@
-"""The studio page: layout first, then every event wired in one place (`build_ui`)."""
+"""The studio page: layout first, then every event wired in one place (`build_ui`).
+
+Handlers stay thin: they build a `ChainSpec` from the fields, run it with the tab's own runner and
+turn the events into component values (`render.TranscriptBuilder`).
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the studio is offline
 
 import gradio as gr
 
-from app.core.backend import GenerationRequest, TokenEvent
+from app.core.chain import ChainSpec
 from app.core.errors import ChainStudioError
+from app.core.events import AnswerFinished, Failure, RunFinished
+from app.core.prompt_list import IGNORE_PREFIX
 from app.models.gguf_file import inspect_gguf
 from app.services import Services
-from app.ui.render import AnswerView, answer_footer, render_transcript
+from app.ui.page_js import COPY_JS, SOUND_END_JS, SOUND_START_JS
+from app.ui.render import Entry, TranscriptBuilder, plain_transcript, render_transcript
 from app.ui.sampling_controls import (
+    DETERMINISTIC_PRESET,
+    STOCHASTIC_PRESET,
     build_load_controls,
     build_sampling_controls,
     load_from_values,
+    preset_values,
     sampling_from_values,
 )
 
 UPDATE_INTERVAL_SECONDS = 0.05  # at most ~20 page updates a second while streaming
-DEFAULT_PROMPT = "Hello!"
+OPTION_LABELS = {
+    "feedback": "Feedback loop",
+    "cumulative": "Cumulative response",
+    "single_response": "Single response per model",
+    "shuffle": "Shuffle models",
+    "reset": "Reset model before each answer",
+    "random_params": "Random hyperparameters",
+}
 
 
 def model_info_markdown(path: str | None) -> str:
-    """A table of what the selected model's GGUF header says."""
+    """A table of what a model's GGUF header says."""
     if not path:
         return "*No model selected.*"
     try:
@@ -48,105 +66,213 @@ def model_info_markdown(path: str | None) -> str:
     return "| Model | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
+def model_paths(models_text: str, folder: str) -> tuple[str, ...]:
+    """The "Models" field: one file name (looked up in the folder) or path per line; `---` ignores
+    a line; order and repeats are kept."""
+    paths = []
+    for line in (models_text or "").splitlines():
+        name = line.strip()
+        if not name or name.startswith(IGNORE_PREFIX):
+            continue
+        candidate = Path(name).expanduser()
+        paths.append(str(candidate if candidate.is_absolute() else Path(folder) / candidate))
+    return tuple(paths)
+
+
 def build_ui(services: Services) -> gr.Blocks:
     """Build the studio page for `services`."""
-    model_choices = [(p.name, str(p)) for p in services.model_files()]
+    files = services.model_files()
+    names = [p.name for p in files]
     with gr.Blocks(title="Chain Studio") as page:
-        views = gr.State([])
-        gr.Markdown("# Chain Studio\nLocal GGUF models, offline. Enter starts; Shift+Enter adds a line.")
+        entries = gr.State([])
+        folder = gr.State(str(services.models_dir))
+        gr.Markdown("# Chain Studio\nChain local GGUF models, offline. Enter starts; Shift+Enter adds a line.")
         with gr.Row():
-            with gr.Column(scale=2):
+            with gr.Column(scale=3):
                 system = gr.Textbox(label="System prompt", lines=1, max_lines=8, elem_id="system-prompt")
+                previous = gr.Textbox(label="Previous response", lines=1, max_lines=8, elem_id="previous-response")
+                # lines=1 (growing to max_lines): Gradio submits on Enter and adds a line on Shift+Enter.
                 prompt = gr.Textbox(
-                    label="User prompt",
-                    lines=1,  # with lines=1 Gradio submits on Enter and Shift+Enter adds a line
-                    max_lines=20,
-                    placeholder="Type a prompt and press Enter",
-                    elem_id="user-prompt",
-                    autofocus=True,
+                    label="User prompt", lines=1, max_lines=20, elem_id="user-prompt", autofocus=True,
+                    placeholder="One prompt per line, or items separated by $$$ — press Enter to start",
                 )
                 with gr.Row():
                     start = gr.Button("Start", variant="primary", elem_id="start")
-                    stop = gr.Button("Stop", elem_id="stop")
-                    clear = gr.Button("Clear history", elem_id="clear")
-                    unload = gr.Button("Unload model", elem_id="unload")
-                transcript = gr.Markdown(render_transcript([]), elem_id="transcript")
-            with gr.Column(scale=1):
-                model = gr.Dropdown(
-                    choices=model_choices,
-                    value=model_choices[0][1] if model_choices else None,
-                    label="Models",
-                    elem_id="model-select",
-                )
-                refresh = gr.Button("Refresh model list", size="sm")
-                model_info = gr.Markdown(model_info_markdown(model_choices[0][1] if model_choices else None))
+                    stop_next = gr.Button("Stop / Next", elem_id="stop-next")
+                    stop_all = gr.Button("Stop all & reset", variant="stop", elem_id="stop-all")
+                with gr.Row():
+                    clear = gr.Button("Clear history", size="sm", elem_id="clear")
+                    unload = gr.Button("Unload model", size="sm", elem_id="unload")
+                    use_last = gr.Button("Use last answer as previous response", size="sm", elem_id="use-last")
                 status = gr.Markdown("", elem_id="status")
-                with gr.Accordion("Generation settings", open=False):
-                    sampling = build_sampling_controls()
-                with gr.Accordion("Model loading", open=False):
-                    loading = build_load_controls()
+                with gr.Row():
+                    raw = gr.Checkbox(label="Raw text", value=False, elem_id="raw")
+                    copy_last = gr.Button("Copy last answer", size="sm", elem_id="copy-last")
+                    copy_all = gr.Button("Copy all", size="sm", elem_id="copy-all")
+                transcript = gr.Markdown(render_transcript([]), elem_id="transcript")
+                last_answer = gr.Textbox(visible=False, elem_id="last-answer")
+                all_answers = gr.Textbox(visible=False, elem_id="all-answers")
+            with gr.Column(scale=2):
+                with gr.Tab("Models"):
+                    models = gr.Textbox(
+                        label="Models", value=names[0] if names else "", lines=2, max_lines=12, elem_id="models",
+                        info="One per line, in order; repeats allowed; --- skips a line",
+                    )
+                    with gr.Row():
+                        pick = gr.Dropdown(choices=names, value=names[0] if names else None,
+                                           label="Models in the folder", elem_id="model-pick", scale=3)
+                        add = gr.Button("Add", size="sm", elem_id="add-model", scale=1)
+                        refresh = gr.Button("Refresh", size="sm", elem_id="refresh-models", scale=1)
+                    with gr.Row():
+                        folder_box = gr.Textbox(label="Models folder", value=str(services.models_dir),
+                                                elem_id="models-folder", scale=4)
+                        use_folder = gr.Button("Use folder", size="sm", elem_id="use-folder", scale=1)
+                    model_info = gr.Markdown(model_info_markdown(str(files[0]) if files else None))
+                with gr.Tab("Settings"):
+                    with gr.Row():
+                        deterministic = gr.Button("Deterministic preset", size="sm", elem_id="preset-deterministic")
+                        stochastic = gr.Button("Stochastic preset", size="sm", elem_id="preset-stochastic")
+                    options = {
+                        name: gr.Checkbox(label=label, value=False, elem_id=f"option-{name.replace('_', '-')}")
+                        for name, label in OPTION_LABELS.items()
+                    }
+                    fast = gr.Checkbox(label="Fast mode (show each answer when it is complete)", value=False,
+                                       elem_id="option-fast")
+                    # Read by the page's own script (page_js.PAGE_JS), which plays the sounds.
+                    gr.Checkbox(label="Sounds at start and end", value=True, elem_id="sounds", interactive=True)
+                    with gr.Row():
+                        responses = gr.Number(label="Responses per model", value=1, minimum=1, precision=0,
+                                              elem_id="responses")
+                        loops = gr.Number(label="Loops", value=1, minimum=1, precision=0, elem_id="loops")
+                    with gr.Accordion("Generation settings", open=True):
+                        sampling = build_sampling_controls()
+                    with gr.Accordion("Model loading", open=False):
+                        loading = build_load_controls()
 
         sampling_names = list(sampling)
         loading_names = list(loading)
 
-        def run(chosen: str | None, system_text: str, user_text: str, history: list[AnswerView], *values: Any) -> Iterator[tuple]:
-            history = list(history)
-            if not chosen:
-                gr.Warning("Choose a model first.")
-                yield render_transcript(history), history, ""
-                return
-            name = os.path.basename(chosen)
+        def run(data: dict[Any, Any], request: gr.Request) -> Iterator[tuple]:
+            session = request.session_hash or "anonymous"
+            runner = services.runner_for(session)
+            shown: list[Entry] = data[entries]
+            raw_mode, fast_mode = bool(data[raw]), bool(data[fast])
             try:
-                params = sampling_from_values(sampling_names, list(values[: len(sampling_names)]))
-                load_params = load_from_values(loading_names, list(values[len(sampling_names) :]))
+                spec = ChainSpec(
+                    models=model_paths(data[models], data[folder]),
+                    prompts=data[prompt] or "",
+                    system=data[system] or "",
+                    previous=data[previous] or "",
+                    responses=int(data[responses] or 1),
+                    loops=int(data[loops] or 1),
+                    sampling=sampling_from_values(sampling_names, [data[c] for c in sampling.values()]),
+                    load=load_from_values(loading_names, [data[c] for c in loading.values()]),
+                    **{name: bool(data[box]) for name, box in options.items()},
+                )
+                runner.plan(spec)  # prompt-list syntax errors: a message, and nothing runs
             except ChainStudioError as exc:
                 gr.Warning(str(exc))
-                yield render_transcript(history), history, ""
+                yield render_transcript(shown, raw_mode), shown, f"⚠️ {exc}", gr.update(), gr.update()
                 return
-            history.append(AnswerView(model=name, text=""))
-            waiting = "Waiting for the model (another run is using it)…" if services.backend.busy else ""
-            yield render_transcript(history), history, waiting or f"Loading {name}…"
-            text, last_update = "", 0.0
-            try:
-                services.backend.load(chosen, load_params)
-                request = GenerationRequest.chat(user_text.strip() or DEFAULT_PROMPT, system_text.strip(), params)
-                for event in services.backend.generate(request):
-                    if isinstance(event, TokenEvent):
-                        text += event.text
+            if services.run_lock.locked():
+                yield render_transcript(shown, raw_mode), shown, "Waiting for the model: another tab is running a chain…", gr.update(), gr.update()
+            with services.run_lock:
+                if services.is_closed(session):
+                    return
+                builder = TranscriptBuilder(shown, show_params=spec.random_params)
+                last_update = 0.0
+                try:
+                    for event in runner.run(spec):
+                        boundary = builder.apply(event)
                         now = time.monotonic()
-                        if now - last_update >= UPDATE_INTERVAL_SECONDS:
+                        final = isinstance(event, (AnswerFinished, Failure, RunFinished))
+                        if final or (not fast_mode and (boundary or now - last_update >= UPDATE_INTERVAL_SECONDS)):
                             last_update = now
-                            history[-1] = AnswerView(model=name, text=text)
-                            yield render_transcript(history), history, "Generating…"
-                    else:
-                        history[-1] = AnswerView(model=name, text=event.text, footer=answer_footer(event))
-            except ChainStudioError as exc:
-                history[-1] = AnswerView(model=name, text=text, error=str(exc))
-                gr.Warning(str(exc))
-            yield render_transcript(history), history, ""
+                            snapshot = builder.snapshot()
+                            yield (render_transcript(snapshot, raw_mode), snapshot, builder.status,
+                                   builder.last_answer, plain_transcript(snapshot))
+                except ChainStudioError as exc:
+                    gr.Warning(str(exc))
+                    snapshot = builder.snapshot()
+                    yield render_transcript(snapshot, raw_mode), snapshot, f"⚠️ {exc}", builder.last_answer, plain_transcript(snapshot)
 
-        def stop_generation() -> None:
-            services.backend.stop_current()
+        def stop_current(request: gr.Request) -> None:
+            services.runner_for(request.session_hash or "anonymous").control.stop_current()
 
-        def clear_history() -> tuple[str, list]:
-            return render_transcript([]), []
+        def stop_everything(request: gr.Request) -> str:
+            runner = services.runner_for(request.session_hash or "anonymous")
+            runner.control.stop_all()
+            if services.backend.busy:
+                return "Run stopped. The model is busy with another tab, so it stays loaded."
+            services.backend.unload()
+            return "Run stopped and the model reset: it loads again at the next start."
+
+        def clear_history() -> tuple[str, list, str, str]:
+            return render_transcript([]), [], "", ""
 
         def unload_model() -> str:
+            if services.backend.busy:
+                return "The model is generating: stop the run first."
             services.backend.unload()
-            return "Model unloaded."
+            return "Model unloaded: it loads again at the next start."
 
-        def refresh_models(current: str | None) -> Any:
-            choices = [(p.name, str(p)) for p in services.model_files()]
-            values = [value for _, value in choices]
-            return gr.update(choices=choices, value=current if current in values else (values[0] if values else None))
+        def rerender(shown: list[Entry], raw_mode: bool) -> str:
+            return render_transcript(shown, raw_mode)
 
-        run_inputs = [model, system, prompt, views, *sampling.values(), *loading.values()]
-        run_outputs = [transcript, views, status]
-        for trigger in (prompt.submit, system.submit, start.click):
-            trigger(run, run_inputs, run_outputs)
-        stop.click(stop_generation, None, None, queue=False)
-        clear.click(clear_history, None, [transcript, views])
-        unload.click(unload_model, None, status)
-        refresh.click(refresh_models, model, model)
-        model.change(model_info_markdown, model, model_info)
+        def add_model(current: str, name: str | None) -> str:
+            if not name:
+                return current
+            lines = [line for line in (current or "").splitlines() if line.strip()]
+            return "\n".join(lines + [name])
+
+        def refresh_models(folder_path: str, chosen: str | None) -> Any:
+            found = [p.name for p in services.model_files(Path(folder_path))]
+            return gr.update(choices=found, value=chosen if chosen in found else (found[0] if found else None))
+
+        def choose_folder(path_text: str, chosen: str | None) -> tuple[Any, Any, str]:
+            path = Path(path_text or "").expanduser()
+            if not path.is_dir():
+                gr.Warning(f"{path} is not a folder")
+                return gr.update(), gr.update(), f"⚠️ {path} is not a folder"
+            found = [p.name for p in services.model_files(path)]
+            message = f"Models folder: {path} ({len(found)} GGUF files)"
+            return str(path.resolve()), gr.update(choices=found, value=found[0] if found else None), message
+
+        def show_model(folder_path: str, name: str | None) -> str:
+            return model_info_markdown(str(Path(folder_path) / name) if name else None)
+
+        def n_ctx_changed(value: float) -> str:
+            loaded = services.backend.loaded
+            if loaded is not None and int(value or 0) != loaded.load.n_ctx:
+                return f"n_ctx is now {int(value or 0)}: the model reloads at the next start."
+            return ""
+
+        # -- wiring ------------------------------------------------------------------------------
+        run_inputs = {models, folder, system, previous, prompt, entries, raw, fast, responses, loops,
+                      *options.values(), *sampling.values(), *loading.values()}
+        run_outputs = [transcript, entries, status, last_answer, all_answers]
+        for trigger in (start.click, prompt.submit, system.submit, previous.submit):
+            trigger(None, None, None, js=SOUND_START_JS)
+            trigger(run, run_inputs, run_outputs, concurrency_limit=None, show_progress="hidden").then(
+                None, None, None, js=SOUND_END_JS
+            )
+        stop_next.click(stop_current, None, None, queue=False)
+        stop_all.click(stop_everything, None, status, queue=False)
+        clear.click(clear_history, None, [transcript, entries, last_answer, all_answers])
+        unload.click(unload_model, None, status, queue=False)
+        use_last.click(lambda text: text, last_answer, previous)
+        raw.change(rerender, [entries, raw], transcript)
+        copy_last.click(None, last_answer, None, js=COPY_JS)
+        copy_all.click(None, all_answers, None, js=COPY_JS)
+        add.click(add_model, [models, pick], models)
+        refresh.click(refresh_models, [folder, pick], pick)
+        use_folder.click(choose_folder, [folder_box, pick], [folder, pick, status])
+        pick.change(show_model, [folder, pick], model_info)
+        deterministic.click(lambda: preset_values(sampling_names, DETERMINISTIC_PRESET), None, list(sampling.values()))
+        stochastic.click(lambda: preset_values(sampling_names, STOCHASTIC_PRESET), None, list(sampling.values()))
+        loading["n_ctx"].change(n_ctx_changed, loading["n_ctx"], status)
+        def tab_closed(request: gr.Request) -> None:
+            services.close_session(request.session_hash or "anonymous")
+
+        page.unload(tab_closed)
     return page

@@ -1,51 +1,139 @@
-"""Turn generation events into what the page shows (Markdown text). Pure functions, no gradio."""
+"""Turn chain events into the transcript the page shows. Pure Python, no gradio."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from app.core.backend import GenerationResult
+from app.core.chain import RANDOM_RANGES
+from app.core.events import (
+    Answer,
+    AnswerFinished,
+    AnswerStarted,
+    AnswerToken,
+    ChainEvent,
+    Failure,
+    ModelLoaded,
+    ModelLoading,
+    STOP_REASON_TEXT,
+    RunFinished,
+    RunStarted,
+)
 
-STOP_REASON_TEXT = {
-    "eos": "finished",
-    "stop_string": "stop string reached",
-    "max_tokens": "max_tokens reached",
-    "context_full": "context window full",
-    "stopped": "stopped",
+RUN_END_TEXT = {
+    "completed": "Run finished.",
+    "stop_signal": "Run ended by STOP_SAMANTHA.",
+    "stopped": "Run stopped.",
+    "error": "Run ended: every answer failed.",
 }
+EMPTY_TRANSCRIPT = "*Type a prompt and press Enter. The demo model answers offline.*"
 
 
 @dataclass(frozen=True)
-class AnswerView:
-    """One answer in the transcript."""
+class Entry:
+    """One block of the transcript: an answer, a failure, or a run header."""
 
-    model: str
-    text: str
+    title: str
+    text: str = ""
     footer: str = ""
     error: str = ""
+    note: str = ""
+    kind: str = "answer"  # "answer" | "failure" | "run"
 
 
-def answer_footer(result: GenerationResult) -> str:
+def answer_footer(answer: Answer) -> str:
     """Token counts, time and speed of a finished answer."""
+    speed = answer.tokens / answer.seconds if answer.seconds > 0 else 0.0
     return (
-        f"{result.prompt_tokens} prompt + {result.generated_tokens} generated tokens · "
-        f"{result.seconds:.2f} s · {result.tokens_per_second:.1f} tok/s · "
-        f"{STOP_REASON_TEXT.get(result.stop_reason, result.stop_reason)}"
+        f"{answer.prompt_tokens} prompt + {answer.tokens} generated tokens · {answer.seconds:.2f} s · "
+        f"{speed:.1f} tok/s · {STOP_REASON_TEXT.get(answer.stop_reason, answer.stop_reason)}"
     )
 
 
-def render_answer(view: AnswerView) -> str:
-    """Markdown for one answer: a header with the model, the text, then the footer or the error."""
-    parts = [f"#### {view.model}", view.text or ("" if view.error else "…")]
-    if view.error:
-        parts.append(f"> **Error:** {view.error}")
-    if view.footer:
-        parts.append(f"<sub>{view.footer}</sub>")
-    return "\n\n".join(part for part in parts if part)
+class TranscriptBuilder:
+    """Applies chain events to a list of entries; the answer being written is kept in parts and
+    joined only when shown."""
+
+    def __init__(self, entries: list[Entry], show_params: bool = False) -> None:
+        self.entries = list(entries)
+        self.show_params = show_params
+        self.status = ""
+        self.last_answer = ""
+        self._current: int | None = None
+        self._parts: list[str] = []
+
+    def apply(self, event: ChainEvent) -> bool:
+        """Update from `event`; True when an answer began or ended (worth showing at once)."""
+        if isinstance(event, AnswerToken):
+            self._parts.append(event.text)
+            return False
+        if isinstance(event, RunStarted):
+            self.entries.append(Entry(f"Run {event.run_id}" if event.run_id else "Run",
+                                      note=f"{event.planned} answers planned", kind="run"))
+            self.status = "Starting…"
+        elif isinstance(event, ModelLoading):
+            self.status = f"Loading {event.model}…"
+        elif isinstance(event, ModelLoaded):
+            self.status = f"{event.model} loaded in {event.info.load_seconds:.1f} s"
+        elif isinstance(event, AnswerStarted):
+            note = ""
+            if self.show_params:
+                note = ", ".join(f"{name}={getattr(event.params, name)}" for name in RANDOM_RANGES)
+            title = f"{event.model} · item {event.item} · response {event.response} · loop {event.loop}"
+            self.entries.append(Entry(title, note=note))
+            self._current = len(self.entries) - 1
+            self._parts = []
+            self.status = f"Generating answer {event.index}…"
+        elif isinstance(event, AnswerFinished):
+            answer = event.answer
+            if self._current is not None:
+                self.entries[self._current] = replace(
+                    self.entries[self._current], text=answer.text, footer=answer_footer(answer)
+                )
+            self._current, self._parts = None, []
+            self.last_answer = answer.text
+        elif isinstance(event, Failure):
+            self.entries.append(Entry(event.model, error=event.message, kind="failure"))
+        elif isinstance(event, RunFinished):
+            self.status = RUN_END_TEXT.get(event.reason, event.reason)
+        return True
+
+    def snapshot(self) -> list[Entry]:
+        """The entries with the answer being written filled in so far."""
+        if self._current is None:
+            return list(self.entries)
+        entries = list(self.entries)
+        entries[self._current] = replace(entries[self._current], text="".join(self._parts))
+        return entries
 
 
-def render_transcript(views: list[AnswerView]) -> str:
-    """The whole transcript as Markdown, answers separated by rules."""
-    if not views:
-        return "*Type a prompt and press Enter. The demo model answers offline.*"
-    return "\n\n---\n\n".join(render_answer(view) for view in views)
+def _fenced(text: str) -> str:
+    fence = "`" * max(4, max((len(run) for run in text.split() if set(run) == {"`"}), default=0) + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def render_entry(entry: Entry, raw: bool = False) -> str:
+    """Markdown for one entry (raw: the answer text shown exactly, not rendered)."""
+    if entry.kind == "run":
+        return f"##### {entry.title} · {entry.note}"
+    if entry.kind == "failure":
+        return f"> ⚠️ **{entry.title}:** {entry.error}"
+    parts = [f"#### {entry.title}"]
+    if entry.note:
+        parts.append(f"<sub>{entry.note}</sub>")
+    body = entry.text or "…"
+    parts.append(_fenced(body) if raw else body)
+    if entry.footer:
+        parts.append(f"<sub>{entry.footer}</sub>")
+    return "\n\n".join(parts)
+
+
+def render_transcript(entries: list[Entry], raw: bool = False) -> str:
+    """The whole transcript as Markdown."""
+    if not entries:
+        return EMPTY_TRANSCRIPT
+    return "\n\n".join(render_entry(entry, raw) for entry in entries)
+
+
+def plain_transcript(entries: list[Entry]) -> str:
+    """Every answer as plain text with its title (for "Copy all")."""
+    return "\n\n".join(f"{e.title}\n{e.text}" for e in entries if e.kind == "answer")

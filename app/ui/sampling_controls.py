@@ -31,6 +31,15 @@ def build_sampling_controls() -> dict[str, gr.components.Component]:
     return controls
 
 
+DETERMINISTIC_PRESET = SamplingParams()
+STOCHASTIC_PRESET = SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, typical_p=1.0, tfs_z=1.0)
+
+
+def preset_values(names: list[str], preset: SamplingParams) -> list[Any]:
+    """Control values (in `names` order) that show `preset`; stop strings are left as they are."""
+    return [gr.update() if name == "stop" else getattr(preset, name) for name in names]
+
+
 def build_load_controls() -> dict[str, gr.components.Component]:
     """Controls for the settings that take effect when a model loads."""
     defaults = LoadParams()

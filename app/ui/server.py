@@ -13,11 +13,11 @@ from typing import Callable
 
 from app.core.errors import ChainStudioError
 from app.services import Services
+from app.ui.page_js import PAGE_JS
 
 LOCAL_HOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
 PASSWORD_ENV = "CHAIN_STUDIO_PASSWORD"
-DARK_THEME_JS = "() => { document.body.classList.add('dark'); }"
 
 
 def bind_address(listen: bool, password: str | None) -> str:
@@ -68,7 +68,7 @@ def launch(
             ssr_mode=False,
             strict_cors=True,
             footer_links=["settings"],
-            js=DARK_THEME_JS,
+            js=PAGE_JS,
             show_error=True,
         )
     finally:

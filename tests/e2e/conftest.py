@@ -83,6 +83,29 @@ def studio(tmp_path: Path, studio_home: Path) -> Iterator[RunningStudio]:
         stop_process_group(process)
 
 
+@pytest.fixture(scope="module")
+def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStudio]:
+    """One studio process for a module's browser tests (each test opens its own tab, i.e. its own
+    session); started directly with `python -m app ui` on a fresh data folder."""
+    import sys
+
+    home = tmp_path_factory.mktemp("studio-home")
+    port = free_port()
+    log = home / "studio.log"
+    env = dict(os.environ, CHAIN_STUDIO_HOME=str(home))
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "ui", "--port", str(port), "--no-browser"],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_page(url, process, log)
+        yield RunningStudio(url, port, process, log)
+    finally:
+        stop_process_group(process)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not os.path.exists(CHROMIUM):

@@ -34,13 +34,13 @@ def test_open_app_serves_locally_with_the_demo_model(studio: RunningStudio, brow
     if sys.platform.startswith("linux"):
         assert listening_addresses(studio.port) == {"127.0.0.1"}  # even with GRADIO_SERVER_NAME=0.0.0.0
     with urllib.request.urlopen(studio.url + "config", timeout=10) as response:
-        config = json.load(response)
-    dropdown = next(c for c in config["components"] if c.get("props", {}).get("label") == "Models")
-    assert dropdown["props"]["value"].endswith("chain-studio-demo.gguf")
+        labels = {c.get("props", {}).get("label") for c in json.load(response)["components"]}
+    assert {"System prompt", "Previous response", "User prompt", "Models"} <= labels
 
     page = browser.new_page()  # type: ignore[attr-defined]
     try:
         page.goto(studio.url)
+        assert page.locator("#models textarea").input_value() == "chain-studio-demo.gguf"  # selected
         prompt = page.locator("#user-prompt textarea")
         prompt.fill("Hello there")
         prompt.press("Enter")

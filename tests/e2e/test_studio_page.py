@@ -1,0 +1,140 @@
+"""The studio page in headless Chromium against the real app and the demo model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.e2e.conftest import RunningStudio
+
+pytestmark = pytest.mark.e2e
+HELLO = "Hello from the demo model."
+
+
+@pytest.fixture
+def page(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    opened = context.new_page()
+    opened.goto(studio_server.url)
+    opened.locator("#user-prompt textarea").wait_for()
+    yield opened
+    opened.screenshot(path=str(artifacts_dir / "page.png"), full_page=True)
+    context.close()
+
+
+def settings_tab(page) -> None:
+    page.get_by_role("tab", name="Settings").click()
+
+
+def wait_status(page, text: str, timeout: float = 60_000) -> None:
+    page.locator("#status").get_by_text(text).wait_for(timeout=timeout)
+
+
+def answer_titles(page) -> list[str]:
+    return [h.inner_text() for h in page.locator("#transcript h4").all()]
+
+
+def test_enter_runs_and_shift_enter_adds_a_line(page) -> None:
+    prompt = page.locator("#user-prompt textarea")
+    prompt.fill("first line")
+    prompt.press("Shift+Enter")
+    prompt.type("second line")
+    assert prompt.input_value() == "first line\nsecond line"
+    page.wait_for_timeout(500)
+    assert answer_titles(page) == []  # Shift+Enter started nothing
+    prompt.press("Enter")
+    wait_status(page, "Run finished.")
+    assert page.locator("#transcript").inner_text().count(HELLO) == 2  # one answer per line
+
+
+def test_enter_anywhere_on_the_page_starts(page) -> None:
+    page.locator("#user-prompt textarea").fill("hi")
+    page.locator("h1").click()  # focus leaves the fields
+    page.keyboard.press("Enter")
+    wait_status(page, "Run finished.")
+    assert HELLO in page.locator("#transcript").inner_text()
+
+
+def test_two_items_two_loops_with_feedback(page) -> None:
+    settings_tab(page)
+    page.locator("#option-feedback input").check()
+    page.locator("#loops input").fill("2")
+    page.locator("#user-prompt textarea").fill("hello\ncompute %")
+    page.locator("#start").click()
+    wait_status(page, "Run finished.")
+    assert answer_titles(page) == [
+        f"chain-studio-demo.gguf · item {item} · response 1 · loop {loop}" for loop in (1, 2) for item in (1, 2)
+    ]
+    text = page.locator("#transcript").inner_text()
+    assert text.count(HELLO) == 2 and text.count("print(6 * 7)") == 2
+
+
+def test_stop_during_an_endless_answer(page) -> None:
+    settings_tab(page)
+    page.locator("#option-fast input").uncheck()
+    page.locator("#user-prompt textarea").fill("sing ~")
+    page.locator("#start").click()
+    page.locator("#transcript").get_by_text("la la la").wait_for(timeout=60_000)
+    page.locator("#stop-all").click()
+    wait_status(page, "Run stopped")
+    footer = page.locator("#transcript sub").last.inner_text()
+    assert footer.endswith("stopped")
+
+
+def test_sounds_play_at_start_and_end_unless_turned_off(page) -> None:
+    page.locator("#user-prompt textarea").fill("hi")
+    page.locator("#start").click()
+    wait_status(page, "Run finished.")
+    page.wait_for_function("() => window.chainStudioSoundsPlayed === 2")
+    settings_tab(page)
+    page.locator("#sounds input").uncheck()
+    page.locator("#start").click()
+    page.locator("#transcript h5").nth(1).wait_for(timeout=60_000)  # this tab's second run
+    wait_status(page, "Run finished.")
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => window.chainStudioSoundsPlayed") == 2
+
+
+def test_bad_prompt_list_says_why_and_runs_nothing(page) -> None:
+    page.locator("#user-prompt textarea").fill("{top_p=7} hello")
+    page.locator("#start").click()
+    wait_status(page, "top_p=7 is out of range")
+    assert answer_titles(page) == []
+
+
+def test_transcript_controls(page) -> None:
+    page.locator("#user-prompt textarea").fill("compute %")
+    page.locator("#start").click()
+    wait_status(page, "Run finished.")
+    page.locator("#raw input").check()
+    page.locator("#transcript").get_by_text("```python").wait_for()  # the answer exactly as written
+    page.locator("#use-last").click()
+    previous = page.locator("#previous-response textarea")
+    page.wait_for_function("() => document.querySelector('#previous-response textarea').value.includes('print(6 * 7)')")
+    assert previous.input_value() == "```python\nprint(6 * 7)\n```"
+    page.locator("#clear").click()
+    page.locator("#transcript").get_by_text("Type a prompt and press Enter").wait_for()
+
+
+def test_presets_and_models(page, studio_server: RunningStudio) -> None:
+    settings_tab(page)
+    temperature = page.get_by_label("temperature").first
+    page.locator("#preset-stochastic").click()
+    page.wait_for_function("() => [...document.querySelectorAll('input[type=number]')].some(i => i.value === '0.8')")
+    page.locator("#preset-deterministic").click()
+    page.wait_for_function("() => ![...document.querySelectorAll('input[type=number]')].some(i => i.value === '0.8')")
+    del temperature
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#add-model").click()  # the same model twice: a chain of two
+    models = page.locator("#models textarea")
+    page.wait_for_function("() => document.querySelector('#models textarea').value.split('\\n').length === 2")
+    assert models.input_value() == "chain-studio-demo.gguf\nchain-studio-demo.gguf"
+    page.locator("#user-prompt textarea").fill("hi")
+    page.locator("#start").click()
+    wait_status(page, "Run finished.")
+    assert len(answer_titles(page)) == 2
+    page.locator("#models-folder input, #models-folder textarea").first.fill("/no/such/folder")
+    page.locator("#use-folder").click()
+    wait_status(page, "is not a folder")
