@@ -16,6 +16,7 @@ DEMO_MODEL_FILENAME = "chain-studio-demo.gguf"
 
 HOME_ENV = "CHAIN_STUDIO_HOME"
 MODELS_DIR_ENV = "CHAIN_STUDIO_MODELS_DIR"
+PROMPTS_DIR_ENV = "CHAIN_STUDIO_PROMPTS_DIR"
 
 
 def _default_data_dir() -> Path:
@@ -57,3 +58,16 @@ def demo_model_path(models: Path | None = None) -> Path:
     """Where the built-in demo model lives inside a models folder."""
     return (models or models_dir()) / DEMO_MODEL_FILENAME
 
+
+def prompts_dir() -> Path:
+    """Where "Save user prompt" writes: `prompts/` in the project, or $CHAIN_STUDIO_PROMPTS_DIR."""
+    override = os.environ.get(PROMPTS_DIR_ENV)
+    path = Path(override).expanduser() if override else PROJECT_ROOT / "prompts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def library_files() -> list[Path]:
+    """Prompt libraries: user_prompts.txt, system_prompts.txt, then the files in the prompts folder."""
+    shipped = [PROJECT_ROOT / "user_prompts.txt", PROJECT_ROOT / "system_prompts.txt"]
+    return [p for p in shipped if p.exists()] + sorted(prompts_dir().glob("*.txt"))

@@ -22,6 +22,9 @@ from app.core.prompt_list import IGNORE_PREFIX
 from app.models.gguf_file import inspect_gguf
 from app.services import Services
 from app.ui.page_js import COPY_JS, SOUND_END_JS, SOUND_START_JS
+from app.ui.panels import files_panel, history_panel, library_panel, model_panel
+from app.ui.panels.html_view import EMPTY as EMPTY_HTML
+from app.ui.panels.html_view import html_view
 from app.ui.render import Entry, TranscriptBuilder, plain_transcript, render_transcript
 from app.ui.sampling_controls import (
     DETERMINISTIC_PRESET,
@@ -128,6 +131,7 @@ def build_ui(services: Services) -> gr.Blocks:
                                                 elem_id="models-folder", scale=4)
                         use_folder = gr.Button("Use folder", size="sm", elem_id="use-folder", scale=1)
                     model_info = gr.Markdown(model_info_markdown(str(files[0]) if files else None))
+                    in_memory = model_panel.build(services)
                 with gr.Tab("Settings"):
                     with gr.Row():
                         deterministic = gr.Button("Deterministic preset", size="sm", elem_id="preset-deterministic")
@@ -148,6 +152,14 @@ def build_ui(services: Services) -> gr.Blocks:
                         sampling = build_sampling_controls()
                     with gr.Accordion("Model loading", open=False):
                         loading = build_load_controls()
+                with gr.Tab("Library"):
+                    library = library_panel.build()
+                with gr.Tab("Files"):
+                    file_loader = files_panel.build()
+                with gr.Tab("History"):
+                    history = history_panel.build(services)
+                with gr.Tab("HTML view"):
+                    html_panel = gr.HTML(EMPTY_HTML, elem_id="html-view")
 
         sampling_names = list(sampling)
         loading_names = list(loading)
@@ -255,7 +267,7 @@ def build_ui(services: Services) -> gr.Blocks:
             trigger(None, None, None, js=SOUND_START_JS)
             trigger(run, run_inputs, run_outputs, concurrency_limit=None, show_progress="hidden").then(
                 None, None, None, js=SOUND_END_JS
-            )
+            ).then(lambda: model_panel.loaded_markdown(services), None, in_memory.loaded)
         stop_next.click(stop_current, None, None, queue=False)
         stop_all.click(stop_everything, None, status, queue=False)
         clear.click(clear_history, None, [transcript, entries, last_answer, all_answers])
@@ -275,4 +287,10 @@ def build_ui(services: Services) -> gr.Blocks:
             services.close_session(request.session_hash or "anonymous")
 
         page.unload(tab_closed)
+        last_answer.change(html_view, last_answer, html_panel)
+        fields = {"system": system, "previous": previous, "prompt": prompt}
+        library_panel.wire(library, system, prompt, status)
+        files_panel.wire(file_loader, fields, status)
+        history_panel.wire(history, services, fields, models, transcript, entries, status, raw)
+        model_panel.wire(in_memory, services, status)
     return page

@@ -14,6 +14,7 @@ from typing import Callable
 from app.core.errors import ChainStudioError
 from app.services import Services
 from app.ui.page_js import PAGE_JS
+from app.ui.panels.files_panel import MAX_UPLOAD
 
 LOCAL_HOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
@@ -70,6 +71,7 @@ def launch(
             footer_links=["settings"],
             js=PAGE_JS,
             show_error=True,
+            max_file_size=MAX_UPLOAD,
         )
     finally:
         services.close()

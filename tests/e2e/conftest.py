@@ -37,6 +37,7 @@ class RunningStudio:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    home: Path | None = None
 
 
 def wait_for_page(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 300) -> None:
@@ -92,7 +93,7 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     home = tmp_path_factory.mktemp("studio-home")
     port = free_port()
     log = home / "studio.log"
-    env = dict(os.environ, CHAIN_STUDIO_HOME=str(home))
+    env = dict(os.environ, CHAIN_STUDIO_HOME=str(home), CHAIN_STUDIO_PROMPTS_DIR=str(home / "prompts"))
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "app", "ui", "--port", str(port), "--no-browser"],
@@ -101,7 +102,7 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for_page(url, process, log)
-        yield RunningStudio(url, port, process, log)
+        yield RunningStudio(url, port, process, log, home)
     finally:
         stop_process_group(process)
 

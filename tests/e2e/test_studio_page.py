@@ -138,3 +138,40 @@ def test_presets_and_models(page, studio_server: RunningStudio) -> None:
     page.locator("#models-folder input, #models-folder textarea").first.fill("/no/such/folder")
     page.locator("#use-folder").click()
     wait_status(page, "is not a folder")
+
+
+def test_run_options_reach_the_engine(page) -> None:
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#add-model").click()
+    page.wait_for_function("() => document.querySelector('#models textarea').value.split('\\n').length === 2")
+    settings_tab(page)
+    page.locator("#option-single-response input").check()
+    page.locator("#option-random-params input").check()
+    page.locator("#user-prompt textarea").fill("hi\ncompute %\nnot answered")
+    page.locator("#start").click()
+    wait_status(page, "Run finished.")
+    assert answer_titles(page) == [  # model i answers item i; the extra item is left out
+        "chain-studio-demo.gguf · item 1 · response 1 · loop 1",
+        "chain-studio-demo.gguf · item 2 · response 1 · loop 1",
+    ]
+    assert page.locator("#transcript").inner_text().count("temperature=") == 2  # the values drawn
+
+
+def test_unload_n_ctx_notice_and_missing_models(page) -> None:
+    page.locator("#user-prompt textarea").fill("hi")
+    page.locator("#start").click()
+    wait_status(page, "Run finished.")
+    settings_tab(page)
+    page.get_by_text("Model loading").click()
+    page.get_by_label("n_ctx").fill("2048")
+    page.get_by_label("n_ctx").press("Tab")
+    wait_status(page, "n_ctx is now 2048: the model reloads at the next start.")
+    page.locator("#unload").click()
+    wait_status(page, "Model unloaded")
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#models textarea").fill("not-downloaded.gguf\nchain-studio-demo.gguf")
+    page.locator("#start").click()
+    wait_status(page, "Run finished.")
+    text = page.locator("#transcript").inner_text()
+    assert "not-downloaded.gguf:" in text and "no such file" in text  # reported in place
+    assert HELLO in text  # and the next model answered

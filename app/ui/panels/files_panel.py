@@ -1,0 +1,59 @@
+"""Load PDFs and text files into the prompt fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gradio as gr
+
+from app.core.errors import ChainStudioError
+from app.media.pdf import pdf_as_one_item, pdf_as_page_items
+from app.media.text_files import read_text_file
+
+MAX_UPLOAD = "200mb"  # passed to launch(max_file_size=...): larger uploads are refused by the server
+
+
+@dataclass
+class FilesPanel:
+    upload: gr.File
+    pdf_pages: gr.Button
+    pdf_whole: gr.Button
+    text_targets: dict[str, gr.Button]
+
+
+def build() -> FilesPanel:
+    upload = gr.File(label="PDF or text file", file_types=[".pdf", ".txt", ".md", ".csv"], elem_id="file-upload")
+    with gr.Row():
+        pdf_pages = gr.Button("PDF → one item per page", size="sm", elem_id="pdf-pages")
+        pdf_whole = gr.Button("PDF → whole text as one item", size="sm", elem_id="pdf-whole")
+    with gr.Row():
+        text_targets = {
+            "system": gr.Button("Text → System prompt", size="sm", elem_id="text-system"),
+            "previous": gr.Button("Text → Previous response", size="sm", elem_id="text-previous"),
+            "prompt": gr.Button("Text → User prompt", size="sm", elem_id="text-prompt"),
+        }
+    return FilesPanel(upload, pdf_pages, pdf_whole, text_targets)
+
+
+def _loader(read: Callable[[str], str], what: str) -> Callable[[str | None], tuple[Any, str]]:
+    def load(path: str | None) -> tuple[Any, str]:
+        if not path:
+            gr.Warning("Choose a file first.")
+            return gr.update(), "⚠️ Choose a file first."
+        try:
+            text = read(path)
+        except ChainStudioError as exc:
+            gr.Warning(str(exc))
+            return gr.update(), f"⚠️ {exc}"
+        return text, f"Loaded {what}."
+
+    return load
+
+
+def wire(panel: FilesPanel, fields: dict[str, gr.Textbox], status: gr.Markdown) -> None:
+    panel.pdf_pages.click(_loader(pdf_as_page_items, "the PDF, one item per page"), panel.upload,
+                          [fields["prompt"], status])
+    panel.pdf_whole.click(_loader(pdf_as_one_item, "the PDF as one item"), panel.upload, [fields["prompt"], status])
+    for name, button in panel.text_targets.items():
+        button.click(_loader(read_text_file, f"the text into the {name} field"), panel.upload, [fields[name], status])

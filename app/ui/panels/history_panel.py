@@ -1,0 +1,115 @@
+"""Past runs from the journal (reopen one) and the saved versions of the input fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app.core.events import STOP_REASON_TEXT
+from app.services import Services
+from app.ui.render import Entry, render_transcript
+
+FIELDS = {"prompts": "User prompt", "system": "System prompt", "previous": "Previous response"}
+
+
+@dataclass
+class HistoryPanel:
+    runs: gr.Dataframe
+    refresh: gr.Button
+    run_id: gr.Number
+    reopen: gr.Button
+    field: gr.Radio
+    versions: gr.Dropdown
+    restore: gr.Button
+
+
+def runs_table(services: Services) -> list[list[Any]]:
+    return [
+        [run.id, run.started_at[:19].replace("T", " "), run.end_reason or "unfinished",
+         f"{run.answers}/{run.planned}", ", ".join(run.models)]
+        for run in services.journal.runs(100)
+    ]
+
+
+def build(services: Services) -> HistoryPanel:
+    refresh = gr.Button("Refresh", size="sm", elem_id="history-refresh")
+    runs = gr.Dataframe(
+        headers=["run", "started (UTC)", "end", "answers", "models"], value=runs_table(services),
+        interactive=False, wrap=True, elem_id="history-runs",
+    )
+    with gr.Row():
+        run_id = gr.Number(label="Run", precision=0, elem_id="history-run-id", scale=2)
+        reopen = gr.Button("Reopen run", size="sm", elem_id="history-reopen", scale=1)
+    field = gr.Radio(choices=list(FIELDS.values()), value=FIELDS["prompts"], label="Saved versions of",
+                     elem_id="history-field")
+    versions = gr.Dropdown(choices=[], label="Version", elem_id="history-versions")
+    restore = gr.Button("Restore this version", size="sm", elem_id="history-restore")
+    return HistoryPanel(runs, refresh, run_id, reopen, field, versions, restore)
+
+
+def _field_key(label: str) -> str:
+    return next((key for key, shown in FIELDS.items() if shown == label), "prompts")
+
+
+def wire(panel: HistoryPanel, services: Services, fields: dict[str, gr.Textbox], models: gr.Textbox,
+         transcript: gr.Markdown, entries: gr.State, status: gr.Markdown, raw: gr.Checkbox) -> None:
+    def reopen(run_id: float | None, raw_mode: bool) -> tuple:
+        found = services.journal.run(int(run_id)) if run_id else None
+        if found is None:
+            message = f"⚠️ No run {int(run_id)} in the journal." if run_id else "⚠️ Choose a run number first."
+            return (gr.update(),) * 6 + (message,)
+        summary, spec, answers, failures = found
+        shown = [Entry(f"Run {summary.id}", note=f"{summary.answers} of {summary.planned} answers · "
+                       f"{summary.end_reason or 'unfinished'}", kind="run")]
+        for answer in answers:
+            speed = answer["tokens"] / answer["seconds"] if answer["seconds"] else 0.0
+            shown.append(Entry(
+                f"{answer['model']} · item {answer['item']} · response {answer['response']} · loop {answer['loop']}",
+                text=answer["text"],
+                footer=(f"{answer['prompt_tokens']} prompt + {answer['tokens']} generated tokens · "
+                        f"{answer['seconds']:.2f} s · {speed:.1f} tok/s · "
+                        f"{STOP_REASON_TEXT.get(answer['stop_reason'], answer['stop_reason'])}"),
+            ))
+        shown += [Entry(f["model"], error=f["message"], kind="failure") for f in failures]
+        model_lines = "\n".join(Path(m).name for m in spec.get("models", []))
+        return (render_transcript(shown, raw_mode), shown, spec.get("system", ""), spec.get("previous", ""),
+                spec.get("prompts", ""), model_lines, f"Reopened run {summary.id}.")
+
+    def list_versions(label: str) -> Any:
+        versions = services.journal.input_versions(_field_key(label))
+        choices = [(f"{v.created_at[:19].replace('T', ' ')} · {v.text[:60]!r}", v.id) for v in versions]
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    def restore(label: str, version_id: int | None) -> tuple[Any, Any, Any, str]:
+        key = _field_key(label)
+        version = next((v for v in services.journal.input_versions(key, 1000) if v.id == version_id), None)
+        if version is None:
+            return gr.update(), gr.update(), gr.update(), "⚠️ Choose a version first."
+        values = {name: gr.update() for name in ("system", "previous", "prompts")}
+        values[key] = version.text
+        return values["system"], values["previous"], values["prompts"], f"Restored the {label.lower()}."
+
+    def autosave(key: str):
+        def save(text: str) -> None:
+            services.journal.save_input(key, text or "")
+        return save
+
+    panel.refresh.click(lambda: runs_table(services), None, panel.runs)
+    def pick_run(event: gr.SelectData) -> Any:
+        row = getattr(event, "row_value", None)
+        return row[0] if row else gr.update()
+
+    panel.runs.select(pick_run, None, panel.run_id)
+    panel.reopen.click(reopen, [panel.run_id, raw],
+                       [transcript, entries, fields["system"], fields["previous"], fields["prompt"], models, status])
+    panel.field.change(list_versions, panel.field, panel.versions)
+    panel.refresh.click(list_versions, panel.field, panel.versions)
+    panel.restore.click(restore, [panel.field, panel.versions],
+                        [fields["system"], fields["previous"], fields["prompt"], status])
+    # Nothing typed is lost: a field is kept as a new version when it loses focus with new text.
+    fields["system"].blur(autosave("system"), fields["system"], None)
+    fields["previous"].blur(autosave("previous"), fields["previous"], None)
+    fields["prompt"].blur(autosave("prompts"), fields["prompt"], None)

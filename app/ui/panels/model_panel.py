@@ -1,0 +1,76 @@
+"""The model in memory: load time, memory in use, and its vocabulary (paged, searchable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from app.core.errors import ChainStudioError
+from app.services import Services
+
+PAGE_SIZE = 100
+
+
+@dataclass
+class ModelPanel:
+    loaded: gr.Markdown
+    show_loaded: gr.Button
+    search: gr.Textbox
+    page: gr.Number
+    show_vocab: gr.Button
+    vocabulary: gr.Dataframe
+
+
+def loaded_markdown(services: Services) -> str:
+    info = services.backend.loaded
+    if info is None:
+        return "*No model in memory. It is loaded at the next start.*"
+    memory = f"{info.memory_bytes / 2**20:,.0f} MiB" if info.memory_bytes else "unknown"
+    return (
+        f"**In memory:** {info.path.rsplit('/', 1)[-1]} · loaded in {info.load_seconds:.2f} s · "
+        f"memory in use {memory} · context {info.n_ctx:,} tokens (trained {info.n_ctx_train:,}) · "
+        f"vocabulary {info.n_vocab:,} tokens"
+    )
+
+
+def visible_piece(piece: str) -> str:
+    """A token's text with spaces, tabs and line breaks made visible."""
+    return piece.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
+
+
+def vocabulary_page(vocabulary: list[str], search: str, page: int) -> tuple[list[list[Any]], int, int]:
+    """One page of (id, token) rows, filtered by `search`; returns rows, page, page count."""
+    rows = [(i, piece) for i, piece in enumerate(vocabulary) if not search or search in piece]
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    start = (page - 1) * PAGE_SIZE
+    return [[i, visible_piece(p)] for i, p in rows[start : start + PAGE_SIZE]], page, pages
+
+
+def build(services: Services) -> ModelPanel:
+    loaded = gr.Markdown(loaded_markdown(services), elem_id="loaded-model")
+    show_loaded = gr.Button("Update", size="sm", elem_id="loaded-refresh")
+    with gr.Accordion("Vocabulary of the model in memory", open=False):
+        with gr.Row():
+            search = gr.Textbox(label="Search", elem_id="vocab-search", scale=3)
+            page = gr.Number(label="Page", value=1, precision=0, minimum=1, elem_id="vocab-page", scale=1)
+            show_vocab = gr.Button("Show", size="sm", elem_id="vocab-show", scale=1)
+        vocabulary = gr.Dataframe(headers=["id", "token"], value=[], interactive=False, elem_id="vocab-table")
+    return ModelPanel(loaded, show_loaded, search, page, show_vocab, vocabulary)
+
+
+def wire(panel: ModelPanel, services: Services, status: gr.Markdown) -> None:
+    def show(search: str, page: float) -> tuple[Any, Any, str]:
+        if services.backend.loaded is None:
+            return gr.update(), gr.update(), "⚠️ No model in memory: press Start once, then show its vocabulary."
+        try:
+            rows, shown_page, pages = vocabulary_page(services.backend.vocabulary(), search or "", int(page or 1))
+        except ChainStudioError as exc:
+            return gr.update(), gr.update(), f"⚠️ {exc}"
+        return rows, shown_page, f"Vocabulary page {shown_page} of {pages}."
+
+    panel.show_loaded.click(lambda: loaded_markdown(services), None, panel.loaded)
+    panel.show_vocab.click(show, [panel.search, panel.page], [panel.vocabulary, panel.page, status])
+    panel.search.submit(show, [panel.search, panel.page], [panel.vocabulary, panel.page, status])
