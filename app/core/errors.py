@@ -11,7 +11,9 @@ notices), so every message must say what happened and, where possible, what to d
     ├── GenerationError         generation failed for another reason reported by the worker
     ├── WorkerBusyError         the single model worker is serving another request
     ├── SettingsError           a parameter is unknown or outside its allowed range
-    └── PromptSyntaxError       a prompt list breaks the prompt-list syntax (names the item)
+    ├── PromptSyntaxError       a prompt list breaks the prompt-list syntax (names the item)
+    ├── LinkError               a model link is refused (not a Hugging Face GGUF link)
+    └── DownloadError           a download failed, was refused, or did not verify
 """
 
 from __future__ import annotations
@@ -70,3 +72,11 @@ class SettingsError(ChainStudioError):
 
 class PromptSyntaxError(ChainStudioError):
     """A prompt list (or library entry) does not follow the prompt-list syntax."""
+
+
+class LinkError(ChainStudioError):
+    """A model link is not a Hugging Face GGUF link (refused before any connection)."""
+
+
+class DownloadError(ChainStudioError):
+    """A download failed, was refused, or gave bytes that do not verify."""
