@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--jsonl", action="store_true", help="one JSON object per line on stdout")
     chain.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
 
+    download = commands.add_parser("download", parents=[common], help="download GGUF models from Hugging Face")
+    download.add_argument("links", nargs="+", metavar="LINK",
+                          help="https://huggingface.co/ORG/REPO/resolve/REV/FILE.gguf or ORG/REPO:FILE.gguf")
+    download.add_argument("--testing", action="store_true", help="keep only the last downloaded test model")
+
     library = commands.add_parser("library", parents=[common], help="list the entries of a prompt library file")
     library.add_argument("path", help="a library file (entries separated by a line $-$-$)")
     library.add_argument("--jsonl", action="store_true", help="one JSON object per line")
@@ -92,9 +97,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli.cmd_demo_model(args.path, models_dir, args.keep_existing)
     if command == "info":
         return cli.cmd_info(args.path, models_dir)
-    if command in ("chain", "library", "runs"):
+    if command in ("chain", "library", "runs", "download"):
         from app import cli_chain
 
+        if command == "download":
+            return cli_chain.cmd_download(args.links, models_dir, args.testing)
         if command == "chain":
             return cli_chain.cmd_chain(args)
         if command == "library":

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app import settings
 from app.cli import emit, fail, model_argument
 from app.core.chain import RANDOM_RANGES, ChainSpec, answer_params
 from app.core.errors import ChainStudioError, SettingsError
@@ -16,12 +17,14 @@ from app.core.events import (
     AnswerToken,
     ChainEvent,
     Failure,
+    ModelDownloading,
     ModelLoaded,
     ModelLoading,
     STOP_REASON_TEXT,
     RunFinished,
     RunStarted,
 )
+from app.core.hub_links import looks_like_link, parse_model_link
 from app.core.prompt_list import parse_library, parse_prompt_list, parse_settings_block
 from app.core.sampling import LOAD_SPECS, LoadParams, SamplingParams
 
@@ -59,7 +62,7 @@ def build_spec(args: Any) -> ChainSpec:
     sampling_overrides, load_overrides = split_settings(args.set or [])
     models_dir = getattr(args, "models_dir", None)
     return ChainSpec(
-        models=tuple(str(model_argument(m, models_dir)) for m in args.model),
+        models=tuple(m if looks_like_link(m) else str(model_argument(m, models_dir)) for m in args.model),
         prompts=_read_text_argument(args.prompts),
         system=args.system or "",
         previous=args.previous or "",
@@ -87,15 +90,17 @@ def cmd_chain(args: Any) -> int:
     if args.dry_run:
         return _print_plan(spec, args.jsonl)
 
-    from app.models.local_backend import LocalBackend
     from app.core.runner import ChainRunner
+    from app.models.hub import HubDownloader, HubModelSource
+    from app.models.local_backend import LocalBackend
     from app.store.journal import Journal
 
     backend = LocalBackend()
     journal = Journal()
     runner = ChainRunner(backend, journal)
     printer = _JsonPrinter() if args.jsonl else _TranscriptPrinter(show_params=spec.random_params)
-    events = runner.run(spec)
+    source = HubModelSource(HubDownloader(settings.models_dir(getattr(args, "models_dir", None))))
+    events = runner.run(spec, source)
     reason = "error"
     try:
         for event in events:
@@ -141,11 +146,37 @@ def _print_plan(spec: ChainSpec, jsonl: bool) -> int:
     return 0
 
 
+class _ProgressLine:
+    """Download progress on stderr: one line redrawn in a terminal, a line per 10% otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last_step = -1
+
+    def show(self, text: str, fraction: float | None) -> None:
+        if self.tty:
+            sys.stderr.write("\r\033[K" + text)
+            if fraction is not None and fraction >= 1:
+                sys.stderr.write("\n")
+        else:
+            step = int((fraction or 0) * 10)
+            if step == self.last_step:
+                return
+            self.last_step = step
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
 class _JsonPrinter:
     """One JSON object per line, each with a "type"."""
 
+    def __init__(self) -> None:
+        self.progress = _ProgressLine()
+
     def show(self, event: ChainEvent) -> None:
-        if isinstance(event, RunStarted):
+        if isinstance(event, ModelDownloading):
+            self.progress.show(event.text, event.fraction)
+        elif isinstance(event, RunStarted):
             emit({"type": "run_started", "run_id": event.run_id, "planned": event.planned,
                   "items": event.items, "models": [Path(m).name for m in event.models]})
         elif isinstance(event, ModelLoaded):
@@ -166,10 +197,13 @@ class _TranscriptPrinter:
 
     def __init__(self, show_params: bool = False) -> None:
         self.show_params = show_params
+        self.progress = _ProgressLine()
 
     def show(self, event: ChainEvent) -> None:
         out = sys.stdout
-        if isinstance(event, RunStarted):
+        if isinstance(event, ModelDownloading):
+            self.progress.show(event.text, event.fraction)
+        elif isinstance(event, RunStarted):
             out.write(f"Run {event.run_id}: {event.planned} answers planned\n")
         elif isinstance(event, ModelLoading):
             out.write(f"\nLoading {event.model}…\n")
@@ -256,3 +290,26 @@ def cmd_runs(action: str | None, run_id: int | None, jsonl: bool, limit: int) ->
         return 0
     finally:
         journal.close()
+
+
+def cmd_download(links: list[str], models_dir: str | None, testing: bool) -> int:
+    """Download each link into the models folder (or reuse a verified copy); exit 1 on any refusal
+    or failure. One JSON line per link on stdout, progress on stderr."""
+    from app.core.errors import DownloadError, LinkError
+    from app.models.hub import HubDownloader
+
+    try:
+        parsed = [parse_model_link(link) for link in links]  # refuse before any connection
+    except LinkError as exc:
+        return fail(str(exc))
+    downloader = HubDownloader(settings.models_dir(models_dir))
+    progress = _ProgressLine()
+    status = 0
+    for link, model in zip(links, parsed):
+        try:
+            path = downloader.fetch(model, lambda p: progress.show(p.describe(), p.fraction), testing=testing)
+        except DownloadError as exc:
+            status = fail(str(exc), link=link)
+            continue
+        emit({"type": "downloaded", "link": link, "path": str(path), "bytes": path.stat().st_size})
+    return status

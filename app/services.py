@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.core.backend import Backend
 from app.core.runner import ChainRunner
+from app.models.hub import HubDownloader
 from app.models.local_backend import LocalBackend
 from app.models.model_folder import list_model_files, prepare_models_folder
 from app.store.journal import Journal
@@ -25,6 +26,14 @@ class Services:
     run_lock: threading.Lock = field(default_factory=threading.Lock)
     _runners: dict[str, ChainRunner] = field(default_factory=dict)
     _closed_sessions: set[str] = field(default_factory=set)
+    _downloaders: dict[str, HubDownloader] = field(default_factory=dict)
+
+    def downloader(self, folder: Path | None = None) -> HubDownloader:
+        """The downloader of a models folder, shared by every tab (one download per file)."""
+        key = str((folder or self.models_dir).resolve())
+        if key not in self._downloaders:
+            self._downloaders[key] = HubDownloader(Path(key))
+        return self._downloaders[key]
 
     def model_files(self, folder: Path | None = None) -> list[Path]:
         """GGUF files in a models folder (demo model first)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,7 +19,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 @dataclass
 class HostedFile:
     content: bytes
-    behaviour: str = "ok"  # ok | drop40 | wrong | 401 | 403-gated | throttle
+    behaviour: str = "ok"  # ok | slow | drop40 | wrong | 401 | 403-gated | throttle
     gets: int = 0
 
     @property
@@ -111,6 +112,12 @@ class StandInHub:
                     self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(2)
+                    return
+                if hosted.behaviour == "slow":  # 512 KB every 50 ms, so progress can be watched
+                    for offset in range(start, len(content), 2**19):
+                        self.wfile.write(content[offset : offset + 2**19])
+                        self.wfile.flush()
+                        time.sleep(0.05)
                     return
                 self.wfile.write(content[start:])
 

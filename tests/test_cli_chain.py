@@ -130,3 +130,38 @@ def test_killed_mid_chain_keeps_every_finished_answer(tmp_path: Path, demo_model
 def test_runs_show_unknown_id(studio_home: Path) -> None:
     done = run_app("runs", "show", "999")
     assert done.returncode == 1 and "no run with id 999" in done.stderr
+
+
+def test_download_and_chain_with_links(tmp_path: Path, demo_model: Path, studio_home: Path) -> None:
+    from tests.hub_standin import StandInHub
+
+    hub = StandInHub().start()
+    hub.add("studio-tests/demo-GGUF", "demo-from-hub.gguf", demo_model.read_bytes())
+    env = {**os.environ, "HF_ENDPOINT": hub.endpoint}
+    try:
+        refused = subprocess.run([sys.executable, "-m", "app", "download", "http://huggingface.co/a/b/resolve/main/c.gguf"],
+                                 capture_output=True, text=True, cwd=PROJECT_ROOT, env=env)
+        assert refused.returncode == 1 and "plain http is refused" in refused.stderr
+        assert hub.requests == []  # refused without a connection
+        link = "https://huggingface.co/studio-tests/demo-GGUF/resolve/main/demo-from-hub.gguf?download=true"
+        done = subprocess.run([sys.executable, "-m", "app", "download", link], capture_output=True, text=True,
+                              cwd=PROJECT_ROOT, env=env)
+        assert done.returncode == 0, done.stderr
+        record = json.loads(done.stdout)
+        assert record["type"] == "downloaded" and Path(record["path"]).name == "demo-from-hub.gguf"
+        assert "Downloading demo-from-hub.gguf: 100%" in done.stderr
+        chained = subprocess.run(
+            [sys.executable, "-m", "app", "chain", "--model", "studio-tests/demo-GGUF:demo-from-hub.gguf",
+             "--model", "studio-tests/demo-GGUF:missing.gguf", "--prompts", "-", "--jsonl"],
+            capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, input="hi\n",
+        )
+        records = [json.loads(line) for line in chained.stdout.splitlines()]
+        answers = [r for r in records if r["type"] == "answer"]
+        failures = [r for r in records if r["type"] == "failure"]
+        assert [a["model"] for a in answers] == ["demo-from-hub.gguf"] and answers[0]["text"] == SCRIPT_HELLO
+        assert failures[0]["model"] == "missing.gguf" and "has no file missing.gguf" in failures[0]["message"]
+        gets = [r for r in hub.requests if r.startswith("GET")]
+        assert len(gets) == 1  # the chain reused the verified copy
+        assert all("/resolve/" in r for r in hub.requests)  # nothing but downloads: no telemetry
+    finally:
+        hub.stop()

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from app.core.errors import SettingsError
+from app.core.hub_links import display_name
 from app.core.prompt_list import PromptItem, PromptList
 from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
 
@@ -78,7 +78,7 @@ class PlannedAnswer:
 
     @property
     def model_name(self) -> str:
-        return Path(self.model).name
+        return display_name(self.model)
 
 
 def shuffled_models(models: list[str], rng: random.Random, previous: str | None) -> list[str]:

@@ -28,6 +28,15 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
+class ModelDownloading:
+    """Progress of a model being downloaded (`fraction` None while the size is unknown)."""
+
+    model: str
+    text: str
+    fraction: float | None
+
+
+@dataclass(frozen=True)
 class ModelLoading:
     model: str
 
@@ -131,4 +140,4 @@ class RunFinished:
     failures: int
 
 
-ChainEvent = Union[RunStarted, ModelLoading, ModelLoaded, AnswerStarted, AnswerToken, AnswerFinished, Failure, RunFinished]
+ChainEvent = Union[RunStarted, ModelDownloading, ModelLoading, ModelLoaded, AnswerStarted, AnswerToken, AnswerFinished, Failure, RunFinished]

@@ -98,6 +98,29 @@ def parse_model_link(text: str) -> ModelLink:
     return ModelLink(repo_id, filename, revision)
 
 
+def display_name(ref: str) -> str:
+    """What a model reference is called in transcripts: the file name, for paths and links."""
+    if looks_like_link(ref):
+        try:
+            return parse_model_link(ref).basename
+        except LinkError:
+            pass
+    return ref.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def links_from_text(text: str) -> list[ModelLink]:
+    """Links from a "Model URLs" field: one per line, or the text of a Files-and-versions page."""
+    try:
+        return parse_link_list(text)
+    except LinkError as first:
+        if ".gguf" not in (text or "").lower():
+            raise
+        try:
+            return links_from_files_page(text)
+        except LinkError:
+            raise first from None
+
+
 def parse_link_list(text: str) -> list[ModelLink]:
     """One link per line; blank lines and lines starting with --- are skipped. The first refused
     line raises LinkError naming its line number."""

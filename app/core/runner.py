@@ -3,14 +3,16 @@ events, and hand every finished answer to a recorder (the journal) as it happens
 
 from __future__ import annotations
 
+import queue
 import random
-from pathlib import Path
-from typing import Iterator, Protocol
+import threading
+from typing import Callable, Iterator, Protocol
 
 from app.core.backend import Backend, GenerationRequest, GenerationResult, TokenEvent
 from app.core.chain import ChainSpec, PlannedAnswer, answer_params, make_plan
 from app.core.control import RunControl
-from app.core.errors import ChainStudioError, ContextOverflowError
+from app.core.errors import ChainStudioError, ContextOverflowError, DownloadError
+from app.core.hub_links import looks_like_link, parse_model_link
 from app.core.events import (
     STOP_SIGNAL,
     Answer,
@@ -19,6 +21,7 @@ from app.core.events import (
     AnswerToken,
     ChainEvent,
     Failure,
+    ModelDownloading,
     ModelLoaded,
     ModelLoading,
     RunFinished,
@@ -39,6 +42,12 @@ class RunRecorder(Protocol):
     def finish_run(self, run_id: int, reason: str) -> None: ...
 
 
+class ModelSource(Protocol):
+    """Turns a model link into a local file (downloading and verifying it when needed)."""
+
+    def resolve(self, ref: str, progress: Callable[[str, float | None], None]) -> str: ...
+
+
 class ChainRunner:
     """Runs chains on one backend; `control` stops them from any thread."""
 
@@ -53,8 +62,14 @@ class ChainRunner:
         """The answers `spec` would generate (raises PromptSyntaxError before anything runs)."""
         return make_plan(spec, parse_prompt_list(spec.prompts), random.Random(spec.seed))
 
-    def run(self, spec: ChainSpec) -> Iterator[ChainEvent]:
-        """Run `spec`, yielding events. Input errors raise before anything runs or is recorded."""
+    def run(self, spec: ChainSpec, source: ModelSource | None = None) -> Iterator[ChainEvent]:
+        """Run `spec`, yielding events; `source` downloads the models given as links. Input errors
+        (prompt-list syntax, refused links) raise before anything runs, connects or is recorded."""
+        for model in spec.models:
+            if looks_like_link(model):
+                parse_model_link(model)
+        self._source = source
+        self._resolved: dict[str, str] = {}
         prompts = parse_prompt_list(spec.prompts)
         system = parse_single_field(spec.system)
         previous = parse_single_field(spec.previous)
@@ -118,12 +133,41 @@ class ChainRunner:
             self.recorder.record_failure(run_id, failure)
         return failure
 
+    def _download(self, ref: str, name: str) -> Iterator[ChainEvent]:
+        """Resolve a link in a helper thread, streaming its progress; returns the local path."""
+        source = self._source
+        if source is None:
+            raise DownloadError(f"{name} is a link, and this run has no downloader")
+        updates: queue.Queue = queue.Queue()
+        outcome: dict[str, object] = {}
+
+        def work() -> None:
+            try:
+                outcome["path"] = source.resolve(ref, lambda text, fraction: updates.put((text, fraction)))
+            except ChainStudioError as exc:
+                outcome["error"] = exc
+            except Exception as exc:  # report, never crash the run
+                outcome["error"] = DownloadError(f"download of {name} failed: {exc}")
+            finally:
+                updates.put(None)
+
+        threading.Thread(target=work, name=f"download {name}", daemon=True).start()
+        while (update := updates.get()) is not None:
+            yield ModelDownloading(name, *update)
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        return str(outcome["path"])
+
     def _load(
         self, spec: ChainSpec, planned: PlannedAnswer, plan: list[PlannedAnswer], run_id: int | None, state: "_RunState"
     ) -> Iterator[ChainEvent]:
-        yield ModelLoading(planned.model_name)
         try:
-            info = self.backend.load(planned.model, spec.load)
+            path = planned.model
+            if looks_like_link(path):
+                path = yield from self._download(path, planned.model_name)
+                self._resolved[planned.model] = path
+            yield ModelLoading(planned.model_name)
+            info = self.backend.load(path, spec.load)
         except ChainStudioError as exc:
             skipped = sum(1 for p in plan if (p.loop, p.model_slot) == (planned.loop, planned.model_slot))
             yield self._fail(run_id, Failure(planned.model_name, str(exc), planned.loop, skipped=skipped), state)
@@ -172,7 +216,7 @@ class ChainRunner:
         answer = Answer(
             index=planned.index,
             model=planned.model_name,
-            model_path=str(Path(planned.model)),
+            model_path=self._resolved.get(planned.model, planned.model),
             item=item.number,
             response=planned.response,
             loop=planned.loop,

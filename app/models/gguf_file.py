@@ -56,6 +56,7 @@ class GGUFInfo:
     embedding_length: int | None
     head_count: int | None
     head_count_kv: int | None
+    feed_forward_length: int | None
     tensor_count: int
 
     def to_dict(self) -> dict[str, Any]:
@@ -315,5 +316,6 @@ def inspect_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
         embedding_length=arch_int("embedding_length"),
         head_count=arch_int("attention.head_count"),
         head_count_kv=arch_int("attention.head_count_kv"),
+        feed_forward_length=arch_int("feed_forward_length"),
         tensor_count=len(entries),
     )

@@ -24,11 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from huggingface_hub import constants as hub_constants
 from huggingface_hub import errors as hub_errors
 from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
 from app.core.errors import DownloadError
 from app.core.hub_links import ModelLink
+
+# huggingface_hub reads this once, at import; another library may have imported it before the
+# studio's default (app/__init__.py) was set. Downloads send nothing but the download requests.
+hub_constants.HF_HUB_DISABLE_TELEMETRY = True
+# Bytes are read (and progress reported) per chunk: 1 MB steps instead of the library's 10 MB.
+hub_constants.DOWNLOAD_CHUNK_SIZE = 2**20
 
 STAGING_DIR = ".downloading"
 REGISTRY_FILE = ".chain-studio-downloads.json"
@@ -277,3 +284,19 @@ class HubDownloader:
             return DownloadError(f"offline mode is on (HF_HUB_OFFLINE) and {link.basename} is not downloaded")
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return DownloadError(f"download of {link.basename} failed: {text}")
+
+
+class HubModelSource:
+    """The runner's ModelSource: links become verified files in the models folder."""
+
+    def __init__(self, downloader: HubDownloader, testing: bool = False) -> None:
+        self.downloader = downloader
+        self.testing = testing
+
+    def resolve(self, ref: str, progress: Callable[[str, float | None], None]) -> str:
+        from app.core.hub_links import parse_model_link
+
+        def report(update: DownloadProgress) -> None:
+            progress(update.describe(), update.fraction)
+
+        return str(self.downloader.fetch(parse_model_link(ref), report, testing=self.testing))

@@ -36,6 +36,7 @@ from app.core.errors import (
 )
 from app.core.sampling import LoadParams
 from app.models.gguf_file import inspect_gguf
+from app.models.memory import available_memory, estimate_memory
 from app.models.worker_link import FramedPipe, StopFlag
 
 STOP_ALL_GRACE_SECONDS = 1.0
@@ -237,7 +238,8 @@ class LocalBackend:
                 and self._worker.process.poll() is None
             ):
                 return self._loaded
-            self._end_worker()
+            self._end_worker()  # the old model's memory is back before the next one is measured
+            self._check_memory(info, params)
             worker = self._start_worker()
             try:
                 self._send(worker, ("load", resolved, params))
@@ -249,6 +251,17 @@ class LocalBackend:
             self._loaded = reply[1]
             self._loaded_stamp = _file_stamp(resolved)
             return self._loaded
+
+    @staticmethod
+    def _check_memory(info: Any, params: LoadParams) -> None:
+        """Refuse a load that cannot fit, before the machine starts swapping or the worker is killed."""
+        needed = estimate_memory(info, params.n_ctx, params.n_batch)
+        free = available_memory()
+        if free is not None and needed.total > free:
+            raise ModelLoadError(
+                f"{info.file_name} needs {needed.describe()}, but only {free / 2**30:.2f} GB of memory is "
+                "available: lower n_ctx (Model loading) or close other programs"
+            )
 
     def unload(self) -> None:
         """End the worker process: the model's memory returns to the operating system."""

@@ -6,20 +6,20 @@ turn the events into component values (`render.TranscriptBuilder`).
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
-
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the studio is offline
 
 import gradio as gr
 
 from app.core.chain import ChainSpec
 from app.core.errors import ChainStudioError
+from app.core.hub_links import links_from_text, looks_like_link
+from app.models.hub import HubModelSource
 from app.core.events import AnswerFinished, Failure, RunFinished
 from app.core.prompt_list import IGNORE_PREFIX
 from app.models.gguf_file import inspect_gguf
+from app.models.memory import estimate_memory
 from app.services import Services
 from app.ui.page_js import COPY_JS, SOUND_END_JS, SOUND_START_JS
 from app.ui.panels import files_panel, history_panel, library_panel, model_panel
@@ -65,17 +65,64 @@ def model_info_markdown(path: str | None) -> str:
         ("Vocabulary", f"{info.vocab_size:,} tokens" if info.vocab_size else "unknown"),
         ("File size", f"{info.file_size / 2**20:,.1f} MiB"),
         ("Chat template", "yes" if info.chat_template else "none (plain transcript format)"),
+        ("Memory needed", estimate_memory(info, 4096).describe()),
     ]
     return "| Model | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
+BROWSE_MARKDOWN = """### Where to find GGUF models
+Copy a file's link from any of these (Files and versions → the file → copy the download link),
+paste it into **Model URLs** and press Enter. Choose a size that fits your memory: Q4_K_M is a good
+start.
+
+**Publishers that quantize many models:**
+[bartowski](https://huggingface.co/bartowski) ·
+[unsloth](https://huggingface.co/unsloth) ·
+[lmstudio-community](https://huggingface.co/lmstudio-community) ·
+[ggml-org](https://huggingface.co/ggml-org) ·
+[mradermacher](https://huggingface.co/mradermacher) ·
+[MaziyarPanahi](https://huggingface.co/MaziyarPanahi) ·
+[QuantFactory](https://huggingface.co/QuantFactory) ·
+[NousResearch](https://huggingface.co/NousResearch) ·
+[Qwen](https://huggingface.co/Qwen) ·
+[TheBloke](https://huggingface.co/TheBloke) (older models)
+
+**Search by family:**
+[Llama](https://huggingface.co/models?library=gguf&search=llama) ·
+[Qwen](https://huggingface.co/models?library=gguf&search=qwen) ·
+[Gemma](https://huggingface.co/models?library=gguf&search=gemma) ·
+[Mistral](https://huggingface.co/models?library=gguf&search=mistral) ·
+[Phi](https://huggingface.co/models?library=gguf&search=phi) ·
+[DeepSeek](https://huggingface.co/models?library=gguf&search=deepseek) ·
+[SmolLM](https://huggingface.co/models?library=gguf&search=smollm) ·
+[code models](https://huggingface.co/models?library=gguf&search=coder) ·
+[Portuguese](https://huggingface.co/models?library=gguf&search=portuguese)
+"""
+
+
+def model_choice(path: Path) -> tuple[str, str]:
+    """A model of the folder as the list shows it: name, architecture, size, quantization, trained
+    context and file size, read from its header (the value is the file name)."""
+    try:
+        info = inspect_gguf(path)
+    except ChainStudioError:
+        return f"{path.name} (not a usable GGUF)", path.name
+    context = f"ctx {info.context_length:,}" if info.context_length else "ctx ?"
+    label = (f"{path.name} · {info.architecture} · {info.size_label} · {info.quantization} · {context} · "
+             f"{info.file_size / 1e6:,.1f} MB")
+    return label, path.name
+
+
 def model_paths(models_text: str, folder: str) -> tuple[str, ...]:
-    """The "Models" field: one file name (looked up in the folder) or path per line; `---` ignores
-    a line; order and repeats are kept."""
+    """The "Models" field: one file name (looked up in the folder), path or Hugging Face link per
+    line; `---` ignores a line; order and repeats are kept."""
     paths = []
     for line in (models_text or "").splitlines():
         name = line.strip()
         if not name or name.startswith(IGNORE_PREFIX):
+            continue
+        if looks_like_link(name):
+            paths.append(name)
             continue
         candidate = Path(name).expanduser()
         paths.append(str(candidate if candidate.is_absolute() else Path(folder) / candidate))
@@ -86,6 +133,7 @@ def build_ui(services: Services) -> gr.Blocks:
     """Build the studio page for `services`."""
     files = services.model_files()
     names = [p.name for p in files]
+    choices = [model_choice(p) for p in files]
     with gr.Blocks(title="Chain Studio") as page:
         entries = gr.State([])
         folder = gr.State(str(services.models_dir))
@@ -122,10 +170,17 @@ def build_ui(services: Services) -> gr.Blocks:
                         info="One per line, in order; repeats allowed; --- skips a line",
                     )
                     with gr.Row():
-                        pick = gr.Dropdown(choices=names, value=names[0] if names else None,
+                        pick = gr.Dropdown(choices=choices, value=names[0] if names else None,
                                            label="Models in the folder", elem_id="model-pick", scale=3)
                         add = gr.Button("Add", size="sm", elem_id="add-model", scale=1)
                         refresh = gr.Button("Refresh", size="sm", elem_id="refresh-models", scale=1)
+                    urls = gr.Textbox(
+                        label="Model URLs", lines=1, max_lines=10, elem_id="model-urls",
+                        info="Hugging Face GGUF links, one per line (--- skips a line), or the text of a "
+                             "repo's Files and versions page. Used when Models is empty.",
+                    )
+                    testing = gr.Checkbox(label="Testing mode: keep only the last downloaded model",
+                                          value=False, elem_id="option-testing")
                     with gr.Row():
                         folder_box = gr.Textbox(label="Models folder", value=str(services.models_dir),
                                                 elem_id="models-folder", scale=4)
@@ -160,6 +215,8 @@ def build_ui(services: Services) -> gr.Blocks:
                     history = history_panel.build(services)
                 with gr.Tab("HTML view"):
                     html_panel = gr.HTML(EMPTY_HTML, elem_id="html-view")
+                with gr.Tab("Browse"):
+                    gr.Markdown(BROWSE_MARKDOWN, elem_id="browse")
 
         sampling_names = list(sampling)
         loading_names = list(loading)
@@ -170,8 +227,14 @@ def build_ui(services: Services) -> gr.Blocks:
             shown: list[Entry] = data[entries]
             raw_mode, fast_mode = bool(data[raw]), bool(data[fast])
             try:
+                # A local model list wins; the URL list is used when it is empty.
+                chosen = model_paths(data[models], data[folder]) or tuple(
+                    link.url for link in links_from_text(data[urls] or "")
+                )
+                if not chosen:
+                    raise ChainStudioError("choose a model in Models, or paste a Hugging Face link in Model URLs")
                 spec = ChainSpec(
-                    models=model_paths(data[models], data[folder]),
+                    models=chosen,
                     prompts=data[prompt] or "",
                     system=data[system] or "",
                     previous=data[previous] or "",
@@ -194,7 +257,8 @@ def build_ui(services: Services) -> gr.Blocks:
                 builder = TranscriptBuilder(shown, show_params=spec.random_params)
                 last_update = 0.0
                 try:
-                    for event in runner.run(spec):
+                    source = HubModelSource(services.downloader(Path(data[folder])), testing=bool(data[testing]))
+                    for event in runner.run(spec, source):
                         boundary = builder.apply(event)
                         now = time.monotonic()
                         final = isinstance(event, (AnswerFinished, Failure, RunFinished))
@@ -238,17 +302,19 @@ def build_ui(services: Services) -> gr.Blocks:
             return "\n".join(lines + [name])
 
         def refresh_models(folder_path: str, chosen: str | None) -> Any:
-            found = [p.name for p in services.model_files(Path(folder_path))]
-            return gr.update(choices=found, value=chosen if chosen in found else (found[0] if found else None))
+            found = [model_choice(p) for p in services.model_files(Path(folder_path))]
+            values = [value for _, value in found]
+            return gr.update(choices=found, value=chosen if chosen in values else (values[0] if values else None))
 
         def choose_folder(path_text: str, chosen: str | None) -> tuple[Any, Any, str]:
             path = Path(path_text or "").expanduser()
             if not path.is_dir():
                 gr.Warning(f"{path} is not a folder")
                 return gr.update(), gr.update(), f"⚠️ {path} is not a folder"
-            found = [p.name for p in services.model_files(path)]
+            found = [model_choice(p) for p in services.model_files(path)]
             message = f"Models folder: {path} ({len(found)} GGUF files)"
-            return str(path.resolve()), gr.update(choices=found, value=found[0] if found else None), message
+            first = found[0][1] if found else None
+            return str(path.resolve()), gr.update(choices=found, value=first), message
 
         def show_model(folder_path: str, name: str | None) -> str:
             return model_info_markdown(str(Path(folder_path) / name) if name else None)
@@ -260,14 +326,16 @@ def build_ui(services: Services) -> gr.Blocks:
             return ""
 
         # -- wiring ------------------------------------------------------------------------------
-        run_inputs = {models, folder, system, previous, prompt, entries, raw, fast, responses, loops,
+        run_inputs = {models, urls, testing, folder, system, previous, prompt, entries, raw, fast, responses, loops,
                       *options.values(), *sampling.values(), *loading.values()}
         run_outputs = [transcript, entries, status, last_answer, all_answers]
         for trigger in (start.click, prompt.submit, system.submit, previous.submit):
             trigger(None, None, None, js=SOUND_START_JS)
             trigger(run, run_inputs, run_outputs, concurrency_limit=None, show_progress="hidden").then(
                 None, None, None, js=SOUND_END_JS
-            ).then(lambda: model_panel.loaded_markdown(services), None, in_memory.loaded)
+            ).then(lambda: model_panel.loaded_markdown(services), None, in_memory.loaded).then(
+                refresh_models, [folder, pick], pick  # downloaded models join the folder's list
+            )
         stop_next.click(stop_current, None, None, queue=False)
         stop_all.click(stop_everything, None, status, queue=False)
         clear.click(clear_history, None, [transcript, entries, last_answer, all_answers])
@@ -288,7 +356,7 @@ def build_ui(services: Services) -> gr.Blocks:
 
         page.unload(tab_closed)
         last_answer.change(html_view, last_answer, html_panel)
-        fields = {"system": system, "previous": previous, "prompt": prompt}
+        fields = {"system": system, "previous": previous, "prompt": prompt, "urls": urls}
         library_panel.wire(library, system, prompt, status)
         files_panel.wire(file_loader, fields, status)
         history_panel.wire(history, services, fields, models, transcript, entries, status, raw)

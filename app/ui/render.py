@@ -12,6 +12,7 @@ from app.core.events import (
     AnswerToken,
     ChainEvent,
     Failure,
+    ModelDownloading,
     ModelLoaded,
     ModelLoading,
     STOP_REASON_TEXT,
@@ -70,6 +71,10 @@ class TranscriptBuilder:
             self.entries.append(Entry(f"Run {event.run_id}" if event.run_id else "Run",
                                       note=f"{event.planned} answers planned", kind="run"))
             self.status = "Starting…"
+        elif isinstance(event, ModelDownloading):
+            bar = (f'<br><progress id="download-progress" value="{event.fraction:.3f}" max="1"></progress>'
+                   if event.fraction is not None else "")
+            self.status = f"{event.text}{bar}"
         elif isinstance(event, ModelLoading):
             self.status = f"Loading {event.model}…"
         elif isinstance(event, ModelLoaded):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -84,16 +85,15 @@ def studio(tmp_path: Path, studio_home: Path) -> Iterator[RunningStudio]:
         stop_process_group(process)
 
 
-@pytest.fixture(scope="module")
-def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStudio]:
-    """One studio process for a module's browser tests (each test opens its own tab, i.e. its own
-    session); started directly with `python -m app ui` on a fresh data folder."""
+@contextlib.contextmanager
+def launch_studio(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[RunningStudio]:
+    """`python -m app ui` on a fresh data folder (prompts saved inside it), stopped afterwards."""
     import sys
 
-    home = tmp_path_factory.mktemp("studio-home")
     port = free_port()
     log = home / "studio.log"
-    env = dict(os.environ, CHAIN_STUDIO_HOME=str(home), CHAIN_STUDIO_PROMPTS_DIR=str(home / "prompts"))
+    env = dict(os.environ, CHAIN_STUDIO_HOME=str(home), CHAIN_STUDIO_PROMPTS_DIR=str(home / "prompts"),
+               **(extra_env or {}))
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "app", "ui", "--port", str(port), "--no-browser"],
@@ -105,6 +105,14 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
         yield RunningStudio(url, port, process, log, home)
     finally:
         stop_process_group(process)
+
+
+@pytest.fixture(scope="module")
+def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStudio]:
+    """One studio process for a module's browser tests (each test opens its own tab, i.e. its own
+    session)."""
+    with launch_studio(tmp_path_factory.mktemp("studio-home")) as studio:
+        yield studio
 
 
 @pytest.fixture(scope="session")

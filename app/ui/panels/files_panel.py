@@ -32,6 +32,7 @@ def build() -> FilesPanel:
             "system": gr.Button("Text → System prompt", size="sm", elem_id="text-system"),
             "previous": gr.Button("Text → Previous response", size="sm", elem_id="text-previous"),
             "prompt": gr.Button("Text → User prompt", size="sm", elem_id="text-prompt"),
+            "urls": gr.Button("Text → Model URLs", size="sm", elem_id="text-urls"),
         }
     return FilesPanel(upload, pdf_pages, pdf_whole, text_targets)
 
