@@ -61,7 +61,8 @@ def test_paste_a_link_and_press_enter(studio: RunningStudio, hub: StandInHub, br
         page.close()
 
 
-def test_a_refused_link_makes_no_connection(studio: RunningStudio, hub: StandInHub, browser: object) -> None:
+def test_a_refused_link_makes_no_connection(studio: RunningStudio, hub: StandInHub, browser: object,
+                                            artifacts_dir: Path) -> None:
     before = len(hub.requests)
     page = browser.new_page()  # type: ignore[attr-defined]
     try:
@@ -71,5 +72,6 @@ def test_a_refused_link_makes_no_connection(studio: RunningStudio, hub: StandInH
         page.locator("#start").click()
         page.locator("#status").get_by_text("plain http is refused").wait_for(timeout=30_000)
         assert len(hub.requests) == before
+        page.screenshot(path=str(artifacts_dir / "refused.png"))
     finally:
         page.close()

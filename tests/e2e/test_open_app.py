@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -36,6 +37,12 @@ def test_open_app_serves_locally_with_the_demo_model(studio: RunningStudio, brow
     with urllib.request.urlopen(studio.url + "config", timeout=10) as response:
         labels = {c.get("props", {}).get("label") for c in json.load(response)["components"]}
     assert {"System prompt", "Previous response", "User prompt", "Models"} <= labels
+    for switched_off in ("monitoring", "gradio_api/mcp/sse"):
+        try:
+            with urllib.request.urlopen(studio.url + switched_off, timeout=10) as response:
+                assert response.status != 200, switched_off
+        except urllib.error.HTTPError as refused:
+            assert refused.code in (401, 403, 404), switched_off
 
     page = browser.new_page()  # type: ignore[attr-defined]
     try:

@@ -175,3 +175,24 @@ def test_unload_n_ctx_notice_and_missing_models(page) -> None:
     text = page.locator("#transcript").inner_text()
     assert "not-downloaded.gguf:" in text and "no such file" in text  # reported in place
     assert HELLO in text  # and the next model answered
+
+
+def test_fast_mode_shows_answers_only_when_complete(page) -> None:
+    # Distinct states of the transcript the person could see (one page update can be many mutations).
+    counter = """() => { const t = document.querySelector('#transcript'); const seen = new Set();
+        window.transcriptStates = seen;
+        new MutationObserver(() => seen.add(t.innerText.length)).observe(
+            t, {childList: true, subtree: true, characterData: true}); }"""
+    page.evaluate(counter)
+    page.locator("#user-prompt textarea").fill("{max_tokens=3000} sing ~")
+    page.locator("#start").click()
+    wait_status(page, "Run finished.")
+    streamed = page.evaluate("() => window.transcriptStates.size")
+    settings_tab(page)
+    page.locator("#option-fast input").check()
+    page.evaluate(counter)
+    page.locator("#start").click()
+    page.locator("#transcript h5").nth(1).wait_for(timeout=60_000)
+    wait_status(page, "Run finished.")
+    fast = page.evaluate("() => window.transcriptStates.size")
+    assert fast <= 4 < streamed, (fast, streamed)

@@ -129,13 +129,41 @@ def test_vocabulary_and_memory_of_the_loaded_model(page) -> None:
         timeout=30_000)
 
 
-def test_copy_last_answer(page) -> None:
-    run_prompt(page, "hi")
+def test_copy_last_answer_and_all(page) -> None:
+    run_prompt(page, "hi\ncompute %")
     page.locator("#copy-last").click()
-    page.wait_for_function("async () => (await navigator.clipboard.readText()) === 'Hello from the demo model.'")
+    page.wait_for_function("async () => (await navigator.clipboard.readText()).endsWith('print(6 * 7)\\n```')")
+    page.locator("#copy-all").click()
+    page.wait_for_function(
+        "async () => { const t = await navigator.clipboard.readText();"
+        " return t.includes('Hello from the demo model.') && t.includes('print(6 * 7)'); }")
 
 
-def test_two_tabs_run_with_their_own_transcripts(context, studio_server: RunningStudio) -> None:
+def test_closing_a_tab_stops_its_run(context, studio_server: RunningStudio, artifacts_dir: Path) -> None:
+    closing = context.new_page()
+    closing.goto(studio_server.url)
+    closing.locator("#user-prompt textarea").fill("{max_tokens=0} sing forever ~")
+    tab(closing, "Settings")
+    closing.get_by_text("Model loading").click()
+    closing.get_by_label("n_ctx").fill("32768")
+    closing.locator("#start").click()
+    closing.locator("#transcript").get_by_text("la la").wait_for(timeout=60_000)
+    closing.close()  # mid-run
+    watcher = context.new_page()
+    watcher.goto(studio_server.url)
+    tab(watcher, "History")
+    watcher.wait_for_function(
+        """async () => {
+            document.querySelector('#history-refresh').click();
+            await new Promise(r => setTimeout(r, 500));
+            const cell = document.querySelector('#history-runs [data-testid=cell-0-2]');
+            return cell && cell.innerText === 'stopped';
+        }""", timeout=60_000, polling=1000)
+    watcher.screenshot(path=str(artifacts_dir / "history.png"), full_page=True)
+    watcher.close()
+
+
+def test_two_tabs_run_with_their_own_transcripts(context, studio_server: RunningStudio, artifacts_dir: Path) -> None:
     first, second = context.new_page(), context.new_page()
     for opened in (first, second):
         opened.goto(studio_server.url)
@@ -150,3 +178,5 @@ def test_two_tabs_run_with_their_own_transcripts(context, studio_server: Running
     first_text, second_text = first.locator("#transcript").inner_text(), second.locator("#transcript").inner_text()
     assert "print(6 * 7)" not in first_text and " la" in first_text
     assert "print(6 * 7)" in second_text and " la la" not in second_text
+    first.screenshot(path=str(artifacts_dir / "first-tab.png"), full_page=True)
+    second.screenshot(path=str(artifacts_dir / "second-tab.png"), full_page=True)

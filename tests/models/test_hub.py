@@ -119,3 +119,27 @@ def test_offline_uses_verified_copies(hub: StandInHub, models: Path, demo_model:
     assert downloader.fetch(ModelLink(REPO, "kept.gguf")) == path
     with pytest.raises(DownloadError, match="cannot reach Hugging Face"):
         downloader.fetch(ModelLink(REPO, "never-downloaded.gguf"))
+
+
+def test_the_token_is_never_shown(hub: StandInHub, models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value_123")
+    hub.add(REPO, "private.gguf", b"GGUF", behaviour="401")
+    with pytest.raises(DownloadError) as caught:
+        HubDownloader(models).fetch(ModelLink(REPO, "private.gguf"))
+    assert "hf_secret_value_123" not in str(caught.value)
+
+
+def test_two_requests_for_one_file_cause_one_download(hub: StandInHub, models: Path, demo_model: Path) -> None:
+    import threading
+
+    hosted = hub.add(REPO, "shared.gguf", demo_model.read_bytes(), behaviour="slow")
+    downloader = HubDownloader(models)  # the studio shares one per models folder between tabs
+    results: list[Path] = []
+    threads = [threading.Thread(target=lambda: results.append(downloader.fetch(ModelLink(REPO, "shared.gguf"))))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [models / "shared.gguf"] * 2
+    assert hosted.gets == 1
