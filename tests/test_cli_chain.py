@@ -160,6 +160,9 @@ def test_download_and_chain_with_links(tmp_path: Path, demo_model: Path, studio_
         failures = [r for r in records if r["type"] == "failure"]
         assert [a["model"] for a in answers] == ["demo-from-hub.gguf"] and answers[0]["text"] == SCRIPT_HELLO
         assert failures[0]["model"] == "missing.gguf" and "has no file missing.gguf" in failures[0]["message"]
+        offline = subprocess.run([sys.executable, "-m", "app", "download", link], capture_output=True, text=True,
+                                 cwd=PROJECT_ROOT, env={**env, "HF_HUB_OFFLINE": "1"})
+        assert offline.returncode == 0, offline.stderr  # a verified copy works offline
         gets = [r for r in hub.requests if r.startswith("GET")]
         assert len(gets) == 1  # the chain reused the verified copy
         assert all("/resolve/" in r for r in hub.requests)  # nothing but downloads: no telemetry
