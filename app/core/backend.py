@@ -8,7 +8,7 @@ process boundary (pickle) and be journaled (JSON).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Protocol, Union
+from typing import Any, Iterator, Literal, Protocol, Union
 
 from app.core.sampling import LoadParams, SamplingParams
 
@@ -36,6 +36,7 @@ class GenerationRequest:
     prompt: str | None = None
     params: SamplingParams = field(default_factory=SamplingParams)
     fresh_context: bool = False  # clear the model's state first (no prompt prefix reused)
+    learning_top: int = 0  # learning mode: record this many candidates per token (0 = off)
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (not self.messages):
@@ -56,10 +57,12 @@ class GenerationRequest:
 @dataclass(frozen=True)
 class TokenEvent:
     """One generated token. `text` is the text it completes (may be empty while a multi-byte
-    character or a possible stop string is still being held back)."""
+    character or a possible stop string is still being held back). In learning mode, `choice`
+    (an `app.core.learning.TokenChoice`) tells how the token was picked."""
 
     token_id: int
     text: str
+    choice: Any = None
 
 
 @dataclass(frozen=True)

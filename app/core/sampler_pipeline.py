@@ -30,10 +30,13 @@ class StageRecord:
 
 @dataclass(frozen=True)
 class Pick:
-    """The drawn token and, when recording, the distribution after every stage."""
+    """The drawn token and, when recording, the distribution after every stage. `raw_probs` is the
+    softmax of the raw logits (when recording); `penalized` says whether penalties changed them."""
 
     token_id: int
     stages: tuple[StageRecord, ...]
+    raw_probs: np.ndarray | None = None
+    penalized: bool = False
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -122,19 +125,28 @@ class SamplerPipeline:
         prm = self.params
         records: list[StageRecord] = []
         ids = np.arange(len(logits))
-        values = apply_penalties(
-            logits, list(recent)[-prm.repeat_last_n :] if prm.repeat_last_n else [],
-            prm.repeat_penalty, prm.presence_penalty, prm.frequency_penalty,
+        recent_tokens = list(recent)[-prm.repeat_last_n :] if prm.repeat_last_n else []
+        penalized = bool(recent_tokens) and (
+            prm.repeat_penalty != 1.0 or prm.presence_penalty != 0.0 or prm.frequency_penalty != 0.0
         )
+        values = apply_penalties(logits, recent_tokens, prm.repeat_penalty, prm.presence_penalty,
+                                 prm.frequency_penalty)
+        raw_probs = None
 
         def note(stage: str) -> None:
             if record:
                 records.append(StageRecord(stage, ids.copy(), softmax(values)))
 
-        note("penalties")
+        if record:
+            # Over the whole vocabulary this is the costly part: computed once, shared by the
+            # "before sampling" column and the penalties stage when penalties change nothing.
+            raw_probs = softmax(values)
+            records.append(StageRecord("penalties", ids, raw_probs if not penalized else softmax(values)))
+            if penalized:
+                raw_probs = softmax(np.asarray(logits, dtype=np.float64))
         if prm.is_greedy:
             best = int(ids[np.argmax(values)])
-            return Pick(best, tuple(records))
+            return Pick(best, tuple(records), raw_probs, penalized)
 
         keep = top_k_keep(values, prm.top_k)
         ids, values = ids[keep], values[keep]
@@ -158,4 +170,4 @@ class SamplerPipeline:
         note("temperature")
         probs = softmax(values)
         chosen = int(ids[self.rng.choice(len(ids), p=probs)])
-        return Pick(chosen, tuple(records))
+        return Pick(chosen, tuple(records), raw_probs, penalized)

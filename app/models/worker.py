@@ -10,7 +10,8 @@ whose tail explains a crash:
                        ("tokenize", text, add_special) | ("vocab",) | ("metadata",) | ("exit",)
                        ("ack",) after each batch of tokens it has handled, during a generation
     worker -> parent   ("ok", value) | ("err", kind, message, extra) |
-                       ("toks", [(token_id, text), ...]) ... ("done", GenerationResult)
+                       ("toks", [(token_id, text, choice), ...]) ... ("done", GenerationResult)
+                       (choice: a learning.TokenChoice in learning mode, else None)
 
 Tokens are sent in batches: the first at once, then at most one message per `FLUSH_SECONDS`. On a
 machine whose cores all run llama.cpp threads, every wake-up of the studio process costs a compute
@@ -31,6 +32,7 @@ import time
 from typing import Iterator
 
 from app.core.backend import GenerationRequest, GenerationResult, LoadedModel, StopReason
+from app.core.learning import TokenChoice, describe_pick
 from app.core.sampler_pipeline import SamplerPipeline
 from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
 from app.core.stop_strings import StopStringScanner
@@ -97,6 +99,7 @@ class ModelSession:
         self.params = params
         self.vocab = self.llm._model.vocab
         self._pieces: list[bytes] | None = None
+        self._words: list[str] | None = None
 
     def describe(self) -> LoadedModel:
         meta = self.llm.metadata
@@ -126,6 +129,13 @@ class ModelSession:
             if n >= 0:
                 return buffer.raw[:n]
             size = -n  # buffer too small: llama.cpp returns the needed size, negated
+
+    @property
+    def vocabulary_words(self) -> list[str]:
+        """`vocabulary()`, computed once per model."""
+        if self._words is None:
+            self._words = self.vocabulary()
+        return self._words
 
     def vocabulary(self) -> list[str]:
         """Every token's text with special tokens shown, indexed by id. A piece that is not text on
@@ -171,8 +181,11 @@ class ModelSession:
             reset=True,
         )
 
-    def _pipeline_tokens(self, prompt: list[int], params: SamplingParams, seed: int) -> Iterator[int]:
-        """The studio's own sampler pipeline over the last position's logits (no logits_all)."""
+    def _pipeline_tokens(
+        self, prompt: list[int], params: SamplingParams, seed: int, learning_top: int = 0
+    ) -> Iterator[tuple[int, TokenChoice | None]]:
+        """The studio's own sampler pipeline over the last position's logits, read as a view of
+        llama.cpp's buffer (no logits_all, no copy). In learning mode each pick is described."""
         import numpy as np
 
         llm = self.llm
@@ -180,13 +193,15 @@ class ModelSession:
         llm.eval(prompt)
         pipeline = SamplerPipeline(params, seed)
         n_vocab = llm.n_vocab()
+        words = self.vocabulary_words if learning_top else []
         generated: list[int] = []
         while True:
             logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
-            token = pipeline.pick(logits, generated).token_id
-            yield token
-            generated.append(token)
-            llm.eval([token])
+            pick = pipeline.pick(logits, generated, record=bool(learning_top))
+            choice = describe_pick(logits, pick, words, len(generated), learning_top) if learning_top else None
+            yield pick.token_id, choice
+            generated.append(pick.token_id)
+            llm.eval([pick.token_id])
 
     def generate(self, request: GenerationRequest, conn: FramedPipe, stop: StopFlag) -> GenerationResult:
         """Stream tokens to `conn` (see the module docstring) and return the result."""
@@ -204,15 +219,19 @@ class ModelSession:
         limit = min(params.max_tokens, room) if params.max_tokens else room
         # llama-cpp-python accepts tfs_z but ignores it: when it would change the draw, our
         # pipeline (which implements it) samples instead.
-        use_pipeline = params.tfs_z < 1.0 and not params.is_greedy
-        source = (self._pipeline_tokens if use_pipeline else self._native_tokens)(prompt, params, seed)
+        # Learning mode always samples with the pipeline: the pick is drawn from the distribution shown.
+        use_pipeline = request.learning_top > 0 or (params.tfs_z < 1.0 and not params.is_greedy)
+        if use_pipeline:
+            source = self._pipeline_tokens(prompt, params, seed, request.learning_top)
+        else:
+            source = ((token, None) for token in self._native_tokens(prompt, params, seed))
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         scanner = StopStringScanner(params.stop)
         pieces = self.pieces
         generated: list[int] = []
         text_parts: list[str] = []
-        batch: list[tuple[int, str]] = []
+        batch: list[tuple[int, str, TokenChoice | None]] = []
         first_token_at: float | None = None
         awaiting_ack = False
         last_send = 0.0
@@ -228,7 +247,7 @@ class ModelSession:
 
         # Reaching `limit` means the token limit, unless the context ran out first.
         reason: StopReason = "max_tokens" if params.max_tokens and limit == params.max_tokens else "context_full"
-        for token in source:
+        for token, choice in source:
             if first_token_at is None:
                 first_token_at = time.perf_counter()
             if self._lib.llama_vocab_is_eog(self.vocab, token):
@@ -240,7 +259,7 @@ class ModelSession:
             text = scanner.feed(decoder.decode(pieces[token]))
             generated.append(token)
             text_parts.append(text)
-            batch.append((token, text))
+            batch.append((token, text, choice))
             if time.perf_counter() - last_send >= FLUSH_SECONDS:
                 send_batch()
             if scanner.stopped:

@@ -76,7 +76,7 @@ def test_a_two_page_pdf_becomes_two_items(page, tmp_path: Path) -> None:
     document.close()
     tab(page, "Files")
     page.locator("#file-upload input[type=file]").set_input_files(str(pdf))
-    page.locator("#file-upload").get_by_text("two-pages.pdf").wait_for(timeout=30_000)
+    page.locator("#file-upload").get_by_text("two-pages.pdf").wait_for(timeout=120_000)
     page.locator("#pdf-pages").click()
     wait_value(page, "#user-prompt textarea", "Second page text.")
     value = page.locator("#user-prompt textarea").input_value()
@@ -90,7 +90,7 @@ def test_text_file_into_the_system_prompt(page, tmp_path: Path) -> None:
     text.write_bytes("Réponds en français.".encode("cp1252"))
     tab(page, "Files")
     page.locator("#file-upload input[type=file]").set_input_files(str(text))
-    page.locator("#file-upload").get_by_text("system.txt").wait_for(timeout=30_000)
+    page.locator("#file-upload").get_by_text("system.txt").wait_for(timeout=120_000)
     page.locator("#text-system").click()
     wait_value(page, "#system-prompt textarea", "Réponds en français.")
 

@@ -1,0 +1,58 @@
+"""Learning mode through the real worker and the demo model."""
+
+from pathlib import Path
+
+import pytest
+
+from app.core.backend import GenerationRequest, TokenEvent
+from app.core.sampling import SamplingParams
+from app.models.demo_model import SCRIPT_HELLO
+from app.models.local_backend import LocalBackend
+
+
+def learn(backend: LocalBackend, prompt: str, params: SamplingParams, top: int = 5) -> tuple[list[TokenEvent], object]:
+    request = GenerationRequest(messages=GenerationRequest.chat(prompt).messages, params=params, learning_top=top)
+    events = list(backend.generate(request))
+    return [e for e in events if isinstance(e, TokenEvent)], events[-1]
+
+
+def test_temperature_zero_takes_the_raw_argmax_at_every_step(backend: LocalBackend, demo_model: Path) -> None:
+    backend.load(demo_model)
+    tokens, result = learn(backend, "hi", SamplingParams(temperature=0.0))
+    assert result.text == SCRIPT_HELLO
+    for event in tokens:
+        choice = event.choice
+        best = max(choice.candidates, key=lambda c: c.logit)
+        assert choice.chosen == event.token_id == best.token_id and choice.chosen_rank == 1
+        assert 0.01 <= sorted(c.prob for c in choice.candidates)[-2] <= 0.20  # a real alternative
+    assert [e.choice.position for e in tokens] == list(range(len(tokens)))
+    assert tokens[0].choice.candidates[1].piece == "Greetings"
+
+
+@pytest.mark.parametrize("prompt", ["hi", "compute %", "sing ~"])
+def test_deterministic_settings_give_the_same_tokens_in_both_modes(backend: LocalBackend, demo_model: Path,
+                                                                    prompt: str) -> None:
+    backend.load(demo_model)
+    params = SamplingParams(temperature=0.0, max_tokens=20, repeat_penalty=1.1)
+    normal = list(backend.generate(GenerationRequest.chat(prompt, params=params)))[-1]
+    _, learning = learn(backend, prompt, params)
+    assert learning.token_ids == normal.token_ids
+
+
+def test_sampled_picks_come_from_the_distribution_shown(backend: LocalBackend, demo_model: Path) -> None:
+    backend.load(demo_model)
+    params = SamplingParams(temperature=1.5, top_k=5, top_p=0.99, seed=11, max_tokens=40)
+    tokens, _ = learn(backend, "sing ~", params, top=8)
+    assert any(e.choice.chosen_rank > 1 for e in tokens)  # unlikely picks happen at temperature 1.5
+    for event in tokens:
+        final = {c.token_id: c.stage_probs[-1] for c in event.choice.candidates if c.removed_by is None}
+        assert final.get(event.token_id, 0.0) > 0.0
+        assert event.choice.stages == ("penalties", "top_k", "tfs_z", "typical_p", "top_p", "min_p", "temperature")
+        stages = event.choice.stages
+        for rank, candidate in enumerate(event.choice.candidates, start=1):
+            if rank > 5 and candidate.token_id != event.token_id:
+                assert candidate.removed_by == "top_k"  # top_k=5 keeps the five most likely
+            if candidate.removed_by:
+                gone_from = stages.index(candidate.removed_by)
+                assert all(p == 0.0 for p in candidate.stage_probs[gone_from:])
+
