@@ -198,3 +198,18 @@ def test_random_params_are_recorded_per_answer(runner: ChainRunner, journal: Jou
 def test_run_started_reports_the_plan(runner: ChainRunner, demo_model: Path) -> None:
     first = next(iter(runner.run(ChainSpec(models=(str(demo_model),), prompts="a\nb", responses=2))))
     assert isinstance(first, RunStarted) and first.planned == 4 and first.items == 2
+
+
+def test_learning_mode_keeps_every_token_choice_in_the_journal(
+    runner: ChainRunner, journal: Journal, demo_model: Path
+) -> None:
+    spec = ChainSpec(models=(str(demo_model),), prompts="hi", learning_top=4)
+    events = run_all(runner, spec)
+    tokens = [e for e in events if isinstance(e, AnswerToken)]
+    answer = answers_of(events)[0]
+    assert answer.text == SCRIPT_HELLO and len(answer.choices) == answer.tokens == len(tokens) == 5
+    assert all(t.choice is not None and t.choice.chosen == t.token_id for t in tokens)
+    stored = journal.answer_choices(events[0].run_id, answer.index)
+    assert [record["chosen"] for record in stored] == [t.token_id for t in tokens]
+    assert stored[0]["candidates"][1][1] == "Greetings"  # the alternative, reopened from the journal
+    assert journal.answer_choices(events[0].run_id, 99) == []

@@ -47,6 +47,7 @@ class ChainSpec:
     cumulative: bool = False
     reset: bool = False
     random_params: bool = False
+    learning_top: int = 0  # learning mode: candidates recorded per token (0 = off)
     seed: int | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     load: LoadParams = field(default_factory=LoadParams)
@@ -56,6 +57,8 @@ class ChainSpec:
             raise SettingsError("choose at least one model")
         if self.responses < 1 or self.loops < 1:
             raise SettingsError("responses and loops must be 1 or more")
+        if not 0 <= self.learning_top <= 100:
+            raise SettingsError("learning mode shows 1 to 100 candidates per token (0 = off)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the journal and `runs show`)."""

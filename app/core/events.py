@@ -62,6 +62,8 @@ class AnswerStarted:
 class AnswerToken:
     index: int
     text: str
+    token_id: int = -1
+    choice: Any = None  # learning mode: the token's app.core.learning.TokenChoice
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Answer:
     seconds: float
     stop_reason: str
     seed: int
+    choices: tuple[Any, ...] = ()  # learning mode: one TokenChoice per generated token
 
     def to_record(self) -> dict[str, Any]:
         """The public JSON form (the CLI's "answer" line)."""

@@ -189,15 +189,19 @@ class ChainRunner:
         prompt = item.prompt(pre_prompt, state.texts if item.collects_answers else None)
         params = answer_params(spec, item, rng)
         request = GenerationRequest.chat(prompt, system, params, previous=state.previous)
-        if spec.reset:
-            request = GenerationRequest(request.messages, params=params, fresh_context=True)
+        if spec.reset or spec.learning_top:
+            request = GenerationRequest(request.messages, params=params, fresh_context=spec.reset,
+                                        learning_top=spec.learning_top)
         yield AnswerStarted(planned.index, planned.model_name, item.number, planned.response, planned.loop, prompt, params)
         result: GenerationResult | None = None
+        choices: list = []
         try:
             self.generating = True
             for event in self.backend.generate(request):
                 if isinstance(event, TokenEvent):
-                    yield AnswerToken(planned.index, event.text)
+                    if event.choice is not None:
+                        choices.append(event.choice)
+                    yield AnswerToken(planned.index, event.text, event.token_id, event.choice)
                 else:
                     result = event
         except ChainStudioError as exc:
@@ -229,6 +233,7 @@ class ChainRunner:
             seconds=result.seconds,
             stop_reason=result.stop_reason,
             seed=result.seed,
+            choices=tuple(choices[: result.generated_tokens]),  # a stopped answer keeps what was shown
         )
         if self.recorder and run_id is not None:
             self.recorder.record_answer(run_id, answer)

@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS answers (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS answers_by_run ON answers(run_id, seq);
+CREATE TABLE IF NOT EXISTS answer_tokens (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER NOT NULL,
+    choices TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
 CREATE TABLE IF NOT EXISTS failures (
     id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -136,6 +142,19 @@ class Journal:
                 answer.seconds, answer.stop_reason, answer.seed, _now(),
             ),
         )
+        if answer.choices:
+            self._write(
+                "INSERT OR REPLACE INTO answer_tokens (run_id, seq, choices) VALUES (?, ?, ?)",
+                (run_id, answer.index, json.dumps([c.to_record() for c in answer.choices], ensure_ascii=False)),
+            )
+
+    def answer_choices(self, run_id: int, seq: int) -> list[dict[str, Any]]:
+        """Learning mode's per-token records of one answer (empty when it ran in normal mode)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT choices FROM answer_tokens WHERE run_id = ? AND seq = ?", (run_id, seq)
+            ).fetchone()
+        return json.loads(row["choices"]) if row else []
 
     def record_failure(self, run_id: int, failure: Failure) -> None:
         self._write(

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
+import pandas as pd
 
 from app.core.chain import ChainSpec
 from app.core.errors import ChainStudioError
 from app.core.hub_links import links_from_text, looks_like_link
 from app.models.hub import HubModelSource
-from app.core.events import AnswerFinished, Failure, RunFinished
+from app.core.events import AnswerFinished, AnswerStarted, Failure, RunFinished
 from app.core.prompt_list import IGNORE_PREFIX
 from app.models.gguf_file import inspect_gguf
 from app.models.memory import estimate_memory
@@ -25,6 +26,9 @@ from app.ui.page_js import COPY_JS, SOUND_END_JS, SOUND_START_JS
 from app.ui.panels import files_panel, history_panel, library_panel, model_panel
 from app.ui.panels.html_view import EMPTY as EMPTY_HTML
 from app.ui.panels.html_view import html_view
+from app.core.events import AnswerToken
+from app.core.sampler_pipeline import STAGES
+from app.ui import learning_view
 from app.ui.render import Entry, TranscriptBuilder, plain_transcript, render_transcript
 from app.ui.sampling_controls import (
     DETERMINISTIC_PRESET,
@@ -160,7 +164,31 @@ def build_ui(services: Services) -> gr.Blocks:
                     raw = gr.Checkbox(label="Raw text", value=False, elem_id="raw")
                     copy_last = gr.Button("Copy last answer", size="sm", elem_id="copy-last")
                     copy_all = gr.Button("Copy all", size="sm", elem_id="copy-all")
-                transcript = gr.Markdown(render_transcript([]), elem_id="transcript")
+                with gr.Tabs():
+                    with gr.Tab("Transcript", id="transcript-tab"):
+                        transcript = gr.Markdown(render_transcript([]), elem_id="transcript")
+                    with gr.Tab("Learning", id="learning"):
+                        learning_on = gr.Checkbox(label="Learning mode: see how every token is chosen", value=False,
+                                                  elem_id="option-learning")
+                        learning_top = gr.Slider(1, 100, value=10, step=1, label="Candidates per token",
+                                                 elem_id="learning-top")
+                        gr.Markdown("**Last tokens** (probability before sampling)")
+                        learning_last = gr.Markdown(learning_view.last_tokens([]), elem_id="learning-last")
+                        learning_table = gr.Dataframe(headers=learning_view.TABLE_HEADERS, value=[], interactive=False,
+                                                      wrap=True, elem_id="learning-table", label="Current token")
+                        learning_stage = gr.Dropdown(choices=[learning_view.BEFORE, *STAGES], value=learning_view.BEFORE,
+                                                     label="Plot the probabilities", elem_id="learning-stage")
+                        learning_bars = gr.BarPlot(x="token", y="probability", color="pick", elem_id="learning-bars",
+                                                   label="Candidates of the last token", sort="-y")
+                        gr.Markdown("**Unlikely picks** (tokens chosen at rank 2 or lower)")
+                        learning_unlikely = gr.Markdown(learning_view.unlikely_picks([]), elem_id="learning-unlikely")
+                        learning_ranks = gr.LinePlot(x="position", y="rank", elem_id="learning-ranks",
+                                                     label="Rank of each pick over the answer")
+                        gr.Markdown("**The answer as tokens** (hover a token for its id and alternatives)")
+                        learning_tokens = gr.HTML(learning_view.token_view([]), elem_id="token-view")
+                        learning_records = gr.State([])
+                    with gr.Tab("HTML view", id="html"):
+                        html_panel = gr.HTML(EMPTY_HTML, elem_id="html-view")
                 last_answer = gr.Textbox(visible=False, elem_id="last-answer")
                 all_answers = gr.Textbox(visible=False, elem_id="all-answers")
             with gr.Column(scale=2):
@@ -187,6 +215,8 @@ def build_ui(services: Services) -> gr.Blocks:
                         use_folder = gr.Button("Use folder", size="sm", elem_id="use-folder", scale=1)
                     model_info = gr.Markdown(model_info_markdown(str(files[0]) if files else None))
                     in_memory = model_panel.build(services)
+                    with gr.Accordion("Where to find GGUF models", open=False):
+                        gr.Markdown(BROWSE_MARKDOWN, elem_id="browse")
                 with gr.Tab("Settings"):
                     with gr.Row():
                         deterministic = gr.Button("Deterministic preset", size="sm", elem_id="preset-deterministic")
@@ -213,19 +243,30 @@ def build_ui(services: Services) -> gr.Blocks:
                     file_loader = files_panel.build()
                 with gr.Tab("History"):
                     history = history_panel.build(services)
-                with gr.Tab("HTML view"):
-                    html_panel = gr.HTML(EMPTY_HTML, elem_id="html-view")
-                with gr.Tab("Browse"):
-                    gr.Markdown(BROWSE_MARKDOWN, elem_id="browse")
-
         sampling_names = list(sampling)
         loading_names = list(loading)
 
-        def run(data: dict[Any, Any], request: gr.Request) -> Iterator[tuple]:
+        def learning_outputs(records: list[dict], stage: str, complete: bool) -> dict:
+            """Learning tab values: the live parts always, the plots once an answer is complete."""
+            values: dict[Any, Any] = {
+                learning_last: learning_view.last_tokens(records),
+                learning_table: learning_view.candidate_rows(records[-1]) if records else [],
+                learning_unlikely: learning_view.unlikely_picks(records),
+                learning_records: records,
+            }
+            if complete:
+                values[learning_bars] = pd.DataFrame(learning_view.probability_rows(records[-1], stage)) \
+                    if records else None
+                values[learning_ranks] = pd.DataFrame(learning_view.rank_rows(records)) if records else None
+                values[learning_tokens] = learning_view.token_view(records)
+            return values
+
+        def run(data: dict[Any, Any], request: gr.Request) -> Iterator[dict]:
             session = request.session_hash or "anonymous"
             runner = services.runner_for(session)
             shown: list[Entry] = data[entries]
             raw_mode, fast_mode = bool(data[raw]), bool(data[fast])
+            learning = int(data[learning_top] or 10) if data[learning_on] else 0
             try:
                 # A local model list wins; the URL list is used when it is empty.
                 chosen = model_paths(data[models], data[folder]) or tuple(
@@ -242,35 +283,50 @@ def build_ui(services: Services) -> gr.Blocks:
                     loops=int(data[loops] or 1),
                     sampling=sampling_from_values(sampling_names, [data[c] for c in sampling.values()]),
                     load=load_from_values(loading_names, [data[c] for c in loading.values()]),
+                    learning_top=learning,
                     **{name: bool(data[box]) for name, box in options.items()},
                 )
                 runner.plan(spec)  # prompt-list syntax errors: a message, and nothing runs
             except ChainStudioError as exc:
                 gr.Warning(str(exc))
-                yield render_transcript(shown, raw_mode), shown, f"⚠️ {exc}", gr.update(), gr.update()
+                yield {transcript: render_transcript(shown, raw_mode), status: f"⚠️ {exc}"}
                 return
             if services.run_lock.locked():
-                yield render_transcript(shown, raw_mode), shown, "Waiting for the model: another tab is running a chain…", gr.update(), gr.update()
+                yield {status: "Waiting for the model: another tab is running a chain…"}
             with services.run_lock:
                 if services.is_closed(session):
                     return
                 builder = TranscriptBuilder(shown, show_params=spec.random_params)
+                records: list[dict] = []
                 last_update = 0.0
+
+                def update(complete: bool) -> dict:
+                    snapshot = builder.snapshot()
+                    values = {transcript: render_transcript(snapshot, raw_mode), entries: snapshot,
+                              status: builder.status, last_answer: builder.last_answer,
+                              all_answers: plain_transcript(snapshot)}
+                    if learning:
+                        values.update(learning_outputs(records, data[learning_stage], complete))
+                    return values
+
                 try:
                     source = HubModelSource(services.downloader(Path(data[folder])), testing=bool(data[testing]))
                     for event in runner.run(spec, source):
+                        if isinstance(event, AnswerToken) and event.choice is not None:
+                            records.append(event.choice.to_record())
+                        elif learning and isinstance(event, AnswerStarted):
+                            records = []
                         boundary = builder.apply(event)
                         now = time.monotonic()
                         final = isinstance(event, (AnswerFinished, Failure, RunFinished))
                         if final or (not fast_mode and (boundary or now - last_update >= UPDATE_INTERVAL_SECONDS)):
                             last_update = now
-                            snapshot = builder.snapshot()
-                            yield (render_transcript(snapshot, raw_mode), snapshot, builder.status,
-                                   builder.last_answer, plain_transcript(snapshot))
+                            yield update(complete=final)
                 except ChainStudioError as exc:
                     gr.Warning(str(exc))
-                    snapshot = builder.snapshot()
-                    yield render_transcript(snapshot, raw_mode), snapshot, f"⚠️ {exc}", builder.last_answer, plain_transcript(snapshot)
+                    values = update(complete=True)
+                    values[status] = f"⚠️ {exc}"
+                    yield values
 
         def stop_current(request: gr.Request) -> None:
             services.runner_for(request.session_hash or "anonymous").control.stop_current()
@@ -327,8 +383,10 @@ def build_ui(services: Services) -> gr.Blocks:
 
         # -- wiring ------------------------------------------------------------------------------
         run_inputs = {models, urls, testing, folder, system, previous, prompt, entries, raw, fast, responses, loops,
+                      learning_on, learning_top, learning_stage,
                       *options.values(), *sampling.values(), *loading.values()}
-        run_outputs = [transcript, entries, status, last_answer, all_answers]
+        run_outputs = {transcript, entries, status, last_answer, all_answers, learning_last, learning_table,
+                       learning_unlikely, learning_records, learning_bars, learning_ranks, learning_tokens}
         for trigger in (start.click, prompt.submit, system.submit, previous.submit):
             trigger(None, None, None, js=SOUND_START_JS)
             trigger(run, run_inputs, run_outputs, concurrency_limit=None, show_progress="hidden").then(
@@ -356,9 +414,23 @@ def build_ui(services: Services) -> gr.Blocks:
 
         page.unload(tab_closed)
         last_answer.change(html_view, last_answer, html_panel)
+
+        def replot(records: list[dict], stage: str) -> Any:
+            return pd.DataFrame(learning_view.probability_rows(records[-1], stage)) if records else None
+
+        learning_stage.change(replot, [learning_records, learning_stage], learning_bars)
         fields = {"system": system, "previous": previous, "prompt": prompt, "urls": urls}
         library_panel.wire(library, system, prompt, status)
         files_panel.wire(file_loader, fields, status)
-        history_panel.wire(history, services, fields, models, transcript, entries, status, raw)
+        reopened = history_panel.wire(history, services, fields, models, transcript, entries, status, raw,
+                                      learning_records)
+
+        def show_learning(records: list[dict], stage: str) -> tuple:
+            values = learning_outputs(records, stage, complete=True)
+            return tuple(values[c] for c in (learning_last, learning_table, learning_unlikely, learning_bars,
+                                               learning_ranks, learning_tokens))
+
+        reopened.then(show_learning, [learning_records, learning_stage],
+                      [learning_last, learning_table, learning_unlikely, learning_bars, learning_ranks, learning_tokens])
         model_panel.wire(in_memory, services, status)
     return page

@@ -55,12 +55,14 @@ def _field_key(label: str) -> str:
 
 
 def wire(panel: HistoryPanel, services: Services, fields: dict[str, gr.Textbox], models: gr.Textbox,
-         transcript: gr.Markdown, entries: gr.State, status: gr.Markdown, raw: gr.Checkbox) -> None:
+         transcript: gr.Markdown, entries: gr.State, status: gr.Markdown, raw: gr.Checkbox,
+         learning_records: gr.State) -> Any:
+    """Wire the panel; returns the reopen event so the page can refresh what depends on it."""
     def reopen(run_id: float | None, raw_mode: bool) -> tuple:
         found = services.journal.run(int(run_id)) if run_id else None
         if found is None:
             message = f"⚠️ No run {int(run_id)} in the journal." if run_id else "⚠️ Choose a run number first."
-            return (gr.update(),) * 6 + (message,)
+            return (gr.update(),) * 6 + (message, gr.update())
         summary, spec, answers, failures = found
         shown = [Entry(f"Run {summary.id}", note=f"{summary.answers} of {summary.planned} answers · "
                        f"{summary.end_reason or 'unfinished'}", kind="run")]
@@ -75,8 +77,14 @@ def wire(panel: HistoryPanel, services: Services, fields: dict[str, gr.Textbox],
             ))
         shown += [Entry(f["model"], error=f["message"], kind="failure") for f in failures]
         model_lines = "\n".join(Path(m).name for m in spec.get("models", []))
+        # Learning mode's records of the last answer that has them, as they were seen.
+        records: list = []
+        for answer in reversed(answers):
+            records = services.journal.answer_choices(summary.id, answer["index"])
+            if records:
+                break
         return (render_transcript(shown, raw_mode), shown, spec.get("system", ""), spec.get("previous", ""),
-                spec.get("prompts", ""), model_lines, f"Reopened run {summary.id}.")
+                spec.get("prompts", ""), model_lines, f"Reopened run {summary.id}.", records)
 
     def list_versions(label: str) -> Any:
         versions = services.journal.input_versions(_field_key(label))
@@ -103,8 +111,10 @@ def wire(panel: HistoryPanel, services: Services, fields: dict[str, gr.Textbox],
         return row[0] if row else gr.update()
 
     panel.runs.select(pick_run, None, panel.run_id)
-    panel.reopen.click(reopen, [panel.run_id, raw],
-                       [transcript, entries, fields["system"], fields["previous"], fields["prompt"], models, status])
+    reopened = panel.reopen.click(
+        reopen, [panel.run_id, raw],
+        [transcript, entries, fields["system"], fields["previous"], fields["prompt"], models, status, learning_records],
+    )
     panel.field.change(list_versions, panel.field, panel.versions)
     panel.refresh.click(list_versions, panel.field, panel.versions)
     panel.restore.click(restore, [panel.field, panel.versions],
@@ -113,3 +123,4 @@ def wire(panel: HistoryPanel, services: Services, fields: dict[str, gr.Textbox],
     fields["system"].blur(autosave("system"), fields["system"], None)
     fields["previous"].blur(autosave("previous"), fields["previous"], None)
     fields["prompt"].blur(autosave("prompts"), fields["prompt"], None)
+    return reopened

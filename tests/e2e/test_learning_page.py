@@ -1,0 +1,49 @@
+"""Learning mode in the page: candidates, stages, unlikely picks and the token view, live and
+again after reopening the run from the history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import RunningStudio
+
+pytestmark = pytest.mark.e2e
+
+
+def test_learning_mode_shows_each_token_choice(studio_server: RunningStudio, browser: object,
+                                               artifacts_dir: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
+    try:
+        page.goto(studio_server.url)
+        page.get_by_role("tab", name="Learning").click()
+        page.locator("#option-learning input").check()
+        page.locator("#user-prompt textarea").fill("hi")
+        page.locator("#start").click()
+        page.locator("#status").get_by_text("Run finished.").wait_for(timeout=60_000)
+        page.locator("#token-view .token").first.wait_for(timeout=30_000)
+        spans = page.locator("#token-view .token")
+        assert spans.count() == 5  # "Hello", " from", " the", " demo", " model."
+        assert spans.first.inner_text() == "Hello"
+        assert "alternatives: Greetings" in (spans.first.get_attribute("title") or "")
+        table = page.locator("#learning-table").inner_text()
+        assert "␣model. ✔" in table and "␣studio." in table  # the last token and its alternative
+        assert page.locator("#learning-last").inner_text().startswith("Hello 87% · ␣from 87%")
+        page.screenshot(path=str(artifacts_dir / "learning.png"), full_page=True)
+
+        page.get_by_role("tab", name="History").click()
+        page.locator("#history-refresh").click()
+        page.wait_for_function(
+            "() => (document.querySelector('#history-runs [data-testid=cell-0-2]') || {}).innerText === 'completed'")
+        run_id = page.locator("#history-runs [data-testid=cell-0-0]").inner_text().strip()
+        page.locator("#clear").click()
+        page.get_by_role("tab", name="Learning").click()
+        page.get_by_role("tab", name="History").click()
+        page.locator("#history-run-id input").fill(run_id)
+        page.locator("#history-reopen").click()
+        page.locator("#status").get_by_text(f"Reopened run {run_id}.").wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Learning").click()
+        page.wait_for_function("() => document.querySelectorAll('#token-view .token').length === 5")
+    finally:
+        page.close()
