@@ -184,7 +184,7 @@ def test_fast_mode_shows_answers_only_when_complete(page) -> None:
         new MutationObserver(() => seen.add(t.innerText.length)).observe(
             t, {childList: true, subtree: true, characterData: true}); }"""
     page.evaluate(counter)
-    page.locator("#user-prompt textarea").fill("{max_tokens=600} sing ~")
+    page.locator("#user-prompt textarea").fill("{max_tokens=2000} sing ~")  # about a second of streaming
     page.locator("#start").click()
     wait_status(page, "Run finished.", timeout=120_000)
     streamed = page.evaluate("() => window.transcriptStates.size")
