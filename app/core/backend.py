@@ -37,6 +37,8 @@ class GenerationRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     fresh_context: bool = False  # clear the model's state first (no prompt prefix reused)
     learning_top: int = 0  # learning mode: record this many candidates per token (0 = off)
+    stepping: str = "off"  # "off" | "delay": wait step_delay seconds per token | "manual": wait for step()
+    step_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (not self.messages):
@@ -130,6 +132,9 @@ class Backend(Protocol):
 
     def metadata(self) -> dict[str, str]:
         """The loaded model's GGUF metadata as llama.cpp reports it."""
+
+    def step(self) -> None:
+        """With manual stepping: let the running generation produce one more token."""
 
     def stop_current(self) -> None:
         """Ask the running generation to end after its current token."""

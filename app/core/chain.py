@@ -48,6 +48,8 @@ class ChainSpec:
     reset: bool = False
     random_params: bool = False
     learning_top: int = 0  # learning mode: candidates recorded per token (0 = off)
+    stepping: str = "off"  # "off", "delay" (step_delay seconds per token) or "manual" (RunControl.step)
+    step_delay: float = 0.0
     seed: int | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     load: LoadParams = field(default_factory=LoadParams)
@@ -57,6 +59,10 @@ class ChainSpec:
             raise SettingsError("choose at least one model")
         if self.responses < 1 or self.loops < 1:
             raise SettingsError("responses and loops must be 1 or more")
+        if self.stepping not in ("off", "delay", "manual"):
+            raise SettingsError(f"stepping must be off, delay or manual, not {self.stepping!r}")
+        if not 0 <= self.step_delay <= 60:
+            raise SettingsError("the delay between tokens must be 0 to 60 seconds")
         if not 0 <= self.learning_top <= 100:
             raise SettingsError("learning mode shows 1 to 100 candidates per token (0 = off)")
 

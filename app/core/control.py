@@ -22,6 +22,11 @@ class RunControl:
     def stop_all_requested(self) -> bool:
         return self._stop_all.is_set()
 
+    def step(self) -> None:
+        """With manual stepping: one more token of this runner's answer."""
+        if self._runner.generating:
+            self._runner.backend.step()
+
     def stop_current(self) -> None:
         """End the answer being generated; the chain goes on with the next item or model."""
         if self._runner.generating:

@@ -189,9 +189,10 @@ class ChainRunner:
         prompt = item.prompt(pre_prompt, state.texts if item.collects_answers else None)
         params = answer_params(spec, item, rng)
         request = GenerationRequest.chat(prompt, system, params, previous=state.previous)
-        if spec.reset or spec.learning_top:
+        if spec.reset or spec.learning_top or spec.stepping != "off":
             request = GenerationRequest(request.messages, params=params, fresh_context=spec.reset,
-                                        learning_top=spec.learning_top)
+                                        learning_top=spec.learning_top, stepping=spec.stepping,
+                                        step_delay=spec.step_delay)
         yield AnswerStarted(planned.index, planned.model_name, item.number, planned.response, planned.loop, prompt, params)
         result: GenerationResult | None = None
         choices: list = []

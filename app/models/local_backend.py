@@ -289,6 +289,12 @@ class LocalBackend:
         with self._lock:
             return self._request("metadata")
 
+    def step(self) -> None:
+        """With manual stepping: let the running generation produce one more token."""
+        worker = self._worker
+        if worker is not None and not self._idle.is_set():
+            worker.stop.grant_step()
+
     def stop_current(self) -> None:
         """End the running generation: the answer keeps the tokens delivered so far."""
         worker = self._worker

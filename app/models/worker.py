@@ -245,9 +245,34 @@ class ModelSession:
             awaiting_ack = True
             last_send = time.perf_counter()
 
+        steps_used = stop.steps_granted()  # steps granted before this generation do not count
+
+        def wait_for_step() -> bool:
+            """Stepping: hold the next token back; False when a stop came while waiting."""
+            nonlocal steps_used
+            if request.stepping == "delay" and request.step_delay > 0:
+                deadline = time.monotonic() + request.step_delay
+                while time.monotonic() < deadline:
+                    if stop.is_set():
+                        return False
+                    time.sleep(min(0.02, request.step_delay))
+            elif request.stepping == "manual":
+                while stop.steps_granted() <= steps_used:
+                    if stop.is_set():
+                        return False
+                    time.sleep(0.01)
+                steps_used += 1
+            return True
+
+        stepping = request.stepping in ("delay", "manual")
+
         # Reaching `limit` means the token limit, unless the context ran out first.
         reason: StopReason = "max_tokens" if params.max_tokens and limit == params.max_tokens else "context_full"
-        for token, choice in source:
+        tokens = source
+        if stepping and not wait_for_step():
+            tokens = iter(())  # stopped before the first token
+            reason = "stopped"
+        for token, choice in tokens:
             if first_token_at is None:
                 first_token_at = time.perf_counter()
             if self._lib.llama_vocab_is_eog(self.vocab, token):
@@ -260,12 +285,15 @@ class ModelSession:
             generated.append(token)
             text_parts.append(text)
             batch.append((token, text, choice))
-            if time.perf_counter() - last_send >= FLUSH_SECONDS:
-                send_batch()
+            if stepping or time.perf_counter() - last_send >= FLUSH_SECONDS:
+                send_batch()  # when stepping, every token is shown as soon as it exists
             if scanner.stopped:
                 reason = "stop_string"
                 break
             if len(generated) >= limit:
+                break
+            if stepping and not wait_for_step():
+                reason = "stopped"
                 break
         source.close()
         if batch:

@@ -15,6 +15,7 @@ import struct
 from typing import IO, Any
 
 _HEADER = struct.Struct("<I")
+_STEPS = struct.Struct("<Q")
 
 
 class FramedPipe:
@@ -54,15 +55,21 @@ class FramedPipe:
 
 
 class StopFlag:
-    """A flag shared between processes through a one-byte memory-mapped file."""
+    """A stop flag and a step counter shared between processes through a small memory-mapped file.
+
+    Byte 0 is the stop flag. Bytes 8-15 count the steps the studio has granted ("Next token"):
+    only the studio writes them, only ever upwards, and the worker keeps its own count of steps
+    used, so no read-modify-write ever crosses the two processes."""
+
+    SIZE = 16
 
     def __init__(self, path: str | os.PathLike[str], create: bool = False) -> None:
         self.path = os.fspath(path)
         if create:
             with open(self.path, "wb") as handle:
-                handle.write(b"\0")
+                handle.write(b"\0" * self.SIZE)
         self._file = open(self.path, "r+b")
-        self._map = mmap.mmap(self._file.fileno(), 1)
+        self._map = mmap.mmap(self._file.fileno(), self.SIZE)
 
     def set(self) -> None:
         self._map[0] = 1
@@ -72,6 +79,13 @@ class StopFlag:
 
     def is_set(self) -> bool:
         return self._map[0] != 0
+
+    def grant_step(self) -> None:
+        """Allow one more token (studio side)."""
+        self._map[8:16] = _STEPS.pack(self.steps_granted() + 1)
+
+    def steps_granted(self) -> int:
+        return _STEPS.unpack(self._map[8:16])[0]
 
     def close(self, remove: bool = False) -> None:
         self._map.close()

@@ -155,6 +155,8 @@ def build_ui(services: Services) -> gr.Blocks:
                     start = gr.Button("Start", variant="primary", elem_id="start")
                     stop_next = gr.Button("Stop / Next", elem_id="stop-next")
                     stop_all = gr.Button("Stop all & reset", variant="stop", elem_id="stop-all")
+                    # Used with Learning → Stepping "next token": one more token per click.
+                    next_token = gr.Button("Next token", elem_id="next-token")
                 with gr.Row():
                     clear = gr.Button("Clear history", size="sm", elem_id="clear")
                     unload = gr.Button("Unload model", size="sm", elem_id="unload")
@@ -172,6 +174,11 @@ def build_ui(services: Services) -> gr.Blocks:
                                                   elem_id="option-learning")
                         learning_top = gr.Slider(1, 100, value=10, step=1, label="Candidates per token",
                                                  elem_id="learning-top")
+                        with gr.Row():
+                            stepping = gr.Radio(["off", "delay", "next token"], value="off", label="Stepping",
+                                                elem_id="stepping", scale=3)
+                            step_delay = gr.Number(label="Delay (s)", value=0.5, minimum=0, maximum=60,
+                                                   elem_id="step-delay", scale=1)
                         gr.Markdown("**Last tokens** (probability before sampling)")
                         learning_last = gr.Markdown(learning_view.last_tokens([]), elem_id="learning-last")
                         learning_table = gr.Dataframe(headers=learning_view.TABLE_HEADERS, value=[], interactive=False,
@@ -284,6 +291,8 @@ def build_ui(services: Services) -> gr.Blocks:
                     sampling=sampling_from_values(sampling_names, [data[c] for c in sampling.values()]),
                     load=load_from_values(loading_names, [data[c] for c in loading.values()]),
                     learning_top=learning,
+                    stepping={"off": "off", "delay": "delay", "next token": "manual"}[data[stepping] or "off"],
+                    step_delay=float(data[step_delay] or 0),
                     **{name: bool(data[box]) for name, box in options.items()},
                 )
                 runner.plan(spec)  # prompt-list syntax errors: a message, and nothing runs
@@ -383,7 +392,7 @@ def build_ui(services: Services) -> gr.Blocks:
 
         # -- wiring ------------------------------------------------------------------------------
         run_inputs = {models, urls, testing, folder, system, previous, prompt, entries, raw, fast, responses, loops,
-                      learning_on, learning_top, learning_stage,
+                      learning_on, learning_top, learning_stage, stepping, step_delay,
                       *options.values(), *sampling.values(), *loading.values()}
         run_outputs = {transcript, entries, status, last_answer, all_answers, learning_last, learning_table,
                        learning_unlikely, learning_records, learning_bars, learning_ranks, learning_tokens}
@@ -395,6 +404,11 @@ def build_ui(services: Services) -> gr.Blocks:
                 refresh_models, [folder, pick], pick  # downloaded models join the folder's list
             )
         stop_next.click(stop_current, None, None, queue=False)
+
+        def one_more_token(request: gr.Request) -> None:
+            services.runner_for(request.session_hash or "anonymous").control.step()
+
+        next_token.click(one_more_token, None, None, queue=False)
         stop_all.click(stop_everything, None, status, queue=False)
         clear.click(clear_history, None, [transcript, entries, last_answer, all_answers])
         unload.click(unload_model, None, status, queue=False)

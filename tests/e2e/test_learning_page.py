@@ -47,3 +47,35 @@ def test_learning_mode_shows_each_token_choice(studio_server: RunningStudio, bro
         page.wait_for_function("() => document.querySelectorAll('#token-view .token').length === 5")
     finally:
         page.close()
+
+
+def test_next_token_advances_exactly_one_token_per_click(studio_server: RunningStudio, browser: object,
+                                                          artifacts_dir: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
+    try:
+        page.goto(studio_server.url)
+        page.get_by_role("tab", name="Learning").click()
+        page.locator("#option-learning input").check()
+        page.locator("#stepping").get_by_text("next token").click()
+        page.locator("#user-prompt textarea").fill("hi")
+        page.locator("#start").click()
+        page.get_by_role("tab", name="Transcript").click()
+        page.locator("#transcript h4").wait_for(timeout=60_000)  # the answer has begun, with no token yet
+
+        def shown() -> str:
+            return page.locator("#transcript p").last.inner_text()
+
+        page.wait_for_timeout(500)
+        assert shown() == "…"
+        for expected in ("Hello", "Hello from", "Hello from the"):
+            page.locator("#next-token").click()
+            page.wait_for_function(
+                "(t) => { const p = [...document.querySelectorAll('#transcript p')].pop(); return p && p.innerText === t; }",
+                arg=expected, timeout=30_000)
+            page.wait_for_timeout(400)  # and no further token comes by itself
+            assert shown() == expected
+        page.screenshot(path=str(artifacts_dir / "stepping.png"), full_page=True)
+        page.locator("#stop-all").click()
+        page.locator("#status").get_by_text("Run stopped").wait_for(timeout=30_000)
+    finally:
+        page.close()

@@ -56,3 +56,45 @@ def test_sampled_picks_come_from_the_distribution_shown(backend: LocalBackend, d
                 gone_from = stages.index(candidate.removed_by)
                 assert all(p == 0.0 for p in candidate.stage_probs[gone_from:])
 
+
+
+def test_manual_stepping_gives_one_token_per_step(backend: LocalBackend, demo_model: Path) -> None:
+    import threading
+    import time
+
+    backend.load(demo_model)
+    request = GenerationRequest(messages=GenerationRequest.chat("sing ~").messages,
+                                params=SamplingParams(max_tokens=1000), learning_top=3, stepping="manual")
+    seen: list = []
+    consumer = threading.Thread(target=lambda: seen.extend(backend.generate(request)))
+    consumer.start()
+
+    def tokens() -> int:
+        return sum(1 for e in seen if isinstance(e, TokenEvent))
+
+    def settle(expected: int) -> None:
+        deadline = time.monotonic() + 30
+        while tokens() < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # and nothing more arrives on its own
+        assert tokens() == expected
+
+    settle(0)
+    for expected in (1, 2, 3):
+        backend.step()
+        settle(expected)
+    backend.stop_current()
+    consumer.join(30)
+    assert seen[-1].stop_reason == "stopped" and seen[-1].generated_tokens == 3
+
+
+def test_delay_stepping_waits_between_tokens(backend: LocalBackend, demo_model: Path) -> None:
+    import time
+
+    backend.load(demo_model)
+    request = GenerationRequest(messages=GenerationRequest.chat("hi").messages, params=SamplingParams(),
+                                stepping="delay", step_delay=0.1)
+    started = time.monotonic()
+    result = list(backend.generate(request))[-1]
+    assert result.text == SCRIPT_HELLO
+    assert time.monotonic() - started >= 0.5  # five tokens, each after its 0.1 s pause
