@@ -213,3 +213,30 @@ def test_learning_mode_keeps_every_token_choice_in_the_journal(
     assert [record["chosen"] for record in stored] == [t.token_id for t in tokens]
     assert stored[0]["candidates"][1][1] == "Greetings"  # the alternative, reopened from the journal
     assert journal.answer_choices(events[0].run_id, 99) == []
+
+
+def test_branching_keeps_the_prefix_takes_the_candidate_and_keeps_the_original(
+    runner: ChainRunner, journal: Journal, demo_model: Path
+) -> None:
+    from app.core.branching import BranchPoint, grow_branch
+
+    events = run_all(runner, ChainSpec(models=(str(demo_model),), prompts="hi", learning_top=5))
+    run_id = events[0].run_id
+    original = answers_of(events)[0]
+    ids = tuple(c.chosen for c in original.choices)
+    at = 3  # the token " demo"; its alternative is " tiny"
+    alternative = next(c for c in original.choices[at].candidates if c.piece == " tiny")
+    base = BranchPoint(run_id, original.index, original.model_path, original.item, original.response,
+                       original.loop, original.messages, original.params, ids)
+    new_seq = journal.next_answer_seq(run_id)
+    branch = list(grow_branch(runner.backend, base, at, alternative.token_id, new_seq, learning_top=5))[-1]
+    assert branch.text == "Hello from the tiny model."
+    assert tuple(c.chosen for c in branch.choices)[:at] == ids[:at]  # tokens 0..i-1 kept
+    assert branch.choices[at].chosen == alternative.token_id  # j at i
+    assert branch.choices[at].chosen_rank == 2  # shown with its real rank at that position
+    journal.record_branch(run_id, branch, parent_seq=original.index, position=at, token=alternative.token_id)
+    assert journal.branches_of(run_id) == [
+        {"seq": new_seq, "parent_seq": original.index, "position": at, "token": alternative.token_id}
+    ]
+    stored = {a["index"]: a["text"] for a in journal.run(run_id)[2]}
+    assert stored == {original.index: SCRIPT_HELLO, new_seq: "Hello from the tiny model."}  # both reachable

@@ -39,6 +39,7 @@ class GenerationRequest:
     learning_top: int = 0  # learning mode: record this many candidates per token (0 = off)
     stepping: str = "off"  # "off" | "delay": wait step_delay seconds per token | "manual": wait for step()
     step_delay: float = 0.0
+    forced_tokens: tuple[int, ...] = ()  # branching: the answer starts with these tokens, then goes on
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (not self.messages):

@@ -25,6 +25,7 @@ request. When the studio dies, the worker's next read or write on the pipe fails
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import os
 import random
 import sys
@@ -182,7 +183,8 @@ class ModelSession:
         )
 
     def _pipeline_tokens(
-        self, prompt: list[int], params: SamplingParams, seed: int, learning_top: int = 0
+        self, prompt: list[int], params: SamplingParams, seed: int, learning_top: int = 0,
+        forced: tuple[int, ...] = (),
     ) -> Iterator[tuple[int, TokenChoice | None]]:
         """The studio's own sampler pipeline over the last position's logits, read as a view of
         llama.cpp's buffer (no logits_all, no copy). In learning mode each pick is described."""
@@ -198,6 +200,9 @@ class ModelSession:
         while True:
             logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
             pick = pipeline.pick(logits, generated, record=bool(learning_top))
+            if len(generated) < len(forced):
+                # Branching: this position's token is given; its real distribution is still shown.
+                pick = dataclasses.replace(pick, token_id=forced[len(generated)])
             choice = describe_pick(logits, pick, words, len(generated), learning_top) if learning_top else None
             yield pick.token_id, choice
             generated.append(pick.token_id)
@@ -220,9 +225,10 @@ class ModelSession:
         # llama-cpp-python accepts tfs_z but ignores it: when it would change the draw, our
         # pipeline (which implements it) samples instead.
         # Learning mode always samples with the pipeline: the pick is drawn from the distribution shown.
-        use_pipeline = request.learning_top > 0 or (params.tfs_z < 1.0 and not params.is_greedy)
+        use_pipeline = (request.learning_top > 0 or bool(request.forced_tokens)
+                        or (params.tfs_z < 1.0 and not params.is_greedy))
         if use_pipeline:
-            source = self._pipeline_tokens(prompt, params, seed, request.learning_top)
+            source = self._pipeline_tokens(prompt, params, seed, request.learning_top, request.forced_tokens)
         else:
             source = ((token, None) for token in self._native_tokens(prompt, params, seed))
 

@@ -55,6 +55,14 @@ CREATE TABLE IF NOT EXISTS answer_tokens (
     choices TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS branches (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER NOT NULL,
+    parent_seq INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    token INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
 CREATE TABLE IF NOT EXISTS failures (
     id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -147,6 +155,29 @@ class Journal:
                 "INSERT OR REPLACE INTO answer_tokens (run_id, seq, choices) VALUES (?, ?, ?)",
                 (run_id, answer.index, json.dumps([c.to_record() for c in answer.choices], ensure_ascii=False)),
             )
+
+    def next_answer_seq(self, run_id: int) -> int:
+        """A sequence number for a new answer of a finished run (a branch)."""
+        with self._lock:
+            row = self._db.execute("SELECT MAX(seq) AS top FROM answers WHERE run_id = ?", (run_id,)).fetchone()
+            planned = self._db.execute("SELECT planned FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return max(row["top"] or 0, planned["planned"] if planned else 0) + 1
+
+    def record_branch(self, run_id: int, answer: Answer, parent_seq: int, position: int, token: int) -> None:
+        """Keep a branch: an answer that starts like its parent up to `position`, then takes `token`."""
+        self.record_answer(run_id, answer)
+        self._write(
+            "INSERT INTO branches (run_id, seq, parent_seq, position, token) VALUES (?, ?, ?, ?, ?)",
+            (run_id, answer.index, parent_seq, position, token),
+        )
+
+    def branches_of(self, run_id: int) -> list[dict[str, int]]:
+        """The branches of a run's answers: seq, parent_seq, position, token."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, parent_seq, position, token FROM branches WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+        return [dict(row) for row in rows]
 
     def answer_choices(self, run_id: int, seq: int) -> list[dict[str, Any]]:
         """Learning mode's per-token records of one answer (empty when it ran in normal mode)."""

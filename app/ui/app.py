@@ -17,7 +17,8 @@ from app.core.chain import ChainSpec
 from app.core.errors import ChainStudioError
 from app.core.hub_links import links_from_text, looks_like_link
 from app.models.hub import HubModelSource
-from app.core.events import AnswerFinished, AnswerStarted, Failure, RunFinished
+from app.core.branching import BranchPoint, grow_branch
+from app.core.events import AnswerFinished, AnswerStarted, Failure, RunFinished, RunStarted
 from app.core.prompt_list import IGNORE_PREFIX
 from app.models.gguf_file import inspect_gguf
 from app.models.memory import estimate_memory
@@ -193,6 +194,15 @@ def build_ui(services: Services) -> gr.Blocks:
                                                      label="Rank of each pick over the answer")
                         gr.Markdown("**The answer as tokens** (hover a token for its id and alternatives)")
                         learning_tokens = gr.HTML(learning_view.token_view([]), elem_id="token-view")
+                        gr.Markdown("**Branches**: take another candidate at a position and let the model go on")
+                        branch_pick = gr.Radio(choices=[], label="Branches of the last answer", elem_id="branches")
+                        with gr.Row():
+                            branch_position = gr.Number(label="Position", value=0, precision=0, minimum=0,
+                                                        elem_id="branch-position", scale=1)
+                            branch_token = gr.Dropdown(choices=[], label="Candidate", elem_id="branch-token", scale=3)
+                            branch_button = gr.Button("Branch here", elem_id="branch-button", scale=1)
+                        branch_text = gr.Markdown("", elem_id="branch-text")
+                        learning_branches = gr.State([])
                         learning_records = gr.State([])
                     with gr.Tab("HTML view", id="html"):
                         html_panel = gr.HTML(EMPTY_HTML, elem_id="html-view")
@@ -307,6 +317,8 @@ def build_ui(services: Services) -> gr.Blocks:
                     return
                 builder = TranscriptBuilder(shown, show_params=spec.random_params)
                 records: list[dict] = []
+                branches: list[dict] = []
+                run_number: int | None = None
                 last_update = 0.0
 
                 def update(complete: bool) -> dict:
@@ -316,6 +328,11 @@ def build_ui(services: Services) -> gr.Blocks:
                               all_answers: plain_transcript(snapshot)}
                     if learning:
                         values.update(learning_outputs(records, data[learning_stage], complete))
+                        if complete and branches:
+                            values[learning_branches] = branches
+                            values[branch_pick] = gr.update(choices=[b["label"] for b in branches],
+                                                            value=branches[0]["label"])
+                            values[branch_text] = branches[0]["text"]
                     return values
 
                 try:
@@ -325,6 +342,14 @@ def build_ui(services: Services) -> gr.Blocks:
                             records.append(event.choice.to_record())
                         elif learning and isinstance(event, AnswerStarted):
                             records = []
+                        elif isinstance(event, RunStarted):
+                            run_number = event.run_id
+                        elif learning and isinstance(event, AnswerFinished) and run_number is not None:
+                            a = event.answer
+                            point = BranchPoint(run_number, a.index, a.model_path, a.item, a.response, a.loop,
+                                                a.messages, a.params, tuple(c.chosen for c in a.choices))
+                            branches = [{"label": "original answer", "point": point, "records": list(records),
+                                         "text": a.text}]
                         boundary = builder.apply(event)
                         now = time.monotonic()
                         final = isinstance(event, (AnswerFinished, Failure, RunFinished))
@@ -395,7 +420,8 @@ def build_ui(services: Services) -> gr.Blocks:
                       learning_on, learning_top, learning_stage, stepping, step_delay,
                       *options.values(), *sampling.values(), *loading.values()}
         run_outputs = {transcript, entries, status, last_answer, all_answers, learning_last, learning_table,
-                       learning_unlikely, learning_records, learning_bars, learning_ranks, learning_tokens}
+                       learning_unlikely, learning_records, learning_bars, learning_ranks, learning_tokens,
+                       learning_branches, branch_pick, branch_text}
         for trigger in (start.click, prompt.submit, system.submit, previous.submit):
             trigger(None, None, None, js=SOUND_START_JS)
             trigger(run, run_inputs, run_outputs, concurrency_limit=None, show_progress="hidden").then(
@@ -433,6 +459,61 @@ def build_ui(services: Services) -> gr.Blocks:
             return pd.DataFrame(learning_view.probability_rows(records[-1], stage)) if records else None
 
         learning_stage.change(replot, [learning_records, learning_stage], learning_bars)
+
+        def selected(branches: list[dict], label: str | None) -> dict | None:
+            return next((b for b in branches if b["label"] == label), branches[0] if branches else None)
+
+        def candidates_at(branches: list[dict], label: str | None, position: float | None) -> Any:
+            branch = selected(branches, label)
+            index = int(position or 0)
+            if branch is None or not 0 <= index < len(branch["records"]):
+                return gr.update(choices=[], value=None)
+            record = branch["records"][index]
+            choices = [(f"{learning_view.visible(piece)} (id {token}, {prob:.1%})", token)
+                       for token, piece, _logit, prob, _stages, _removed in record["candidates"]
+                       if token != record["chosen"]]
+            return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+        def show_branch(branches: list[dict], label: str | None, stage: str) -> tuple:
+            branch = selected(branches, label)
+            records = branch["records"] if branch else []
+            values = learning_outputs(records, stage, complete=True)
+            return (branch["text"] if branch else "", records,
+                    *[values[c] for c in (learning_last, learning_table, learning_unlikely, learning_bars,
+                                          learning_ranks, learning_tokens)])
+
+        def branch_here(branches: list[dict], label: str | None, position: float | None, token: int | None,
+                        top: float) -> tuple:
+            branch = selected(branches, label)
+            if branch is None or token is None:
+                return gr.update(), gr.update(), "⚠️ Run in learning mode, then choose a position and a candidate."
+            base: BranchPoint = branch["point"]
+            at = int(position or 0)
+            with services.run_lock:
+                seq = services.journal.next_answer_seq(base.run_id)
+                try:
+                    events = list(grow_branch(services.backend, base, at, int(token), seq, int(top or 10)))
+                except (ChainStudioError, ValueError) as exc:
+                    return gr.update(), gr.update(), f"⚠️ {exc}"
+            answer = events[-1]
+            services.journal.record_branch(base.run_id, answer, base.seq, at, int(token))
+            point = BranchPoint(base.run_id, answer.index, answer.model_path, answer.item, answer.response,
+                                answer.loop, answer.messages, answer.params, tuple(c.chosen for c in answer.choices))
+            taken = next(c.piece for c in answer.choices[at].candidates if c.token_id == int(token))
+            piece = learning_view.visible(taken)
+            new = {"label": f"branch {len(branches)}: {branch['label'].split(':')[0]} → position {at} takes {piece}",
+                   "point": point, "records": [c.to_record() for c in answer.choices], "text": answer.text}
+            updated = branches + [new]
+            return updated, gr.update(choices=[b["label"] for b in updated], value=new["label"]), \
+                f"Branch {len(branches)} saved as answer {answer.index} of run {base.run_id}."
+
+        branch_outputs = [branch_text, learning_records, learning_last, learning_table, learning_unlikely,
+                          learning_bars, learning_ranks, learning_tokens]
+        branch_pick.change(show_branch, [learning_branches, branch_pick, learning_stage], branch_outputs)
+        branch_pick.change(candidates_at, [learning_branches, branch_pick, branch_position], branch_token)
+        branch_position.change(candidates_at, [learning_branches, branch_pick, branch_position], branch_token)
+        branch_button.click(branch_here, [learning_branches, branch_pick, branch_position, branch_token, learning_top],
+                            [learning_branches, branch_pick, status])
         fields = {"system": system, "previous": previous, "prompt": prompt, "urls": urls}
         library_panel.wire(library, system, prompt, status)
         files_panel.wire(file_loader, fields, status)

@@ -79,3 +79,37 @@ def test_next_token_advances_exactly_one_token_per_click(studio_server: RunningS
         page.locator("#status").get_by_text("Run stopped").wait_for(timeout=30_000)
     finally:
         page.close()
+
+
+def test_branching_from_a_candidate(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> None:
+    import sqlite3
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
+    try:
+        page.goto(studio_server.url)
+        page.get_by_role("tab", name="Learning").click()
+        page.locator("#option-learning input").check()
+        page.locator("#user-prompt textarea").fill("hi")
+        page.locator("#start").click()
+        page.locator("#status").get_by_text("Run finished.").wait_for(timeout=60_000)
+        page.locator("#branches").get_by_text("original answer", exact=True).wait_for(timeout=30_000)
+        page.locator("#branch-position input").fill("3")  # the token " demo"
+        page.wait_for_function("() => (document.querySelector('#branch-token input') || {}).value.includes('tiny')")
+        page.locator("#branch-button").click()
+        page.locator("#status").get_by_text("Branch 1 saved as answer").wait_for(timeout=60_000)
+        page.locator("#branch-text").get_by_text("Hello from the tiny model.").wait_for(timeout=30_000)
+        spans = page.locator("#token-view .token")
+        assert [spans.nth(i).inner_text() for i in range(spans.count())] == ["Hello", " from", " the", " tiny", " model."]
+        page.screenshot(path=str(artifacts_dir / "branch.png"), full_page=True)
+        page.locator("#branches").get_by_text("original answer", exact=True).click()  # still reachable
+        page.locator("#branch-text").get_by_text("Hello from the demo model.").wait_for(timeout=30_000)
+
+
+    finally:
+        page.close()
+    assert studio_server.home is not None
+    journal = sqlite3.connect(studio_server.home / "journal.sqlite3")
+    branch = journal.execute("SELECT run_id, seq, parent_seq, position FROM branches ORDER BY rowid DESC").fetchone()
+    texts = dict(journal.execute("SELECT seq, text FROM answers WHERE run_id = ?", (branch[0],)).fetchall())
+    assert branch[3] == 3 and texts[branch[2]] == "Hello from the demo model." and texts[branch[1]] == "Hello from the tiny model."
+
