@@ -68,8 +68,20 @@ SAMPLING_SPECS: dict[str, ParamSpec] = {
         ParamSpec("repeat_penalty", float, 0.0, 3.0, "divides the logits of recent tokens; 1 = off"),
         ParamSpec("repeat_last_n", int, 0, 1_000_000, "how many recent tokens the penalties look at"),
         ParamSpec("seed", int, SEED_RANDOM, 2**32 - 1, "random seed; -1 = a new seed each time"),
+        ParamSpec("xtc_probability", float, 0.0, 1.0, "XTC: chance per token of excluding the top choices; 0 = off"),
+        ParamSpec("xtc_threshold", float, 0.0, 1.0, "XTC: tokens at least this likely count as top choices"),
+        ParamSpec("top_n_sigma", float, 0.0, 10.0, "keep logits within n standard deviations of the best; 0 = off"),
+        ParamSpec("dry_multiplier", float, 0.0, 5.0, "DRY: strength of the repetition penalty; 0 = off"),
+        ParamSpec("dry_base", float, 1.0, 4.0, "DRY: growth of the penalty with the repeated length"),
+        ParamSpec("dry_allowed_length", int, 0, 100, "DRY: repeats up to this length are not penalised"),
+        ParamSpec("dry_last_n", int, 0, 1_000_000, "DRY: how many recent tokens are searched; 0 = all"),
+        ParamSpec("mirostat", int, 0, 2, "Mirostat 1 or 2 replaces top_k...min_p by a target surprise; 0 = off"),
+        ParamSpec("mirostat_tau", float, 0.0, 20.0, "Mirostat: target surprise (bits)"),
+        ParamSpec("mirostat_eta", float, 0.0, 1.0, "Mirostat: learning rate"),
     )
 }
+FILTER_STAGES = ("top_k", "tfs_z", "typical_p", "top_p", "min_p", "xtc", "top_n_sigma")
+"""The stages whose order can be set (penalties and DRY come first, temperature and the draw last)."""
 
 LOAD_SPECS: dict[str, ParamSpec] = {
     spec.name: spec
@@ -98,11 +110,28 @@ class SamplingParams:
     repeat_penalty: float = 1.0
     repeat_last_n: int = 64
     seed: int = SEED_RANDOM
+    xtc_probability: float = 0.0
+    xtc_threshold: float = 0.1
+    top_n_sigma: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_last_n: int = 0
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    order: tuple[str, ...] = FILTER_STAGES
     stop: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         for name, spec in SAMPLING_SPECS.items():
             object.__setattr__(self, name, spec.check(getattr(self, name)))
+        order = (self.order,) if isinstance(self.order, str) else tuple(self.order)
+        if len(order) == 1 and "," in order[0]:
+            order = tuple(part.strip() for part in order[0].split(","))
+        if sorted(order) != sorted(FILTER_STAGES):
+            raise SettingsError(f"order must list each of {', '.join(FILTER_STAGES)} once, got {', '.join(order)}")
+        object.__setattr__(self, "order", order)
         stop = self.stop
         if isinstance(stop, str):
             stop = (stop,)
@@ -111,13 +140,22 @@ class SamplingParams:
         object.__setattr__(self, "stop", tuple(item for item in stop if item))
 
     @property
+    def needs_pipeline(self) -> bool:
+        """True when a setting is on that llama-cpp-python's own samplers do not implement (they ignore
+        tfs_z and have no XTC, top-n-sigma, DRY or sampler order): the studio's pipeline samples."""
+        if self.is_greedy and not self.dry_multiplier:
+            return False
+        return (self.tfs_z < 1.0 or self.xtc_probability > 0 or self.top_n_sigma > 0
+                or self.dry_multiplier > 0 or self.order != FILTER_STAGES)
+
+    @property
     def is_greedy(self) -> bool:
         """True when the most likely token is always taken (temperature 0)."""
         return self.temperature <= 0.0
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "SamplingParams":
         """A copy with some fields replaced; unknown names raise SettingsError listing the known ones."""
-        known = set(SAMPLING_SPECS) | {"stop"}
+        known = set(SAMPLING_SPECS) | {"stop", "order"}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise SettingsError(
@@ -129,6 +167,7 @@ class SamplingParams:
         """Plain-data form (JSON-ready) of these settings."""
         data = dataclasses.asdict(self)
         data["stop"] = list(self.stop)
+        data["order"] = list(self.order)
         return data
 
 

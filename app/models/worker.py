@@ -179,6 +179,9 @@ class ModelSession:
             repeat_penalty=params.repeat_penalty,
             frequency_penalty=params.frequency_penalty,
             presence_penalty=params.presence_penalty,
+            mirostat_mode=params.mirostat,
+            mirostat_tau=params.mirostat_tau,
+            mirostat_eta=params.mirostat_eta,
             reset=True,
         )
 
@@ -222,11 +225,10 @@ class ModelSession:
             self.llm.input_ids[:] = -1  # so no cached prompt prefix matches
         room = n_ctx - len(prompt)
         limit = min(params.max_tokens, room) if params.max_tokens else room
-        # llama-cpp-python accepts tfs_z but ignores it: when it would change the draw, our
-        # pipeline (which implements it) samples instead.
+        # llama-cpp-python ignores tfs_z and has no XTC, top-n-sigma, DRY or sampler order: when one
+        # of them would change the draw, the studio's pipeline (which implements them) samples.
         # Learning mode always samples with the pipeline: the pick is drawn from the distribution shown.
-        use_pipeline = (request.learning_top > 0 or bool(request.forced_tokens)
-                        or (params.tfs_z < 1.0 and not params.is_greedy))
+        use_pipeline = request.learning_top > 0 or bool(request.forced_tokens) or params.needs_pipeline
         if use_pipeline:
             source = self._pipeline_tokens(prompt, params, seed, request.learning_top, request.forced_tokens)
         else:

@@ -28,7 +28,7 @@ from app.ui.panels import files_panel, history_panel, library_panel, model_panel
 from app.ui.panels.html_view import EMPTY as EMPTY_HTML
 from app.ui.panels.html_view import html_view
 from app.core.events import AnswerToken
-from app.core.sampler_pipeline import STAGES
+from app.core.sampler_pipeline import ALL_STAGES
 from app.ui import learning_view
 from app.ui.render import Entry, TranscriptBuilder, plain_transcript, render_transcript
 from app.ui.sampling_controls import (
@@ -182,9 +182,10 @@ def build_ui(services: Services) -> gr.Blocks:
                                                    elem_id="step-delay", scale=1)
                         gr.Markdown("**Last tokens** (probability before sampling)")
                         learning_last = gr.Markdown(learning_view.last_tokens([]), elem_id="learning-last")
+                        gr.Markdown(learning_view.STAGES_NOTE)
                         learning_table = gr.Dataframe(headers=learning_view.TABLE_HEADERS, value=[], interactive=False,
                                                       wrap=True, elem_id="learning-table", label="Current token")
-                        learning_stage = gr.Dropdown(choices=[learning_view.BEFORE, *STAGES], value=learning_view.BEFORE,
+                        learning_stage = gr.Dropdown(choices=[learning_view.BEFORE, *ALL_STAGES], value=learning_view.BEFORE,
                                                      label="Plot the probabilities", elem_id="learning-stage")
                         learning_bars = gr.BarPlot(x="token", y="probability", color="pick", elem_id="learning-bars",
                                                    label="Candidates of the last token", sort="-y")

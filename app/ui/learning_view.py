@@ -6,10 +6,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from app.core.sampler_pipeline import STAGES
+from app.core.sampler_pipeline import ALL_STAGES
 
 BEFORE = "before sampling"
-TABLE_HEADERS = ["rank", "id", "token", "logit", BEFORE, *STAGES, "removed by"]
+TABLE_HEADERS = ["rank", "id", "token", "logit", BEFORE, *ALL_STAGES, "removed by"]
+STAGES_NOTE = ("Every stage the pick went through is shown, in the order applied; stages that are "
+               "off stay empty. Mirostat replaces top_k … top_n_sigma by one truncation, shown as "
+               "its own stage.")
 
 
 def visible(piece: str) -> str:
@@ -29,7 +32,7 @@ def candidate_rows(record: dict[str, Any]) -> list[list[Any]]:
         by_stage = dict(zip(applied, stage_probs))
         marker = " ✔" if token == record["chosen"] else ""
         rows.append([rank, token, visible(piece) + marker, round(logit, 3), round(prob, 4),
-                     *[round(by_stage[s], 4) if s in by_stage else "" for s in STAGES], removed or ""])
+                     *[round(by_stage[s], 4) if s in by_stage else "" for s in ALL_STAGES], removed or ""])
     return rows
 
 

@@ -28,6 +28,10 @@ def build_sampling_controls() -> dict[str, gr.components.Component]:
     controls["stop"] = gr.Textbox(
         label="stop", lines=2, info=r"stop strings, one per line (\n means a line break)"
     )
+    controls["order"] = gr.Textbox(
+        label="order", value=", ".join(defaults.order), elem_id="sampler-order",
+        info="order of the filter stages (each once)",
+    )
     return controls
 
 
@@ -37,7 +41,8 @@ STOCHASTIC_PRESET = SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=
 
 def preset_values(names: list[str], preset: SamplingParams) -> list[Any]:
     """Control values (in `names` order) that show `preset`; stop strings are left as they are."""
-    return [gr.update() if name == "stop" else getattr(preset, name) for name in names]
+    return [gr.update() if name == "stop" else
+            ", ".join(preset.order) if name == "order" else getattr(preset, name) for name in names]
 
 
 def build_load_controls() -> dict[str, gr.components.Component]:

@@ -98,3 +98,17 @@ def test_delay_stepping_waits_between_tokens(backend: LocalBackend, demo_model: 
     result = list(backend.generate(request))[-1]
     assert result.text == SCRIPT_HELLO
     assert time.monotonic() - started >= 0.5  # five tokens, each after its 0.1 s pause
+
+
+def test_extra_samplers_run_in_both_modes(backend: LocalBackend, demo_model: Path) -> None:
+    backend.load(demo_model)
+    extra = SamplingParams(temperature=1.2, top_k=0, seed=5, max_tokens=30, xtc_probability=0.5,
+                           xtc_threshold=0.05, dry_multiplier=0.8, top_n_sigma=3.0)
+    normal = list(backend.generate(GenerationRequest.chat("sing ~", params=extra)))[-1]
+    tokens, learning = learn(backend, "sing ~", extra)
+    assert normal.token_ids == learning.token_ids  # normal mode samples with the same pipeline
+    assert {"dry", "xtc", "top_n_sigma"} <= set(tokens[0].choice.stages)
+    mirostat = SamplingParams(temperature=1.0, mirostat=2, mirostat_tau=3.0, seed=5, max_tokens=20)
+    assert list(backend.generate(GenerationRequest.chat("hi", params=mirostat)))[-1].generated_tokens > 0
+    _, learned = learn(backend, "hi", mirostat)
+    assert learned.generated_tokens > 0

@@ -18,5 +18,5 @@ def test_every_generation_and_loading_setting_has_a_control() -> None:
     import gradio as gr
 
     with gr.Blocks():
-        assert set(build_sampling_controls()) == set(SAMPLING_SPECS) | {"stop"}
+        assert set(build_sampling_controls()) == set(SAMPLING_SPECS) | {"stop", "order"}
         assert set(build_load_controls()) == set(LOAD_SPECS) - {"seed"}
