@@ -72,7 +72,7 @@ def bare_seconds(backend, models: list[str], tokens: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=32, help="tokens per answer")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating repetitions per side")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating repetitions per side")
     args = parser.parse_args()
 
     from app.models.local_backend import LocalBackend
