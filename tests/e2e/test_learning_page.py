@@ -12,16 +12,21 @@ from tests.e2e.conftest import RunningStudio
 pytestmark = pytest.mark.e2e
 
 
+def run_in_learning_mode(page, url: str, prompt: str = "hi") -> None:
+    """Open the studio, turn learning mode on and let one answer finish."""
+    page.goto(url)
+    page.get_by_role("tab", name="Learning").click()
+    page.locator("#option-learning input").check()
+    page.locator("#user-prompt textarea").fill(prompt)
+    page.locator("#start").click()
+    page.locator("#status").get_by_text("Run finished.").wait_for(timeout=60_000)
+
+
 def test_learning_mode_shows_each_token_choice(studio_server: RunningStudio, browser: object,
                                                artifacts_dir: Path) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
     try:
-        page.goto(studio_server.url)
-        page.get_by_role("tab", name="Learning").click()
-        page.locator("#option-learning input").check()
-        page.locator("#user-prompt textarea").fill("hi")
-        page.locator("#start").click()
-        page.locator("#status").get_by_text("Run finished.").wait_for(timeout=60_000)
+        run_in_learning_mode(page, studio_server.url)
         page.locator("#token-view .token").first.wait_for(timeout=30_000)
         spans = page.locator("#token-view .token")
         assert spans.count() == 5  # "Hello", " from", " the", " demo", " model."
@@ -86,12 +91,7 @@ def test_branching_from_a_candidate(studio_server: RunningStudio, browser: objec
 
     page = browser.new_page(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
     try:
-        page.goto(studio_server.url)
-        page.get_by_role("tab", name="Learning").click()
-        page.locator("#option-learning input").check()
-        page.locator("#user-prompt textarea").fill("hi")
-        page.locator("#start").click()
-        page.locator("#status").get_by_text("Run finished.").wait_for(timeout=60_000)
+        run_in_learning_mode(page, studio_server.url)
         page.locator("#branches").get_by_text("original answer", exact=True).wait_for(timeout=30_000)
         page.locator("#branch-position input").fill("3")  # the token " demo"
         page.wait_for_function("() => (document.querySelector('#branch-token input') || {}).value.includes('tiny')")
