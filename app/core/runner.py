@@ -77,12 +77,12 @@ class ChainRunner:
         plan = make_plan(spec, prompts, rng)
         self.control.reset()
         run_id = self.recorder.start_run(spec, len(plan)) if self.recorder else None
-        state = _RunState(previous=previous)
+        state = _Run(spec, run_id, prompts.pre_prompt, system, rng, previous)
         reason = "stopped"  # what a run abandoned by its consumer ends as
         self.running = True
         try:
             yield RunStarted(run_id, len(plan), len(prompts.items), spec.models)
-            reason = yield from self._answers(spec, plan, prompts.pre_prompt, system, rng, run_id, state)
+            reason = yield from self._answers(plan, state)
             yield RunFinished(run_id, reason, state.answers, state.failures)
         except ChainStudioError:
             reason = "error"
@@ -92,16 +92,7 @@ class ChainRunner:
             if self.recorder and run_id is not None:
                 self.recorder.finish_run(run_id, reason)
 
-    def _answers(
-        self,
-        spec: ChainSpec,
-        plan: list[PlannedAnswer],
-        pre_prompt: str,
-        system: str,
-        rng: random.Random,
-        run_id: int | None,
-        state: "_RunState",
-    ) -> Iterator[ChainEvent]:
+    def _answers(self, plan: list[PlannedAnswer], state: "_Run") -> Iterator[ChainEvent]:
         loaded_slot: tuple[int, int] | None = None  # (loop, slot) whose model is in memory
         broken_slot: tuple[int, int] | None = None
         for planned in plan:
@@ -111,12 +102,12 @@ class ChainRunner:
             if slot == broken_slot:
                 continue
             if slot != loaded_slot or self.backend.loaded is None:
-                failure = yield from self._load(spec, planned, plan, run_id, state)
+                failure = yield from self._load(planned, plan, state)
                 if failure:
                     broken_slot = slot
                     continue
                 loaded_slot = slot
-            answer = yield from self._answer(spec, planned, pre_prompt, system, rng, run_id, state)
+            answer = yield from self._answer(planned, state)
             if answer is None:
                 if self.backend.loaded is None:  # the worker crashed: skip this model's other answers
                     broken_slot = slot
@@ -127,10 +118,10 @@ class ChainRunner:
             return "error"
         return "stopped" if self.control.stop_all_requested else "completed"
 
-    def _fail(self, run_id: int | None, failure: Failure, state: "_RunState") -> Failure:
+    def _fail(self, failure: Failure, state: "_Run") -> Failure:
         state.failures += 1
-        if self.recorder and run_id is not None:
-            self.recorder.record_failure(run_id, failure)
+        if self.recorder and state.run_id is not None:
+            self.recorder.record_failure(state.run_id, failure)
         return failure
 
     def _download(self, ref: str, name: str) -> Iterator[ChainEvent]:
@@ -158,37 +149,27 @@ class ChainRunner:
             raise outcome["error"]  # type: ignore[misc]
         return str(outcome["path"])
 
-    def _load(
-        self, spec: ChainSpec, planned: PlannedAnswer, plan: list[PlannedAnswer], run_id: int | None, state: "_RunState"
-    ) -> Iterator[ChainEvent]:
+    def _load(self, planned: PlannedAnswer, plan: list[PlannedAnswer], state: "_Run") -> Iterator[ChainEvent]:
         try:
             path = planned.model
             if looks_like_link(path):
                 path = yield from self._download(path, planned.model_name)
                 self._resolved[planned.model] = path
             yield ModelLoading(planned.model_name)
-            info = self.backend.load(path, spec.load)
+            info = self.backend.load(path, state.spec.load)
         except ChainStudioError as exc:
             skipped = sum(1 for p in plan if (p.loop, p.model_slot) == (planned.loop, planned.model_slot))
-            yield self._fail(run_id, Failure(planned.model_name, str(exc), planned.loop, skipped=skipped), state)
+            yield self._fail(Failure(planned.model_name, str(exc), planned.loop, skipped=skipped), state)
             return True
         yield ModelLoaded(planned.model_name, info)
         return False
 
-    def _answer(
-        self,
-        spec: ChainSpec,
-        planned: PlannedAnswer,
-        pre_prompt: str,
-        system: str,
-        rng: random.Random,
-        run_id: int | None,
-        state: "_RunState",
-    ) -> Iterator[ChainEvent]:
+    def _answer(self, planned: PlannedAnswer, state: "_Run") -> Iterator[ChainEvent]:
+        spec = state.spec
         item = planned.item
-        prompt = item.prompt(pre_prompt, state.texts if item.collects_answers else None)
-        params = answer_params(spec, item, rng)
-        request = GenerationRequest.chat(prompt, system, params, previous=state.previous)
+        prompt = item.prompt(state.pre_prompt, state.texts if item.collects_answers else None)
+        params = answer_params(spec, item, state.rng)
+        request = GenerationRequest.chat(prompt, state.system, params, previous=state.previous)
         if spec.reset or spec.learning_top or spec.stepping != "off":
             request = GenerationRequest(request.messages, params=params, fresh_context=spec.reset,
                                         learning_top=spec.learning_top, stepping=spec.stepping,
@@ -210,7 +191,6 @@ class ChainRunner:
             if isinstance(exc, ContextOverflowError):
                 message += " (this answer was skipped)"
             yield self._fail(
-                run_id,
                 Failure(planned.model_name, message, planned.loop, planned.index, item.number, planned.response),
                 state,
             )
@@ -236,27 +216,33 @@ class ChainRunner:
             seed=result.seed,
             choices=tuple(choices[: result.generated_tokens]),  # a stopped answer keeps what was shown
         )
-        if self.recorder and run_id is not None:
-            self.recorder.record_answer(run_id, answer)
-        state.add(answer, spec)
+        if self.recorder and state.run_id is not None:
+            self.recorder.record_answer(state.run_id, answer)
+        state.add(answer)
         yield AnswerFinished(answer)
         return answer
 
 
-class _RunState:
-    """What a run carries from answer to answer."""
+class _Run:
+    """One run's settings and what it carries from answer to answer."""
 
-    def __init__(self, previous: str) -> None:
+    def __init__(self, spec: ChainSpec, run_id: int | None, pre_prompt: str, system: str,
+                 rng: random.Random, previous: str) -> None:
+        self.spec = spec
+        self.run_id = run_id
+        self.pre_prompt = pre_prompt
+        self.system = system
+        self.rng = rng
         self.previous = previous
         self.texts: list[str] = []
         self.answers = 0
         self.failures = 0
 
-    def add(self, answer: Answer, spec: ChainSpec) -> None:
+    def add(self, answer: Answer) -> None:
         self.answers += 1
         self.texts.append(answer.text)
-        if spec.feedback:
-            if spec.cumulative and self.previous:
+        if self.spec.feedback:
+            if self.spec.cumulative and self.previous:
                 self.previous = f"{self.previous}\n\n{answer.text}"
             else:
                 self.previous = answer.text
