@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--seed", type=int, help="seed for shuffling, random settings and sampling")
     chain.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="a generation setting (temperature=0.7, stop=['\\n'], n_ctx=2048, ...)")
+    code = chain.add_argument_group("running the code in answers (off unless --run-code)")
+    code.add_argument("--run-code", action="store_true",
+                      help="run each answer's ```python code in a Jupyter kernel from venvs/jupyter")
+    code.add_argument("--stop-condition", action="store_true",
+                      help="with --run-code: output that is not empty and not an error ends the run")
+    code.add_argument("--feed-code-output", action="store_true",
+                      help="with --run-code: what the code printed becomes the next previous response")
+    code.add_argument("--code-timeout", type=float, default=60.0, metavar="S",
+                      help="with --run-code: seconds each run may take (default 60)")
+    code.add_argument("--hide-code-output", action="store_true",
+                      help="with --run-code: leave outputs out of the readable transcript")
+    code.add_argument("--keep-variables", action="store_true",
+                      help="with --run-code: one kernel for the whole run instead of a fresh one per answer")
     chain.add_argument("--jsonl", action="store_true", help="one JSON object per line on stdout")
     chain.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
 

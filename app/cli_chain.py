@@ -10,12 +10,15 @@ from typing import Any
 from app import settings
 from app.cli import emit, fail, model_argument
 from app.core.chain import RANDOM_RANGES, ChainSpec, answer_params
+from app.core.code_exec import CodeOptions, CodeResult
 from app.core.errors import ChainStudioError, SettingsError
 from app.core.events import (
     AnswerFinished,
     AnswerStarted,
     AnswerToken,
     ChainEvent,
+    CodeFinished,
+    CodeStarted,
     Failure,
     ModelDownloading,
     ModelLoaded,
@@ -57,6 +60,21 @@ def split_settings(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return sampling, loading
 
 
+def code_options(args: Any) -> CodeOptions:
+    """The code-execution flags of `chain` (each one beyond --run-code needs it)."""
+    run_code = bool(getattr(args, "run_code", False))
+    extras = {"--stop-condition": getattr(args, "stop_condition", False),
+              "--feed-code-output": getattr(args, "feed_code_output", False),
+              "--hide-code-output": getattr(args, "hide_code_output", False),
+              "--keep-variables": getattr(args, "keep_variables", False)}
+    used = [flag for flag, on in extras.items() if on]
+    if used and not run_code:
+        raise SettingsError(f"{', '.join(used)} needs --run-code (code execution is off unless you ask for it)")
+    return CodeOptions(run_code=run_code, stop_condition=extras["--stop-condition"],
+                       feed_output=extras["--feed-code-output"], hide_output=extras["--hide-code-output"],
+                       persistent=extras["--keep-variables"], timeout=float(getattr(args, "code_timeout", 60.0)))
+
+
 def build_spec(args: Any) -> ChainSpec:
     """A ChainSpec from the `chain` sub-command's arguments."""
     sampling_overrides, load_overrides = split_settings(args.set or [])
@@ -77,6 +95,7 @@ def build_spec(args: Any) -> ChainSpec:
         seed=args.seed,
         sampling=SamplingParams().with_overrides(sampling_overrides),
         load=LoadParams(**load_overrides),
+        code=code_options(args),
     )
 
 
@@ -97,8 +116,14 @@ def cmd_chain(args: Any) -> int:
 
     backend = LocalBackend()
     journal = Journal()
-    runner = ChainRunner(backend, journal)
-    printer = _JsonPrinter() if args.jsonl else _TranscriptPrinter(show_params=spec.random_params)
+    code_runner = None
+    if spec.code.run_code:
+        from app.execution.pool import KernelPool
+
+        code_runner = KernelPool()
+    runner = ChainRunner(backend, journal, code_runner)
+    printer = (_JsonPrinter() if args.jsonl
+               else _TranscriptPrinter(show_params=spec.random_params, hide_code=spec.code.hide_output))
     source = HubModelSource(HubDownloader(settings.models_dir(getattr(args, "models_dir", None))))
     events = runner.run(spec, source)
     reason = "error"
@@ -114,8 +139,11 @@ def cmd_chain(args: Any) -> int:
     except ChainStudioError as exc:
         return fail(str(exc))
     finally:
+        printer.flush()
         backend.close()
         journal.close()
+        if code_runner is not None:
+            code_runner.close()
     return 1 if reason == "error" else 0
 
 
@@ -168,12 +196,30 @@ class _ProgressLine:
 
 
 class _JsonPrinter:
-    """One JSON object per line, each with a "type"."""
+    """One JSON object per line, each with a "type". An answer's line waits for its code to run,
+    so it can carry the "code" object."""
 
     def __init__(self) -> None:
         self.progress = _ProgressLine()
+        self.pending: dict[str, Any] | None = None
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            emit(self.pending)
+            self.pending = None
 
     def show(self, event: ChainEvent) -> None:
+        if isinstance(event, CodeStarted):
+            return
+        if isinstance(event, CodeFinished):
+            if self.pending is not None and self.pending["index"] == event.index:
+                self.pending["code"] = event.result.to_record()
+            self.flush()
+            return
+        self.flush()
+        if isinstance(event, AnswerFinished):
+            self.pending = {"type": "answer", **event.answer.to_record()}
+            return
         if isinstance(event, ModelDownloading):
             self.progress.show(event.text, event.fraction)
         elif isinstance(event, RunStarted):
@@ -184,8 +230,6 @@ class _JsonPrinter:
                   "load_seconds": round(event.info.load_seconds, 4)})
         elif isinstance(event, Failure):
             emit({"type": "failure", **event.to_record()})
-        elif isinstance(event, AnswerFinished):
-            emit({"type": "answer", **event.answer.to_record()})
         elif isinstance(event, RunFinished):
             emit({"type": "run_finished", "run_id": event.run_id, "reason": event.reason,
                   "answers": event.answers, "failures": event.failures})
@@ -195,9 +239,13 @@ class _TranscriptPrinter:
     """A readable transcript: a header per answer, the text as it is written, then a footer.
     With random hyperparameters, the values drawn are shown under each header."""
 
-    def __init__(self, show_params: bool = False) -> None:
+    def __init__(self, show_params: bool = False, hide_code: bool = False) -> None:
         self.show_params = show_params
+        self.hide_code = hide_code
         self.progress = _ProgressLine()
+
+    def flush(self) -> None:
+        sys.stdout.flush()
 
     def show(self, event: ChainEvent) -> None:
         out = sys.stdout
@@ -219,11 +267,32 @@ class _TranscriptPrinter:
             speed = a.tokens / a.seconds if a.seconds > 0 else 0.0
             out.write(f"\n[{a.prompt_tokens} prompt + {a.tokens} tokens · {a.seconds:.2f} s · "
                       f"{speed:.1f} tok/s · {STOP_REASON_TEXT.get(a.stop_reason, a.stop_reason)}]\n")
+        elif isinstance(event, CodeStarted):
+            origin = "your #IDE code" if event.source == "pasted" else "the code"
+            out.write(f"\n-- running {origin} of answer {event.index} --\n")
+        elif isinstance(event, CodeFinished):
+            out.write(code_transcript(event.result, hide_output=event.hidden or self.hide_code))
         elif isinstance(event, Failure):
             out.write(f"\n!! {event.model}: {event.message}\n")
         elif isinstance(event, RunFinished):
             out.write(f"\nRun finished: {event.reason} ({event.answers} answers, {event.failures} failures)\n")
         out.flush()
+
+
+def code_transcript(result: CodeResult, hide_output: bool = False) -> str:
+    """A code run as the readable transcript shows it: outputs (unless hidden), then a footer."""
+    parts = []
+    if not hide_output:
+        if result.stdout:
+            parts.append(result.stdout.rstrip("\n"))
+        if result.stderr:
+            parts.append(result.stderr.rstrip("\n"))
+        parts += [o.data if o.mime == "text/plain" else f"[{o.mime} output]" for o in result.outputs]
+    footer = f"[code: {result.status} · {result.seconds:.2f} s"
+    footer += f" · {result.message}]" if result.message else "]"
+    if hide_output:
+        footer += " (output hidden)"
+    return "\n".join(parts + [footer]) + "\n"
 
 
 def cmd_library(path: str, jsonl: bool) -> int:
@@ -275,8 +344,12 @@ def cmd_runs(action: str | None, run_id: int | None, jsonl: bool, limit: int) ->
                   "started_at": summary.started_at, "spec": spec, "models": summary.models})
             for failure in failures:
                 emit({"type": "failure", **failure})
+            code_by_seq = {c["seq"]: c for c in journal.code_runs(summary.id)}
             for answer in answers:
-                emit({"type": "answer", **{k: v for k, v in answer.items() if k != "messages"}})
+                record = {"type": "answer", **{k: v for k, v in answer.items() if k != "messages"}}
+                if answer["index"] in code_by_seq:
+                    record["code"] = CodeResult.from_record(code_by_seq[answer["index"]]).to_record()
+                emit(record)
             emit({"type": "run_finished", "run_id": summary.id, "reason": summary.end_reason or "unfinished",
                   "answers": summary.answers, "failures": summary.failures})
         else:

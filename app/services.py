@@ -6,12 +6,18 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from app.core.backend import Backend
 from app.core.runner import ChainRunner
 from app.models.hub import HubDownloader
 from app.models.local_backend import LocalBackend
 from app.models.model_folder import list_model_files, prepare_models_folder
 from app.store.journal import Journal
+
+if TYPE_CHECKING:
+    from app.execution.jupyterlab import JupyterLab
+    from app.execution.pool import KernelPool
 
 
 @dataclass
@@ -27,6 +33,36 @@ class Services:
     _runners: dict[str, ChainRunner] = field(default_factory=dict)
     _closed_sessions: set[str] = field(default_factory=set)
     _downloaders: dict[str, HubDownloader] = field(default_factory=dict)
+    _code: "KernelPool | None" = None
+    _lab: "JupyterLab | None" = None
+
+    def code(self) -> "KernelPool":
+        """The runner of generated code (nothing starts until code execution is used)."""
+        if self._code is None:
+            from app.execution.pool import KernelPool
+
+            self._code = KernelPool()
+        return self._code
+
+    def lab(self) -> "JupyterLab":
+        """JupyterLab from venvs/jupyter (started by the "Open JupyterLab" button)."""
+        if self._lab is None:
+            from app.execution.jupyterlab import JupyterLab
+
+            self._lab = JupyterLab()
+        return self._lab
+
+    def running_apps(self) -> list:
+        """Web apps the code started that still run (none before code execution was used)."""
+        return self._code.running_apps() if self._code is not None else []
+
+    def close_python(self) -> int:
+        """"Close Python": every kernel, app and JupyterLab the studio started; returns how many."""
+        stopped = self._code.close_python() if self._code is not None else 0
+        if self._lab is not None and self._lab.running:
+            self._lab.stop()
+            stopped += 1
+        return stopped
 
     def downloader(self, folder: Path | None = None) -> HubDownloader:
         """The downloader of a models folder, shared by every tab (one download per file)."""
@@ -43,7 +79,7 @@ class Services:
         """The chain runner of one browser tab."""
         runner = self._runners.get(session)
         if runner is None:
-            runner = self._runners[session] = ChainRunner(self.backend, self.journal)
+            runner = self._runners[session] = ChainRunner(self.backend, self.journal, _LazyCodeRunner(self))
         return runner
 
     def is_closed(self, session: str) -> bool:
@@ -57,11 +93,25 @@ class Services:
             runner.control.stop_all()
 
     def close(self) -> None:
-        """Release the model worker and the journal."""
+        """Release the model worker, the code kernels and apps, and the journal."""
         close = getattr(self.backend, "close", None)
         if close is not None:
             close()
+        self.close_python()
         self.journal.close()
+
+
+class _LazyCodeRunner:
+    """The services' code runner, created when a run first turns code execution on."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def prepare(self, persistent: bool) -> None:
+        self._services.code().prepare(persistent)
+
+    def run(self, code, timeout, persistent=False, should_stop=None):  # noqa: ANN001 - CodeRunner protocol
+        return self._services.code().run(code, timeout, persistent, should_stop)
 
 
 def start_services(models_dir: Path) -> Services:

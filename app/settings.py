@@ -54,6 +54,21 @@ def logs_dir() -> Path:
     return path
 
 
+def code_dir() -> Path:
+    """The working folder of the code the models write (files it creates land here)."""
+    path = data_dir() / "code"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def saved_code_dir() -> Path:
+    """Where "Save as .py" writes and "Run saved file" reads: `scripts/` in the code folder, so the
+    code can import them."""
+    path = code_dir() / "scripts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def demo_model_path(models: Path | None = None) -> Path:
     """Where the built-in demo model lives inside a models folder."""
     return (models or models_dir()) / DEMO_MODEL_FILENAME

@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.code_exec import CodeOptions
 from app.core.errors import SettingsError
 from app.core.hub_links import display_name
 from app.core.prompt_list import PromptItem, PromptList
@@ -53,6 +54,7 @@ class ChainSpec:
     seed: int | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     load: LoadParams = field(default_factory=LoadParams)
+    code: CodeOptions = field(default_factory=CodeOptions)  # running the code in answers (off by default)
 
     def __post_init__(self) -> None:
         if not self.models:

@@ -17,10 +17,18 @@ class RunControl:
     def __init__(self, runner: "ChainRunner") -> None:
         self._runner = runner
         self._stop_all = threading.Event()
+        self._stop_code = threading.Event()
 
     @property
     def stop_all_requested(self) -> bool:
         return self._stop_all.is_set()
+
+    def code_should_stop(self) -> bool:
+        """Polled by the code runner while an answer's code runs: Stop/Next or Stop all ends it."""
+        return self._stop_code.is_set() or self._stop_all.is_set()
+
+    def code_started(self) -> None:
+        self._stop_code.clear()
 
     def step(self) -> None:
         """With manual stepping: one more token of this runner's answer."""
@@ -28,7 +36,10 @@ class RunControl:
             self._runner.backend.step()
 
     def stop_current(self) -> None:
-        """End the answer being generated; the chain goes on with the next item or model."""
+        """End the answer being generated (or its code running); the chain goes on with the next
+        item or model."""
+        if getattr(self._runner, "running_code", False):
+            self._stop_code.set()
         if self._runner.generating:
             self._runner.backend.stop_current()
 

@@ -13,7 +13,8 @@ notices), so every message must say what happened and, where possible, what to d
     ├── SettingsError           a parameter is unknown or outside its allowed range
     ├── PromptSyntaxError       a prompt list breaks the prompt-list syntax (names the item)
     ├── LinkError               a model link is refused (not a Hugging Face GGUF link)
-    └── DownloadError           a download failed, was refused, or did not verify
+    ├── DownloadError           a download failed, was refused, or did not verify
+    └── CodeExecutionError      the code environment (kernel, app, JupyterLab) cannot start or run
 """
 
 from __future__ import annotations
@@ -80,3 +81,8 @@ class LinkError(ChainStudioError):
 
 class DownloadError(ChainStudioError):
     """A download failed, was refused, or gave bytes that do not verify."""
+
+
+class CodeExecutionError(ChainStudioError):
+    """The environment for generated code is missing, or a kernel, app or JupyterLab failed to start.
+    (Errors *in* the code are results, not exceptions: they come back as a CodeResult.)"""

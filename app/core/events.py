@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from app.core.backend import ChatMessage, LoadedModel
 from app.core.sampling import SamplingParams
 
-RunEndReason = str  # "completed" | "stop_signal" | "stopped" | "error"
+if TYPE_CHECKING:  # code_exec imports STOP_SIGNAL from here
+    from app.core.code_exec import CodeResult
+
+RunEndReason = str  # "completed" | "stop_signal" | "stop_condition" | "stopped" | "error"
 STOP_SIGNAL = "STOP_SAMANTHA"
 STOP_REASON_TEXT = {
     "eos": "finished",
@@ -111,6 +114,26 @@ class AnswerFinished:
 
 
 @dataclass(frozen=True)
+class CodeStarted:
+    """The code of answer `index` starts running (`source`: "answer", or "pasted" for #IDE code)."""
+
+    index: int
+    code: str
+    source: str
+
+
+@dataclass(frozen=True)
+class CodeFinished:
+    """The code of answer `index` ran; `hidden` when the person chose to keep outputs out of the
+    transcript."""
+
+    index: int
+    result: "CodeResult"
+    source: str
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
 class Failure:
     """A model that could not load or crashed, or an answer that could not be generated; the run
     goes on. `index` is None when the whole model failed (its answers were skipped)."""
@@ -143,4 +166,5 @@ class RunFinished:
     failures: int
 
 
-ChainEvent = Union[RunStarted, ModelDownloading, ModelLoading, ModelLoaded, AnswerStarted, AnswerToken, AnswerFinished, Failure, RunFinished]
+ChainEvent = Union[RunStarted, ModelDownloading, ModelLoading, ModelLoaded, AnswerStarted, AnswerToken, AnswerFinished,
+                   CodeStarted, CodeFinished, Failure, RunFinished]

@@ -10,8 +10,10 @@ from typing import Callable, Iterator, Protocol
 
 from app.core.backend import Backend, GenerationRequest, GenerationResult, TokenEvent
 from app.core.chain import ChainSpec, PlannedAnswer, answer_params, make_plan
+from app.core.code_blocks import choose_code
+from app.core.code_exec import CodeResult, CodeRunner, feedback_text, is_stop_signal, meets_stop_condition
 from app.core.control import RunControl
-from app.core.errors import ChainStudioError, ContextOverflowError, DownloadError
+from app.core.errors import ChainStudioError, ContextOverflowError, DownloadError, SettingsError
 from app.core.hub_links import looks_like_link, parse_model_link
 from app.core.events import (
     STOP_SIGNAL,
@@ -20,6 +22,8 @@ from app.core.events import (
     AnswerStarted,
     AnswerToken,
     ChainEvent,
+    CodeFinished,
+    CodeStarted,
     Failure,
     ModelDownloading,
     ModelLoaded,
@@ -41,6 +45,8 @@ class RunRecorder(Protocol):
 
     def finish_run(self, run_id: int, reason: str) -> None: ...
 
+    def record_code_run(self, run_id: int | None, seq: int | None, source: str, result: CodeResult) -> int: ...
+
 
 class ModelSource(Protocol):
     """Turns a model link into a local file (downloading and verifying it when needed)."""
@@ -49,14 +55,18 @@ class ModelSource(Protocol):
 
 
 class ChainRunner:
-    """Runs chains on one backend; `control` stops them from any thread."""
+    """Runs chains on one backend; `control` stops them from any thread. `code_runner` runs the code
+    in answers when a spec turns that on (without one, such a spec is refused)."""
 
-    def __init__(self, backend: Backend, recorder: RunRecorder | None = None) -> None:
+    def __init__(self, backend: Backend, recorder: RunRecorder | None = None,
+                 code_runner: CodeRunner | None = None) -> None:
         self.backend = backend
         self.recorder = recorder
+        self.code_runner = code_runner
         self.control = RunControl(self)
         self.running = False
         self.generating = False  # True while this runner's answer is being generated
+        self.running_code = False  # True while an answer's code runs
 
     def plan(self, spec: ChainSpec) -> list[PlannedAnswer]:
         """The answers `spec` would generate (raises PromptSyntaxError before anything runs)."""
@@ -68,6 +78,8 @@ class ChainRunner:
         for model in spec.models:
             if looks_like_link(model):
                 parse_model_link(model)
+        if spec.code.run_code and self.code_runner is None:
+            raise SettingsError("code execution is on, but this studio has no code environment")
         self._source = source
         self._resolved: dict[str, str] = {}
         prompts = parse_prompt_list(spec.prompts)
@@ -107,13 +119,21 @@ class ChainRunner:
                     broken_slot = slot
                     continue
                 loaded_slot = slot
+            if state.spec.code.run_code and self.code_runner is not None:
+                self.code_runner.prepare(state.spec.code.persistent)  # a kernel warms up while the model writes
             answer = yield from self._answer(planned, state)
             if answer is None:
                 if self.backend.loaded is None:  # the worker crashed: skip this model's other answers
                     broken_slot = slot
                 continue
-            if STOP_SIGNAL in answer.text:
+            ran = None
+            if state.spec.code.run_code and answer.stop_reason != "stopped":
+                ran = yield from self._run_code(answer, state)
+            state.add(answer, ran)
+            if STOP_SIGNAL in answer.text or (ran is not None and is_stop_signal(ran)):
                 return "stop_signal"
+            if ran is not None and state.spec.code.stop_condition and meets_stop_condition(ran):
+                return "stop_condition"
         if state.answers == 0 and state.failures:
             return "error"
         return "stopped" if self.control.stop_all_requested else "completed"
@@ -218,9 +238,28 @@ class ChainRunner:
         )
         if self.recorder and state.run_id is not None:
             self.recorder.record_answer(state.run_id, answer)
-        state.add(answer)
         yield AnswerFinished(answer)
         return answer
+
+    def _run_code(self, answer: Answer, state: "_Run") -> Iterator[ChainEvent]:
+        """Run the code of `answer` (or the person's #IDE code); None when there is none."""
+        options = state.spec.code
+        code, source = choose_code(answer.text, options.pasted)
+        if not code.strip():
+            return None
+        assert self.code_runner is not None
+        yield CodeStarted(answer.index, code, source)
+        self.control.code_started()
+        self.running_code = True
+        try:
+            result = self.code_runner.run(code, options.timeout, options.persistent,
+                                          should_stop=self.control.code_should_stop)
+        finally:
+            self.running_code = False
+        if self.recorder:
+            self.recorder.record_code_run(state.run_id, answer.index, source, result)
+        yield CodeFinished(answer.index, result, source, hidden=options.hide_output)
+        return result
 
 
 class _Run:
@@ -238,11 +277,18 @@ class _Run:
         self.answers = 0
         self.failures = 0
 
-    def add(self, answer: Answer) -> None:
+    def add(self, answer: Answer, code: CodeResult | None = None) -> None:
+        """Count a finished answer. With feedback it becomes the next answer's previous response;
+        with "feed back only the interpreter output", what its code printed does instead."""
         self.answers += 1
         self.texts.append(answer.text)
-        if self.spec.feedback:
-            if self.spec.cumulative and self.previous:
-                self.previous = f"{self.previous}\n\n{answer.text}"
-            else:
-                self.previous = answer.text
+        if code is not None and self.spec.code.feed_output:
+            text = feedback_text(code)
+        elif self.spec.feedback:
+            text = answer.text
+        else:
+            return
+        if self.spec.cumulative and self.previous:
+            self.previous = f"{self.previous}\n\n{text}"
+        else:
+            self.previous = text

@@ -17,6 +17,7 @@ from typing import Any
 
 from app import settings
 from app.core.chain import ChainSpec
+from app.core.code_exec import CodeResult
 from app.core.events import Answer, Failure
 
 SCHEMA = """
@@ -76,6 +77,18 @@ CREATE TABLE IF NOT EXISTS inputs (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inputs_by_field ON inputs(field, id);
+CREATE TABLE IF NOT EXISTS code_runs (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER REFERENCES runs(id),
+    seq INTEGER,
+    source TEXT NOT NULL,
+    code TEXT NOT NULL,
+    status TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    record TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS code_runs_by_run ON code_runs(run_id, seq);
 """
 
 
@@ -192,6 +205,28 @@ class Journal:
             "INSERT INTO failures (run_id, record, created_at) VALUES (?, ?, ?)",
             (run_id, json.dumps(failure.to_record(), ensure_ascii=False), _now()),
         )
+
+    def record_code_run(self, run_id: int | None, seq: int | None, source: str, result: CodeResult) -> int:
+        """Keep one run of code: the code, its outputs, duration and status. `run_id`/`seq` name the
+        answer it came from; runs by hand ("manual", "saved file") have none."""
+        return self._write(
+            "INSERT INTO code_runs (run_id, seq, source, code, status, seconds, record, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, seq, source, result.code, result.status, result.seconds,
+             json.dumps(result.to_record(), ensure_ascii=False), _now()),
+        )
+
+    def code_runs(self, run_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Code runs of one chain run in answer order (or the most recent ones, newest first), each
+        the public "code" object plus id, run_id, seq, source and created_at."""
+        with self._lock:
+            if run_id is None:
+                rows = self._db.execute("SELECT * FROM code_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            else:
+                rows = self._db.execute("SELECT * FROM code_runs WHERE run_id = ? ORDER BY seq, id",
+                                        (run_id,)).fetchall()
+        return [{"id": r["id"], "run_id": r["run_id"], "seq": r["seq"], "source": r["source"],
+                 "created_at": r["created_at"], **json.loads(r["record"])} for r in rows]
 
     def finish_run(self, run_id: int, reason: str) -> None:
         self._write("UPDATE runs SET finished_at = ?, end_reason = ? WHERE id = ?", (_now(), reason, run_id))

@@ -18,13 +18,13 @@ from app.core.errors import ChainStudioError
 from app.core.hub_links import links_from_text, looks_like_link
 from app.models.hub import HubModelSource
 from app.core.branching import BranchPoint, grow_branch
-from app.core.events import AnswerFinished, AnswerStarted, Failure, RunFinished, RunStarted
+from app.core.events import AnswerFinished, AnswerStarted, CodeFinished, CodeStarted, Failure, RunFinished, RunStarted
 from app.core.prompt_list import IGNORE_PREFIX
 from app.models.gguf_file import inspect_gguf
 from app.models.memory import estimate_memory
 from app.services import Services
 from app.ui.page_js import COPY_JS, SOUND_END_JS, SOUND_START_JS
-from app.ui.panels import files_panel, history_panel, library_panel, model_panel
+from app.ui.panels import code_panel, files_panel, history_panel, library_panel, model_panel
 from app.ui.panels.html_view import EMPTY as EMPTY_HTML
 from app.ui.panels.html_view import html_view
 from app.core.events import AnswerToken
@@ -163,6 +163,7 @@ def build_ui(services: Services) -> gr.Blocks:
                     unload = gr.Button("Unload model", size="sm", elem_id="unload")
                     use_last = gr.Button("Use last answer as previous response", size="sm", elem_id="use-last")
                 status = gr.Markdown("", elem_id="status")
+                code_banner = gr.Markdown(code_panel.BANNER, visible=False, elem_id="code-on-banner")
                 with gr.Row():
                     raw = gr.Checkbox(label="Raw text", value=False, elem_id="raw")
                     copy_last = gr.Button("Copy last answer", size="sm", elem_id="copy-last")
@@ -205,6 +206,8 @@ def build_ui(services: Services) -> gr.Blocks:
                         branch_text = gr.Markdown("", elem_id="branch-text")
                         learning_branches = gr.State([])
                         learning_records = gr.State([])
+                    with gr.Tab("Code", id="code"):
+                        code = code_panel.build()
                     with gr.Tab("HTML view", id="html"):
                         html_panel = gr.HTML(EMPTY_HTML, elem_id="html-view")
                 last_answer = gr.Textbox(visible=False, elem_id="last-answer")
@@ -304,6 +307,7 @@ def build_ui(services: Services) -> gr.Blocks:
                     learning_top=learning,
                     stepping={"off": "off", "delay": "delay", "next token": "manual"}[data[stepping] or "off"],
                     step_delay=float(data[step_delay] or 0),
+                    code=code_panel.code_options(*[data[c] for c in code.options_components()]),
                     **{name: bool(data[box]) for name, box in options.items()},
                 )
                 runner.plan(spec)  # prompt-list syntax errors: a message, and nothing runs
@@ -327,6 +331,8 @@ def build_ui(services: Services) -> gr.Blocks:
                     values = {transcript: render_transcript(snapshot, raw_mode), entries: snapshot,
                               status: builder.status, last_answer: builder.last_answer,
                               all_answers: plain_transcript(snapshot)}
+                    if builder.last_code:
+                        values[code.output] = builder.last_code
                     if learning:
                         values.update(learning_outputs(records, data[learning_stage], complete))
                         if complete and branches:
@@ -354,7 +360,8 @@ def build_ui(services: Services) -> gr.Blocks:
                         boundary = builder.apply(event)
                         now = time.monotonic()
                         final = isinstance(event, (AnswerFinished, Failure, RunFinished))
-                        if final or (not fast_mode and (boundary or now - last_update >= UPDATE_INTERVAL_SECONDS)):
+                        code_event = isinstance(event, (CodeStarted, CodeFinished))
+                        if final or code_event or (not fast_mode and (boundary or now - last_update >= UPDATE_INTERVAL_SECONDS)):
                             last_update = now
                             yield update(complete=final)
                 except ChainStudioError as exc:
@@ -419,10 +426,10 @@ def build_ui(services: Services) -> gr.Blocks:
         # -- wiring ------------------------------------------------------------------------------
         run_inputs = {models, urls, testing, folder, system, previous, prompt, entries, raw, fast, responses, loops,
                       learning_on, learning_top, learning_stage, stepping, step_delay,
-                      *options.values(), *sampling.values(), *loading.values()}
+                      *code.options_components(), *options.values(), *sampling.values(), *loading.values()}
         run_outputs = {transcript, entries, status, last_answer, all_answers, learning_last, learning_table,
                        learning_unlikely, learning_records, learning_bars, learning_ranks, learning_tokens,
-                       learning_branches, branch_pick, branch_text}
+                       learning_branches, branch_pick, branch_text, code.output}
         for trigger in (start.click, prompt.submit, system.submit, previous.submit):
             trigger(None, None, None, js=SOUND_START_JS)
             trigger(run, run_inputs, run_outputs, concurrency_limit=None, show_progress="hidden").then(
@@ -529,4 +536,5 @@ def build_ui(services: Services) -> gr.Blocks:
         reopened.then(show_learning, [learning_records, learning_stage],
                       [learning_last, learning_table, learning_unlikely, learning_bars, learning_ranks, learning_tokens])
         model_panel.wire(in_memory, services, status)
+        code_panel.wire(code, services, last_answer, code_banner)
     return page

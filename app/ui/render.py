@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, replace
 
 from app.core.chain import RANDOM_RANGES
+from app.core.code_exec import CodeResult
 from app.core.events import (
     Answer,
     AnswerFinished,
     AnswerStarted,
     AnswerToken,
     ChainEvent,
+    CodeFinished,
+    CodeStarted,
     Failure,
     ModelDownloading,
     ModelLoaded,
@@ -23,6 +27,7 @@ from app.core.events import (
 RUN_END_TEXT = {
     "completed": "Run finished.",
     "stop_signal": "Run ended by STOP_SAMANTHA.",
+    "stop_condition": "Run ended: the code printed a result (stop condition).",
     "stopped": "Run stopped.",
     "error": "Run ended: every answer failed.",
 }
@@ -39,6 +44,7 @@ class Entry:
     error: str = ""
     note: str = ""
     kind: str = "answer"  # "answer" | "failure" | "run"
+    code: str = ""  # Markdown of the answer's code run, shown under it
 
 
 def answer_footer(answer: Answer) -> str:
@@ -59,8 +65,10 @@ class TranscriptBuilder:
         self.show_params = show_params
         self.status = ""
         self.last_answer = ""
+        self.last_code = ""  # the latest code run, fully shown (the Code tab's output)
         self._current: int | None = None
         self._parts: list[str] = []
+        self._answer_entries: dict[int, int] = {}  # answer index -> entry position
 
     def apply(self, event: ChainEvent) -> bool:
         """Update from `event`; True when an answer began or ended (worth showing at once)."""
@@ -86,6 +94,7 @@ class TranscriptBuilder:
             title = f"{event.model} · item {event.item} · response {event.response} · loop {event.loop}"
             self.entries.append(Entry(title, note=note))
             self._current = len(self.entries) - 1
+            self._answer_entries[event.index] = self._current
             self._parts = []
             self.status = f"Generating answer {event.index}…"
         elif isinstance(event, AnswerFinished):
@@ -96,11 +105,22 @@ class TranscriptBuilder:
                 )
             self._current, self._parts = None, []
             self.last_answer = answer.text
+        elif isinstance(event, CodeStarted):
+            self._set_code(event.index, f"<sub>▶ running {'your #IDE code' if event.source == 'pasted' else 'the code'}…</sub>")
+            self.status = f"Running the code of answer {event.index}…"
+        elif isinstance(event, CodeFinished):
+            self.last_code = code_markdown(event.result)
+            self._set_code(event.index, code_markdown(event.result, hidden=event.hidden))
         elif isinstance(event, Failure):
             self.entries.append(Entry(event.model, error=event.message, kind="failure"))
         elif isinstance(event, RunFinished):
             self.status = RUN_END_TEXT.get(event.reason, event.reason)
         return True
+
+    def _set_code(self, index: int, text: str) -> None:
+        position = self._answer_entries.get(index)
+        if position is not None:
+            self.entries[position] = replace(self.entries[position], code=text)
 
     def snapshot(self) -> list[Entry]:
         """The entries with the answer being written filled in so far."""
@@ -129,6 +149,48 @@ def render_entry(entry: Entry, raw: bool = False) -> str:
     parts.append(_fenced(body) if raw else body)
     if entry.footer:
         parts.append(f"<sub>{entry.footer}</sub>")
+    if entry.code:
+        parts.append(entry.code)
+    return "\n\n".join(parts)
+
+
+CODE_STATUS_TEXT = {
+    "ok": "ran",
+    "error": "raised an error",
+    "timeout": "timed out",
+    "died": "the kernel died",
+    "stopped": "stopped",
+    "app": "app started",
+}
+
+
+def code_markdown(result: CodeResult, hidden: bool = False) -> str:
+    """A code run under its answer: what it printed, its figures and tables, then its status.
+    HTML outputs (pandas tables) go through the page's sanitizer like the rest of the transcript."""
+    status = f"{CODE_STATUS_TEXT.get(result.status, result.status)} after {result.seconds:.2f} s"
+    if result.message:
+        status += f" · {html.escape(result.message)}"
+    if result.truncated:
+        status += " · output cut to its head and tail"
+    if hidden:
+        return f'<sub class="code-status">Code: {status} (output hidden)</sub>'
+    parts = [f'<sub class="code-status">Code: {status}</sub>']
+    if result.app_url:
+        parts.append(f"Open the app: [{result.app_url}]({result.app_url})")
+    if result.stdout.strip():
+        parts.append(_fenced(result.stdout.rstrip("\n")))
+    if result.stderr.strip():
+        parts.append(_fenced(result.stderr.rstrip("\n")))
+    for output in result.outputs:
+        if output.mime in ("image/png", "image/jpeg"):
+            parts.append(f'<img class="code-figure" alt="figure from the code" '
+                         f'src="data:{output.mime};base64,{output.data.strip()}">')
+        elif output.mime in ("text/html", "image/svg+xml"):
+            parts.append(f'<div class="code-html">{output.data}</div>')
+        elif output.mime == "text/markdown":
+            parts.append(output.data)
+        else:
+            parts.append(_fenced(output.data))
     return "\n\n".join(parts)
 
 

@@ -1,0 +1,200 @@
+"""The Code tab: turn code execution on, its options, an editor with the last answer's code, runs by
+hand, saved .py files, JupyterLab, and "Close Python"."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+
+from app import settings
+from app.core.code_blocks import IDE_MARKER, answer_code
+from app.core.code_exec import DEFAULT_TIMEOUT_SECONDS, CodeOptions, CodeResult
+from app.core.errors import ChainStudioError
+from app.services import Services
+from app.ui.render import code_markdown
+
+BANNER = ("⚠️ **Code execution is on:** the Python in each answer runs on this computer "
+          "(in venvs/jupyter) when the answer ends. Turn it off in the Code tab.")
+EMPTY_OUTPUT = "*Outputs of the code appear here.*"
+_SAFE_NAME = re.compile(r"[^\w.-]+")
+OPEN_URL_JS = "(url) => { if (url) { window.open(url, '_blank', 'noopener'); } return url; }"
+
+
+@dataclass
+class CodePanel:
+    enabled: gr.Checkbox
+    stop_condition: gr.Checkbox
+    feed_output: gr.Checkbox
+    hide_output: gr.Checkbox
+    persistent: gr.Checkbox
+    timeout: gr.Number
+    editor: gr.Code
+    run: gr.Button
+    output: gr.Markdown
+    file_name: gr.Textbox
+    save: gr.Button
+    saved: gr.Dropdown
+    run_saved: gr.Button
+    open_lab: gr.Button
+    lab_link: gr.Markdown
+    lab_url: gr.Textbox
+    close: gr.Button
+    status: gr.Markdown
+
+    def options_components(self) -> list[Any]:
+        return [self.enabled, self.stop_condition, self.feed_output, self.hide_output, self.persistent,
+                self.timeout, self.editor]
+
+
+def saved_files() -> list[str]:
+    """The saved .py files, newest first."""
+    files = sorted(settings.saved_code_dir().glob("*.py"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [p.name for p in files]
+
+
+def build() -> CodePanel:
+    """Lay out the Code tab (wired by `wire`)."""
+    enabled = gr.Checkbox(label="Run the code the models write (after each answer, on this computer)", value=False,
+                          elem_id="option-run-code")
+    with gr.Row():
+        stop_condition = gr.Checkbox(label="Stop when the code prints a result", value=False,
+                                     elem_id="option-stop-condition")
+        feed_output = gr.Checkbox(label="Feed back only the interpreter output", value=False,
+                                  elem_id="option-feed-output")
+    with gr.Row():
+        hide_output = gr.Checkbox(label="Hide output in the transcript", value=False, elem_id="option-hide-output")
+        persistent = gr.Checkbox(label="Keep variables between runs", value=False, elem_id="option-persistent")
+        timeout = gr.Number(label="Time limit (s)", value=DEFAULT_TIMEOUT_SECONDS, minimum=1, elem_id="code-timeout")
+    editor = gr.Code(label="Code: the last answer's, editable. Paste your own with a #IDE line and it replaces "
+                           "each answer's code in automatic runs.", language="python", interactive=True,
+                     lines=10, elem_id="code-editor")
+    with gr.Row():
+        run = gr.Button("Run", variant="primary", elem_id="run-code")
+        close = gr.Button("Close Python", variant="stop", elem_id="close-python")
+        open_lab = gr.Button("Open JupyterLab", elem_id="open-jupyterlab")
+    status = gr.Markdown("", elem_id="code-status")
+    output = gr.Markdown(EMPTY_OUTPUT, elem_id="code-output")
+    with gr.Row():
+        file_name = gr.Textbox(label="Save as", placeholder="analysis.py", lines=1, elem_id="code-file-name", scale=3)
+        save = gr.Button("Save .py", size="sm", elem_id="save-code", scale=1)
+    with gr.Row():
+        saved = gr.Dropdown(choices=saved_files(), value=None, label="Saved files", elem_id="saved-code", scale=3)
+        run_saved = gr.Button("Run saved file", size="sm", elem_id="run-saved", scale=1)
+    lab_link = gr.Markdown("", elem_id="jupyterlab-link")
+    lab_url = gr.Textbox(visible=False, elem_id="jupyterlab-url")
+    return CodePanel(enabled, stop_condition, feed_output, hide_output, persistent, timeout, editor, run, output,
+                     file_name, save, saved, run_saved, open_lab, lab_link, lab_url, close, status)
+
+
+def code_options(enabled: bool, stop_condition: bool, feed_output: bool, hide_output: bool, persistent: bool,
+                 timeout: float | None, editor: str | None) -> CodeOptions:
+    """The chain's code options from the tab's values (the editor counts only with #IDE in it)."""
+    pasted = editor or ""
+    return CodeOptions(run_code=bool(enabled), stop_condition=bool(stop_condition), feed_output=bool(feed_output),
+                       hide_output=bool(hide_output), persistent=bool(persistent),
+                       timeout=float(timeout or DEFAULT_TIMEOUT_SECONDS),
+                       pasted=pasted if IDE_MARKER in pasted else "")
+
+
+def safe_file_name(name: str) -> str:
+    """A file name inside the saved-code folder: no folders, no leading dots, ending in .py."""
+    base = Path((name or "").strip()).name
+    if base.endswith(".py"):
+        base = base[:-3]
+    stem = _SAFE_NAME.sub("_", base).strip("._")
+    if not stem:
+        raise ChainStudioError("give the file a name, e.g. analysis.py")
+    return f"{stem}.py"
+
+
+def wire(panel: CodePanel, services: Services, last_answer: gr.Textbox, banner: gr.Markdown) -> None:
+    """Connect the tab's controls."""
+
+    def show_result(result: CodeResult) -> str:
+        apps = services.running_apps()
+        lines = [code_markdown(result)]
+        if apps:
+            listed = ", ".join(f"[{a.url}]({a.url})" if a.url else f"process {a.pid}" for a in apps)
+            lines.append(f"<sub>Apps running in the background: {listed} (Close Python stops them)</sub>")
+        return "\n\n".join(lines)
+
+    def run_code(code: str | None, timeout: float | None, persistent: bool, source: str) -> Iterator[tuple]:
+        if not (code or "").strip():
+            yield gr.update(), "⚠️ There is no code to run: write or paste some, or let a model answer with ```python."
+            return
+        yield gr.update(), "▶ Running…"
+        try:
+            result = services.code().run(code or "", float(timeout or DEFAULT_TIMEOUT_SECONDS), bool(persistent))
+        except ChainStudioError as exc:
+            gr.Warning(str(exc))
+            yield gr.update(), f"⚠️ {exc}"
+            return
+        services.journal.record_code_run(None, None, source, result)
+        yield show_result(result), f"Code: {result.status} in {result.seconds:.2f} s"
+
+    def run_editor(code: str | None, timeout: float | None, persistent: bool) -> Iterator[tuple]:
+        yield from run_code(code, timeout, persistent, "manual")
+
+    def run_file(name: str | None, timeout: float | None, persistent: bool) -> Iterator[tuple]:
+        if not name:
+            yield gr.update(), "⚠️ Choose a saved file first."
+            return
+        path = settings.saved_code_dir() / safe_file_name(name)
+        if not path.is_file():
+            yield gr.update(), f"⚠️ {path.name} is no longer in {path.parent}."
+            return
+        yield from run_code(path.read_text(encoding="utf-8", errors="replace"), timeout, persistent, f"file {path.name}")
+
+    def save_code(code: str | None, name: str | None) -> tuple[Any, str]:
+        try:
+            file_name = safe_file_name(name or "")
+        except ChainStudioError as exc:
+            return gr.update(), f"⚠️ {exc}"
+        if not (code or "").strip():
+            return gr.update(), "⚠️ The editor is empty: nothing to save."
+        path = settings.saved_code_dir() / file_name
+        path.write_text(code or "", encoding="utf-8")
+        return gr.update(choices=saved_files(), value=file_name), f"Saved {path}."
+
+    def follow_answer(answer: str | None, current: str | None) -> Any:
+        if IDE_MARKER in (current or ""):
+            return gr.update()  # the person's own #IDE code stays until they change it
+        code = answer_code(answer or "")
+        return code if code else gr.update()
+
+    def toggled(on: bool, persistent: bool) -> Any:
+        if on:
+            try:
+                services.code().prepare(bool(persistent))  # the first answer's code finds a warm kernel
+            except ChainStudioError as exc:
+                gr.Warning(str(exc))
+        return gr.update(visible=bool(on))
+
+    def open_lab() -> tuple[str, str]:
+        try:
+            url = services.lab().start()
+        except ChainStudioError as exc:
+            gr.Warning(str(exc))
+            return f"⚠️ {exc}", ""
+        return f"JupyterLab runs at [{url}]({url}) (only this computer can reach it).", url
+
+    def close_python() -> tuple[str, str]:
+        stopped = services.close_python()
+        return (f"Closed Python: {stopped} kernel{'s' if stopped != 1 else ''}, apps or JupyterLab stopped. "
+                "The next run starts a fresh kernel."), ""
+
+    panel.enabled.change(toggled, [panel.enabled, panel.persistent], banner)
+    panel.run.click(run_editor, [panel.editor, panel.timeout, panel.persistent], [panel.output, panel.status],
+                    concurrency_limit=None)
+    panel.run_saved.click(run_file, [panel.saved, panel.timeout, panel.persistent], [panel.output, panel.status],
+                          concurrency_limit=None)
+    panel.save.click(save_code, [panel.editor, panel.file_name], [panel.saved, panel.status])
+    panel.saved.focus(lambda current: gr.update(choices=saved_files(), value=current), panel.saved, panel.saved)
+    last_answer.change(follow_answer, [last_answer, panel.editor], panel.editor)
+    panel.open_lab.click(open_lab, None, [panel.lab_link, panel.lab_url]).then(
+        None, panel.lab_url, None, js=OPEN_URL_JS)
+    panel.close.click(close_python, None, [panel.status, panel.lab_link], queue=False)

@@ -1,0 +1,127 @@
+"""The Code tab and code execution in chains, in headless Chromium against the real studio, its
+demo model and real kernels from venvs/jupyter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.e2e.conftest import RunningStudio
+
+pytestmark = pytest.mark.e2e
+HELLO = "Hello from the demo model."
+
+
+@pytest.fixture
+def page(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
+    opened = context.new_page()
+    opened.goto(studio_server.url)
+    opened.locator("#user-prompt textarea").wait_for()
+    opened.get_by_role("tab", name="Code").click()
+    yield opened
+    opened.screenshot(path=str(artifacts_dir / "page.png"), full_page=True)
+    context.close()
+
+
+def set_code(page, code: str) -> None:
+    editor = page.locator("#code-editor .cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    editor.fill(code)
+
+
+def wait_status(page, text: str, timeout: float = 90_000) -> None:
+    page.locator("#status").get_by_text(text).wait_for(timeout=timeout)
+
+
+def test_a_matplotlib_plot_appears_as_an_image_in_the_transcript(page, artifacts_dir: Path) -> None:
+    assert not page.locator("#code-on-banner").is_visible()
+    page.locator("#option-run-code input").check()
+    page.locator("#code-on-banner").get_by_text("Code execution is on").wait_for()
+    set_code(page, "#IDE\nimport matplotlib.pyplot as plt\nplt.plot([1, 4, 9, 16])\nplt.title('squares')\nplt.show()")
+    page.locator("#user-prompt textarea").fill("draw squares")
+    page.locator("#user-prompt textarea").press("Enter")
+    wait_status(page, "Run finished.")
+    page.get_by_role("tab", name="Transcript").click()
+    figure = page.locator("#transcript img.code-figure")
+    figure.wait_for(timeout=30_000)
+    box = figure.bounding_box()
+    assert box is not None and box["width"] > 100 and box["height"] > 100
+    assert figure.evaluate("img => img.complete && img.naturalWidth > 100")  # a real, decoded image
+    assert HELLO in page.locator("#transcript").inner_text()
+    page.screenshot(path=str(artifacts_dir / "plot-in-transcript.png"), full_page=True)
+    page.get_by_role("tab", name="Code").click()
+    page.locator("#option-run-code input").uncheck()
+    page.locator("#code-on-banner").wait_for(state="hidden")
+
+
+def test_last_answer_code_fills_the_editor_and_runs_by_hand(page) -> None:
+    page.locator("#user-prompt textarea").fill("compute %")
+    page.locator("#user-prompt textarea").press("Enter")
+    wait_status(page, "Run finished.")
+    page.locator("#code-editor .cm-content").get_by_text("print(6 * 7)").wait_for(timeout=30_000)
+    assert page.locator("#code-output").inner_text().strip() == "Outputs of the code appear here."  # off: nothing ran
+    page.locator("#run-code").click()
+    page.locator("#code-output").get_by_text("42", exact=True).wait_for(timeout=90_000)
+    assert "ran after" in page.locator("#code-output").inner_text()
+
+
+def test_auto_run_shows_output_under_the_answer_and_feeds_it_back(page) -> None:
+    page.locator("#option-run-code input").check()
+    page.locator("#option-feed-output input").check()
+    page.locator("#user-prompt textarea").fill("compute %\nand then")
+    page.locator("#user-prompt textarea").press("Enter")
+    wait_status(page, "Run finished.")
+    page.get_by_role("tab", name="Transcript").click()
+    transcript = page.locator("#transcript")
+    assert transcript.locator(".code-status").first.inner_text().startswith("Code: ran after")
+    assert "42" in transcript.inner_text()
+
+
+def test_endless_code_times_out_while_the_studio_keeps_answering(page, artifacts_dir: Path) -> None:
+    set_code(page, "while True:\n    pass")
+    page.locator("#code-timeout input").fill("6")
+    page.locator("#run-code").click()
+    page.locator("#code-status").get_by_text("Running").wait_for(timeout=30_000)
+    page.locator("#user-prompt textarea").fill("hello while the code loops")
+    page.locator("#user-prompt textarea").press("Enter")
+    wait_status(page, "Run finished.")  # the model answered while the code was still looping
+    page.get_by_role("tab", name="Transcript").click()
+    assert HELLO in page.locator("#transcript").inner_text()
+    page.get_by_role("tab", name="Code").click()
+    assert "Running" in page.locator("#code-status").inner_text()  # the loop was still going
+    page.locator("#code-output").get_by_text("timed out after 6 s").wait_for(timeout=60_000)
+    page.screenshot(path=str(artifacts_dir / "timed-out.png"), full_page=True)
+    set_code(page, "print('next run works')")
+    page.locator("#run-code").click()
+    page.locator("#code-output").get_by_text("next run works").wait_for(timeout=60_000)
+
+
+def test_save_a_file_and_run_it(page) -> None:
+    set_code(page, "print(sum(range(10)))")
+    page.locator("#code-file-name textarea").fill("../sum of range")
+    page.locator("#save-code").click()
+    page.locator("#code-status").get_by_text("Saved").wait_for()
+    assert "scripts/sum_of_range.py" in page.locator("#code-status").inner_text()
+    set_code(page, "print('something else')")
+    page.locator("#run-saved").click()
+    page.locator("#code-output").get_by_text("45", exact=True).wait_for(timeout=60_000)
+
+
+def test_jupyterlab_opens_on_loopback_with_a_token_and_close_python_stops_it(page) -> None:
+    page.locator("#open-jupyterlab").click()
+    link = page.locator("#jupyterlab-link a")
+    link.wait_for(timeout=120_000)
+    url = link.get_attribute("href") or ""
+    assert url.startswith("http://127.0.0.1:") and "token=" in url
+    page.locator("#close-python").click()
+    page.locator("#code-status").get_by_text("Closed Python").wait_for()
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=5)
