@@ -125,3 +125,23 @@ def test_jupyterlab_opens_on_loopback_with_a_token_and_close_python_stops_it(pag
 
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=5)
+
+
+def test_a_reopened_run_shows_its_code_output(page) -> None:
+    page.locator("#option-run-code input").check()
+    page.locator("#user-prompt textarea").fill("for the history, compute %")
+    page.locator("#user-prompt textarea").press("Enter")
+    wait_status(page, "Run finished.")
+    page.locator("#clear").click()
+    page.get_by_role("tab", name="History").click()
+    page.locator("#history-refresh").click()
+    page.wait_for_function(
+        "() => (document.querySelector('#history-runs [data-testid=cell-0-2]') || {}).innerText === 'completed'")
+    run_id = page.locator("#history-runs [data-testid=cell-0-0]").inner_text().strip()
+    page.locator("#history-run-id input").fill(run_id)
+    page.locator("#history-reopen").click()
+    wait_status(page, f"Reopened run {run_id}.")
+    page.get_by_role("tab", name="Transcript").click()
+    transcript = page.locator("#transcript")
+    assert transcript.locator(".code-status").first.inner_text().startswith("Code: ran after")
+    assert "42" in transcript.inner_text().split("Code: ran after")[1]

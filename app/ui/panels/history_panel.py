@@ -8,9 +8,10 @@ from typing import Any
 
 import gradio as gr
 
+from app.core.code_exec import CodeResult
 from app.core.events import STOP_REASON_TEXT
 from app.services import Services
-from app.ui.render import Entry, render_transcript
+from app.ui.render import Entry, code_markdown, render_transcript
 
 FIELDS = {"prompts": "User prompt", "system": "System prompt", "previous": "Previous response"}
 
@@ -66,14 +67,18 @@ def wire(panel: HistoryPanel, services: Services, fields: dict[str, gr.Textbox],
         summary, spec, answers, failures = found
         shown = [Entry(f"Run {summary.id}", note=f"{summary.answers} of {summary.planned} answers · "
                        f"{summary.end_reason or 'unfinished'}", kind="run")]
+        code_runs = {c["seq"]: c for c in services.journal.code_runs(summary.id)}
+        hide_code = bool(spec.get("code", {}).get("hide_output"))
         for answer in answers:
             speed = answer["tokens"] / answer["seconds"] if answer["seconds"] else 0.0
+            ran = code_runs.get(answer["index"])
             shown.append(Entry(
                 f"{answer['model']} · item {answer['item']} · response {answer['response']} · loop {answer['loop']}",
                 text=answer["text"],
                 footer=(f"{answer['prompt_tokens']} prompt + {answer['tokens']} generated tokens · "
                         f"{answer['seconds']:.2f} s · {speed:.1f} tok/s · "
                         f"{STOP_REASON_TEXT.get(answer['stop_reason'], answer['stop_reason'])}"),
+                code=code_markdown(CodeResult.from_record(ran), hidden=hide_code) if ran else "",
             ))
         shown += [Entry(f["model"], error=f["message"], kind="failure") for f in failures]
         model_lines = "\n".join(Path(m).name for m in spec.get("models", []))
