@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import time
 import urllib.request
 from typing import Iterator
@@ -19,7 +18,6 @@ from app.core.code_apps import AppKind, detect_app
 from app.core.errors import CodeExecutionError
 from app.execution.apps import BackgroundApps, RunningApp
 from app.execution.processes import descendants, pid_alive
-from app.installer import venv_python
 
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -28,12 +26,6 @@ def get(url: str) -> tuple[int, bytes]:
     """GET without any proxy (the environment may name one)."""
     with _direct.open(url, timeout=10) as response:
         return response.status, response.read()
-
-
-def installed(module: str) -> bool:
-    """True when venvs/jupyter can import `module`."""
-    return subprocess.run([str(venv_python("jupyter")), "-c", f"import {module}"],
-                          capture_output=True).returncode == 0
 
 
 def listening_addresses(pid: int) -> set[str]:
@@ -157,7 +149,6 @@ if __name__ == "__main__":
 '''
 
 
-@pytest.mark.skipif(not installed("dash"), reason="dash is not installed in venvs/jupyter")
 def test_dash_app_serves_its_layout_on_loopback(apps: BackgroundApps) -> None:
     kind = detect_app(DASH_APP)
     assert kind is AppKind.DASH
@@ -179,7 +170,6 @@ st.title("Hello from Streamlit")
 '''
 
 
-@pytest.mark.skipif(not installed("streamlit"), reason="streamlit is not installed in venvs/jupyter")
 def test_streamlit_app_is_started_headless_on_loopback(apps: BackgroundApps) -> None:
     kind = detect_app(STREAMLIT_APP)
     assert kind is AppKind.STREAMLIT
