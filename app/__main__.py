@@ -1,4 +1,4 @@
-"""`python -m app [ui|demo-model|info] ...`: the studio's command line. Nothing heavy at import."""
+"""`python -m app [ui|demo-model|info|say|voices] ...`: the studio's command line. Nothing heavy at import."""
 
 from __future__ import annotations
 
@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("run_id", nargs="?", type=int, help="the run to show")
     runs.add_argument("--limit", type=int, default=50, help="how many runs to list")
     runs.add_argument("--jsonl", action="store_true", help="one JSON object per line")
+
+    say = commands.add_parser("say", parents=[common], help="speak a text into a WAV file")
+    say.add_argument("text", metavar="TEXT", help="what to say ('-' reads standard input); code and markup are skipped")
+    say.add_argument("--wav", required=True, metavar="PATH", help="the WAV file to write")
+    say.add_argument("--voice", metavar="NAME", help="a voice name or id (see `voices`; default: the engine's)")
+    say.add_argument("--rate", type=int, metavar="N", help="words per minute, 80-400 (default: the engine's)")
+
+    commands.add_parser("voices", parents=[common], help="list the speech engine's voices as JSON lines")
     return parser
 
 
@@ -120,6 +128,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         if command == "library":
             return cli_chain.cmd_library(args.path, args.jsonl)
         return cli_chain.cmd_runs(args.action, args.run_id, args.jsonl, args.limit)
+    if command in ("say", "voices"):
+        from app import cli_voice
+
+        if command == "say":
+            return cli_voice.cmd_say(args.text, args.wav, args.voice, args.rate)
+        return cli_voice.cmd_voices()
     return cli.cmd_ui(
         port=getattr(args, "port", DEFAULT_PORT),
         listen=getattr(args, "listen", False),

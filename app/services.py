@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from app.core.backend import Backend
 from app.core.runner import ChainRunner
@@ -35,6 +35,16 @@ class Services:
     _downloaders: dict[str, HubDownloader] = field(default_factory=dict)
     _code: "KernelPool | None" = None
     _lab: "JupyterLab | None" = None
+    _on_close: list[Callable[[], None]] = field(default_factory=list)
+    _on_session_close: list[Callable[[str], None]] = field(default_factory=list)
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the studio shuts down (panels release what they started)."""
+        self._on_close.append(callback)
+
+    def on_session_close(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(session)` when a browser tab goes away."""
+        self._on_session_close.append(callback)
 
     def code(self) -> "KernelPool":
         """The runner of generated code (nothing starts until code execution is used)."""
@@ -91,9 +101,13 @@ class Services:
         runner = self._runners.pop(session, None)
         if runner is not None and runner.running:
             runner.control.stop_all()
+        for callback in self._on_session_close:
+            callback(session)
 
     def close(self) -> None:
         """Release the model worker, the code kernels and apps, and the journal."""
+        for callback in self._on_close:
+            callback()
         close = getattr(self.backend, "close", None)
         if close is not None:
             close()

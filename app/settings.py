@@ -17,6 +17,7 @@ DEMO_MODEL_FILENAME = "chain-studio-demo.gguf"
 HOME_ENV = "CHAIN_STUDIO_HOME"
 MODELS_DIR_ENV = "CHAIN_STUDIO_MODELS_DIR"
 PROMPTS_DIR_ENV = "CHAIN_STUDIO_PROMPTS_DIR"
+VOSK_MODEL_ENV = "CHAIN_STUDIO_VOSK_MODEL"
 
 
 def _default_data_dir() -> Path:
@@ -65,6 +66,20 @@ def saved_code_dir() -> Path:
     """Where "Save as .py" writes and "Run saved file" reads: `scripts/` in the code folder, so the
     code can import them."""
     path = code_dir() / "scripts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def vosk_model_dir() -> Path:
+    """The Vosk speech-recognition model folder: $CHAIN_STUDIO_VOSK_MODEL, else `vosk-model/` in the
+    data folder. Not created: it exists once a person unzips a model there."""
+    override = os.environ.get(VOSK_MODEL_ENV)
+    return Path(override).expanduser() if override else data_dir() / "vosk-model"
+
+
+def speech_dir() -> Path:
+    """Where spoken answers are written as WAV files (the page plays them from there)."""
+    path = data_dir() / "speech"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

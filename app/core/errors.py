@@ -14,7 +14,8 @@ notices), so every message must say what happened and, where possible, what to d
     ├── PromptSyntaxError       a prompt list breaks the prompt-list syntax (names the item)
     ├── LinkError               a model link is refused (not a Hugging Face GGUF link)
     ├── DownloadError           a download failed, was refused, or did not verify
-    └── CodeExecutionError      the code environment (kernel, app, JupyterLab) cannot start or run
+    ├── CodeExecutionError      the code environment (kernel, app, JupyterLab) cannot start or run
+    └── VoiceError              speech in or out cannot work (no engine, model or microphone) or failed
 """
 
 from __future__ import annotations
@@ -86,3 +87,8 @@ class DownloadError(ChainStudioError):
 class CodeExecutionError(ChainStudioError):
     """The environment for generated code is missing, or a kernel, app or JupyterLab failed to start.
     (Errors *in* the code are results, not exceptions: they come back as a CodeResult.)"""
+
+
+class VoiceError(ChainStudioError):
+    """Speech to text or text to speech cannot work here (no speech engine, no Vosk model, no
+    microphone, a missing library) or failed; the message says what is missing and how to add it."""

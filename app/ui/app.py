@@ -24,7 +24,7 @@ from app.models.gguf_file import inspect_gguf
 from app.models.memory import estimate_memory
 from app.services import Services
 from app.ui.page_js import COPY_JS, SOUND_END_JS, SOUND_START_JS
-from app.ui.panels import code_panel, files_panel, history_panel, library_panel, model_panel
+from app.ui.panels import code_panel, files_panel, history_panel, library_panel, model_panel, voice_panel
 from app.ui.panels.html_view import EMPTY as EMPTY_HTML
 from app.ui.panels.html_view import html_view
 from app.core.events import AnswerToken
@@ -134,6 +134,15 @@ def model_paths(models_text: str, folder: str) -> tuple[str, ...]:
     return tuple(paths)
 
 
+def read_aloud(text: str, voice: str | None, rate: float | None) -> str | None:
+    """An answer as a WAV for the page's speech queue; None (with a notice) when it cannot be read."""
+    try:
+        return str(voice_panel.speak(text, voice, rate))
+    except ChainStudioError as exc:
+        gr.Warning(f"Reading aloud: {exc}")
+        return None
+
+
 def build_ui(services: Services) -> gr.Blocks:
     """Build the studio page for `services`."""
     files = services.model_files()
@@ -164,6 +173,7 @@ def build_ui(services: Services) -> gr.Blocks:
                     use_last = gr.Button("Use last answer as previous response", size="sm", elem_id="use-last")
                 status = gr.Markdown("", elem_id="status")
                 code_banner = gr.Markdown(code_panel.BANNER, visible=False, elem_id="code-on-banner")
+                gr.HTML(voice_panel.PLAYER_HTML, elem_id="speech-player-box")
                 with gr.Row():
                     raw = gr.Checkbox(label="Raw text", value=False, elem_id="raw")
                     copy_last = gr.Button("Copy last answer", size="sm", elem_id="copy-last")
@@ -208,6 +218,8 @@ def build_ui(services: Services) -> gr.Blocks:
                         learning_records = gr.State([])
                     with gr.Tab("Code", id="code"):
                         code = code_panel.build()
+                    with gr.Tab("Voice", id="voice"):
+                        voice = voice_panel.build()
                     with gr.Tab("HTML view", id="html"):
                         html_panel = gr.HTML(EMPTY_HTML, elem_id="html-view")
                 last_answer = gr.Textbox(visible=False, elem_id="last-answer")
@@ -326,13 +338,18 @@ def build_ui(services: Services) -> gr.Blocks:
                 run_number: int | None = None
                 last_update = 0.0
 
+                speech: str | None = None  # the newest answer read aloud (auto-read)
+
                 def update(complete: bool) -> dict:
+                    nonlocal speech
                     snapshot = builder.snapshot()
                     values = {transcript: render_transcript(snapshot, raw_mode), entries: snapshot,
                               status: builder.status, last_answer: builder.last_answer,
                               all_answers: plain_transcript(snapshot)}
                     if builder.last_code:
                         values[code.output] = builder.last_code
+                    if speech is not None:
+                        values[voice.speech_file], speech = speech, None
                     if learning:
                         values.update(learning_outputs(records, data[learning_stage], complete))
                         if complete and branches:
@@ -357,6 +374,8 @@ def build_ui(services: Services) -> gr.Blocks:
                                                 a.messages, a.params, tuple(c.chosen for c in a.choices))
                             branches = [{"label": "original answer", "point": point, "records": list(records),
                                          "text": a.text}]
+                        if data[voice.auto_read] and isinstance(event, AnswerFinished) and event.answer.text.strip():
+                            speech = read_aloud(event.answer.text, data[voice.voice], data[voice.rate])
                         boundary = builder.apply(event)
                         now = time.monotonic()
                         final = isinstance(event, (AnswerFinished, Failure, RunFinished))
@@ -426,10 +445,11 @@ def build_ui(services: Services) -> gr.Blocks:
         # -- wiring ------------------------------------------------------------------------------
         run_inputs = {models, urls, testing, folder, system, previous, prompt, entries, raw, fast, responses, loops,
                       learning_on, learning_top, learning_stage, stepping, step_delay,
-                      *code.options_components(), *options.values(), *sampling.values(), *loading.values()}
+                      *code.options_components(), voice.auto_read, voice.voice, voice.rate,
+                      *options.values(), *sampling.values(), *loading.values()}
         run_outputs = {transcript, entries, status, last_answer, all_answers, learning_last, learning_table,
                        learning_unlikely, learning_records, learning_bars, learning_ranks, learning_tokens,
-                       learning_branches, branch_pick, branch_text, code.output}
+                       learning_branches, branch_pick, branch_text, code.output, voice.speech_file}
         for trigger in (start.click, prompt.submit, system.submit, previous.submit):
             trigger(None, None, None, js=SOUND_START_JS)
             trigger(run, run_inputs, run_outputs, concurrency_limit=None, show_progress="hidden").then(
@@ -537,4 +557,5 @@ def build_ui(services: Services) -> gr.Blocks:
                       [learning_last, learning_table, learning_unlikely, learning_bars, learning_ranks, learning_tokens])
         model_panel.wire(in_memory, services, status)
         code_panel.wire(code, services, last_answer, code_banner)
+        voice_panel.wire(voice, services, prompt, last_answer, entries, [stop_next, stop_all])
     return page

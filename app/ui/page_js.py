@@ -3,7 +3,8 @@
 # - dark theme by default;
 # - Enter anywhere on the page starts the chain (text fields submit by themselves; multi-line
 #   fields and buttons keep their own meaning of Enter);
-# - short start/end sounds made by the browser (Web Audio), unless turned off.
+# - short start/end sounds made by the browser (Web Audio), unless turned off;
+# - the reading-aloud queue (voice_panel): each new WAV plays after the one playing.
 PAGE_JS = """
 () => {
   document.body.classList.add('dark');
@@ -16,6 +17,37 @@ PAGE_JS = """
     const start = document.querySelector('#start');
     if (start) { event.preventDefault(); start.click(); }
   });
+  // Reading aloud: WAVs made by the server play one after another in #speech-audio.
+  const speech = { queue: [], playing: false };
+  const player = () => document.querySelector('#speech-audio');
+  const playNext = () => {
+    const audio = player();
+    const url = speech.queue.shift();
+    if (!audio || !url) { speech.playing = false; return; }
+    audio.src = url;
+    const save = document.querySelector('#speech-save');
+    if (save) save.href = url;
+    const box = document.querySelector('#speech-player');
+    if (box) box.style.display = 'flex';
+    speech.playing = true;
+    audio.onended = playNext;
+    audio.play().catch(() => { /* autoplay refused: the controls are there */ });
+  };
+  window.chainStudioSpeak = (url) => {
+    window.chainStudioSpoken = (window.chainStudioSpoken || 0) + 1;
+    speech.queue.push(url);
+    if (!speech.playing) playNext();
+  };
+  window.chainStudioSpeechNext = () => {
+    const audio = player();
+    if (audio && speech.playing) { audio.pause(); playNext(); }
+  };
+  window.chainStudioSpeechStop = () => {
+    speech.queue = [];
+    const audio = player();
+    if (audio) audio.pause();
+    speech.playing = false;
+  };
   window.chainStudioSound = (kind) => {
     const enabled = document.querySelector('#sounds input');
     if (enabled && !enabled.checked) return;

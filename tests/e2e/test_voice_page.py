@@ -1,0 +1,72 @@
+"""The Voice tab in headless Chromium: answers read aloud as WAVs played by the page, and listening
+without a Vosk model or a microphone saying what is missing while the rest of the studio works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.e2e.conftest import RunningStudio
+
+pytestmark = pytest.mark.e2e
+HELLO = "Hello from the demo model."
+
+
+@pytest.fixture
+def page(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
+    opened = context.new_page()
+    opened.goto(studio_server.url)
+    opened.locator("#user-prompt textarea").wait_for()
+    yield opened
+    opened.screenshot(path=str(artifacts_dir / "page.png"), full_page=True)
+    context.close()
+
+
+def run_prompt(page, text: str) -> None:
+    page.locator("#user-prompt textarea").fill(text)
+    page.locator("#user-prompt textarea").press("Enter")
+    page.locator("#status").get_by_text("Run finished.").wait_for(timeout=90_000)
+
+
+def test_reading_the_last_answer_plays_its_wav_in_the_page(page, artifacts_dir: Path) -> None:
+    run_prompt(page, "hi")
+    page.get_by_role("tab", name="Voice").click()
+    page.locator("#read-last").click()
+    page.wait_for_function("() => (document.querySelector('#speech-audio') || {}).src?.endsWith('.wav')",
+                           timeout=60_000)
+    audio = page.locator("#speech-audio")
+    src = audio.get_attribute("src") or audio.evaluate("a => a.src")
+    response = page.request.get(src)
+    body = response.body()
+    assert response.ok and body[:4] == b"RIFF" and body[8:12] == b"WAVE"
+    assert page.locator("#speech-player").is_visible()
+    assert page.locator("#speech-save").get_attribute("href") == audio.evaluate("a => a.src") or \
+        page.locator("#speech-save").evaluate("a => a.href") == audio.evaluate("a => a.src")
+    page.wait_for_function("() => document.querySelector('#speech-audio').duration > 0.5", timeout=30_000)
+    page.screenshot(path=str(artifacts_dir / "reading.png"), full_page=True)
+    page.locator("#stop-reading").click()
+    assert audio.evaluate("a => a.paused")
+
+
+def test_each_answer_is_read_when_it_ends(page) -> None:
+    page.get_by_role("tab", name="Voice").click()
+    page.locator("#auto-read input").check()
+    before = page.evaluate("() => window.chainStudioSpoken || 0")
+    run_prompt(page, "first\nsecond\nthird")
+    page.wait_for_function(f"() => (window.chainStudioSpoken || 0) >= {before + 3}", timeout=60_000)
+    assert page.evaluate("() => window.chainStudioSpoken") == before + 3
+
+
+def test_listening_without_a_vosk_model_says_what_is_missing(page) -> None:
+    page.get_by_role("tab", name="Voice").click()
+    page.locator("#vosk-folder textarea").fill("/nowhere/vosk-model")
+    page.locator("#voice-listen input").check()
+    status = page.locator("#voice-status")
+    status.get_by_text("alphacephei.com/vosk/models").wait_for(timeout=30_000)
+    assert "/nowhere/vosk-model" in status.inner_text()
+    page.wait_for_function("() => !document.querySelector('#voice-listen input').checked")
+    run_prompt(page, "still answering")  # nothing else is affected
+    assert HELLO in page.locator("#transcript").inner_text()

@@ -1,0 +1,34 @@
+"""What recognised speech does to the page (the part of the Voice tab that needs no microphone)."""
+
+from __future__ import annotations
+
+from app.media.stt import Heard
+from app.ui.panels.voice_panel import apply_heard
+
+
+def test_partial_results_only_update_the_live_text() -> None:
+    update = apply_heard([Heard("samantha tell", False), Heard("samantha tell me", False)], "samantha")
+    assert (update.live, update.prompt, update.commands) == ("samantha tell me", None, [])
+
+
+def test_the_wake_word_fills_the_prompt_and_commands_follow_in_order() -> None:
+    update = apply_heard([
+        Heard("so samantha write a haiku about rain", True),
+        Heard("send", True),
+        Heard("stop", True),
+    ], "samantha")
+    assert update.prompt == "write a haiku about rain"
+    assert [c.action for c in update.commands] == ["send", "stop"]
+    assert update.live == "stop"
+
+
+def test_portuguese_commands_and_a_custom_wake_word() -> None:
+    update = apply_heard([Heard("computador escreva um poema", True), Heard("enviar", True),
+                          Heard("leia novamente", True), Heard("fechar", True)], "computador")
+    assert update.prompt == "escreva um poema"
+    assert [c.action for c in update.commands] == ["send", "read_again", "close"]
+
+
+def test_speech_without_the_wake_word_changes_nothing() -> None:
+    update = apply_heard([Heard("tell me a joke", True)], "samantha")
+    assert (update.prompt, update.commands, update.live) == (None, [], "tell me a joke")
