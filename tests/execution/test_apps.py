@@ -29,12 +29,17 @@ def get(url: str) -> tuple[int, bytes]:
 
 
 def listening_addresses(pid: int) -> set[str]:
-    """The local IPs every process of the tree under `pid` listens on."""
+    """The local IPs every process of the tree under `pid` listens on (short-lived helpers that end
+    while they are being looked at are skipped)."""
     found = set()
     for proc in [psutil.Process(pid), *descendants(pid)]:
-        for conn in proc.net_connections(kind="inet"):
-            if conn.status == psutil.CONN_LISTEN:
-                found.add(conn.laddr.ip)
+        try:
+            connections = proc.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            if proc.pid == pid:
+                raise
+            continue
+        found.update(conn.laddr.ip for conn in connections if conn.status == psutil.CONN_LISTEN)
     return found
 
 
