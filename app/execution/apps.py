@@ -36,6 +36,7 @@ from app.execution.kernel import code_python, kernel_environment
 from app.execution.processes import kill_tree, new_session_kwargs, pid_alive
 
 MARKER_ENV = "CHAIN_STUDIO_APP_ID"
+STUDIO_PID_ENV = "CHAIN_STUDIO_STUDIO_PID"  # read by the sitecustomize below
 POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 20
 # The local addresses a server prints when it is up; 0.0.0.0 is reported as 127.0.0.1 (the bind is
@@ -74,6 +75,34 @@ def _loopback_bind(self, address):
 
 
 _socket.socket.bind = _loopback_bind
+
+
+def _watch_studio(pid):
+    """End this process when the studio that started it is gone (killed, crashed): nothing the
+    code started outlives the studio."""
+    import os
+    import time
+
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except OSError:
+            pass
+
+
+def _start_watch():
+    import os
+    import threading
+
+    pid = os.environ.get("CHAIN_STUDIO_STUDIO_PID", "")
+    if os.name == "posix" and pid.isdigit():  # on Windows os.kill(pid, 0) would kill, not probe
+        threading.Thread(target=_watch_studio, args=(int(pid),), daemon=True, name="studio watch").start()
+
+
+_start_watch()
 '''
 
 
@@ -115,7 +144,6 @@ class BackgroundApps:
         python = code_python()
         folder = settings.code_dir() / "apps"
         folder.mkdir(parents=True, exist_ok=True)
-        site_dir = _loopback_site(folder)
         with self._lock:
             number = 1 + max((int(m.group(1)) for p in folder.iterdir()
                               if (m := _SCRIPT_NAME.fullmatch(p.name))), default=0)
@@ -124,12 +152,10 @@ class BackgroundApps:
         log_path = script.with_suffix(".log")
         marker = uuid.uuid4().hex
         command, app_env = _launch(kind, python, script)
-        full_env = kernel_environment()
+        cwd = workdir or settings.code_dir()
+        full_env = background_environment(cwd)
         full_env.update(app_env)
         full_env.update(env or {})
-        cwd = workdir or settings.code_dir()
-        # the working folder is importable, as it is in the kernel (the code may import its own files)
-        full_env["PYTHONPATH"] = os.pathsep.join([str(site_dir), str(cwd)])
         full_env[MARKER_ENV] = marker
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
@@ -204,6 +230,17 @@ def _launch(kind: AppKind, python: Path, script: Path) -> tuple[list[str], dict[
         # Dash's run() defaults to these variables: a free port instead of a busy 8050
         return [str(python), str(script)], {"HOST": "127.0.0.1", "PORT": str(free_local_port())}
     return [str(python), str(script)], {}
+
+
+def background_environment(cwd: Path) -> dict[str, str]:
+    """The environment of programs the studio starts for the code (apps, JupyterLab): the kernel's,
+    plus the sitecustomize that keeps servers on loopback and ends them with the studio, and the
+    working folder on the import path (as in the kernel: the code may import its own files)."""
+    env = kernel_environment()
+    site_dir = _loopback_site(settings.data_dir() / "runtime")  # outside the code folder people browse
+    env["PYTHONPATH"] = os.pathsep.join([str(site_dir), str(cwd)])
+    env[STUDIO_PID_ENV] = str(os.getpid())
+    return env
 
 
 def _loopback_site(folder: Path) -> Path:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from app import settings
 from app.core.errors import CodeExecutionError
-from app.execution.apps import free_local_port, http_status, log_tail
-from app.execution.kernel import code_python, kernel_environment
+from app.execution.apps import background_environment, free_local_port, http_status, log_tail
+from app.execution.kernel import code_python
 from app.execution.processes import kill_tree, new_session_kwargs
 
 POLL_SECONDS = 0.25
@@ -78,7 +78,8 @@ class JupyterLab:
                 command.append("--allow-root")
             with open(self.log_path, "wb") as log:
                 process = subprocess.Popen(
-                    command, cwd=str(workdir or settings.code_dir()), env=kernel_environment(),
+                    command, cwd=str(workdir or settings.code_dir()),
+                    env=background_environment(workdir or settings.code_dir()),
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     **new_session_kwargs(),
                 )

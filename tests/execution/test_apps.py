@@ -264,3 +264,35 @@ server.serve_forever()
     assert second.url.startswith("http://127.0.0.1:")  # localhost is reported as 127.0.0.1
     assert [a.pid for a in apps.running()] == [first.pid, second.pid]
     assert apps.stop_all() == 2
+
+
+def test_apps_end_when_the_studio_is_killed(tmp_path) -> None:
+    """A studio killed with SIGKILL cannot stop its apps: they, and the Python processes they
+    started (even detached ones), notice and end by themselves."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from app.settings import PROJECT_ROOT
+
+    studio = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time\n"
+         "from app.core.code_apps import AppKind\n"
+         "from app.execution.apps import BackgroundApps\n"
+         "app = BackgroundApps().start(" + repr(SERVER_WITH_CHILDREN) + ", AppKind.HTTP_SERVER)\n"
+         "print(app.pid, flush=True)\n"
+         "time.sleep(600)\n"],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "CHAIN_STUDIO_HOME": str(tmp_path / "home")},
+    )
+    try:
+        app_pid = int(studio.stdout.readline())
+        children = json.loads((tmp_path / "home" / "code" / "children.json").read_text())
+        pids = [app_pid, *children.values()]
+        assert all(pid_alive(pid) for pid in pids)
+    finally:
+        studio.send_signal(signal.SIGKILL)
+        studio.wait()
+    assert wait_gone(pids) == []

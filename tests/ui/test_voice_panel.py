@@ -32,3 +32,17 @@ def test_portuguese_commands_and_a_custom_wake_word() -> None:
 def test_speech_without_the_wake_word_changes_nothing() -> None:
     update = apply_heard([Heard("tell me a joke", True)], "samantha")
     assert (update.prompt, update.commands, update.live) == (None, [], "tell me a joke")
+
+
+def test_the_speech_folder_keeps_only_the_newest_wavs(tmp_path) -> None:
+    import os
+
+    from app.ui.panels.voice_panel import prune_speech
+
+    for number in range(5):
+        wav = tmp_path / f"speech-{number}.wav"
+        wav.write_bytes(b"RIFF")
+        os.utime(wav, (1000 + number, 1000 + number))
+    (tmp_path / "other.wav").write_bytes(b"RIFF")
+    assert prune_speech(tmp_path, keep=2) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.wav", "speech-3.wav", "speech-4.wav"]

@@ -128,12 +128,26 @@ def build() -> VoicePanel:
                       read_prompt, read_last, read_all, stop_reading, speech_file, speech_status)
 
 
+KEEP_WAVS = 100  # the speech folder keeps the newest WAVs (for replay and Save WAV), not all of them
+
+
 def speak(text: str, voice: str | None, rate: float | None) -> Path:
     """Write `text` as a WAV in the speech folder (Markdown, code and special tokens left out)."""
     from app.media import tts
 
-    path = settings.speech_dir() / f"speech-{uuid.uuid4().hex[:12]}.wav"
-    return tts.synthesize(text, path, voice=voice or None, rate=int(rate or DEFAULT_RATE))
+    folder = settings.speech_dir()
+    path = tts.synthesize(text, folder / f"speech-{uuid.uuid4().hex[:12]}.wav", voice=voice or None,
+                          rate=int(rate or DEFAULT_RATE))
+    prune_speech(folder)
+    return path
+
+
+def prune_speech(folder: Path, keep: int = KEEP_WAVS) -> int:
+    """Delete all but the `keep` newest speech WAVs; returns how many were deleted."""
+    wavs = sorted(folder.glob("speech-*.wav"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in wavs[keep:]:
+        old.unlink(missing_ok=True)
+    return len(wavs[keep:])
 
 
 class _Listeners:
