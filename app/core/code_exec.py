@@ -23,7 +23,6 @@ TIMEOUT = "timeout"  # still running at the time limit: interrupted (and restart
 DIED = "died"  # the kernel process ended (os._exit, a crash); a fresh one replaces it
 STOPPED = "stopped"  # the person pressed Stop or Close Python
 APP = "app"  # a web app: started in the background, its URL is in `app_url`
-STATUSES = (OK, ERROR, TIMEOUT, DIED, STOPPED, APP)
 
 
 @dataclass(frozen=True)
@@ -73,10 +72,6 @@ class CodeResult:
         """What the interpreter printed: stdout, then stderr (tracebacks), then plain-text results."""
         plain = [o.data for o in self.outputs if o.mime == "text/plain"]
         return "\n".join(part for part in (self.stdout.rstrip("\n"), self.stderr.rstrip("\n"), *plain) if part)
-
-    @property
-    def failed(self) -> bool:
-        return self.status not in (OK, APP)
 
     def to_record(self) -> dict[str, Any]:
         """The public JSON form (the CLI's "code" object)."""

@@ -148,11 +148,11 @@ class KernelPool:
             app = self.apps.start(code, kind, workdir=self.workdir or settings.code_dir())
         except CodeExecutionError as exc:
             return CodeResult(code=code, status="error", stderr=str(exc), seconds=time.monotonic() - started,
-                              message=f"the {_kind_name(kind)} did not start")
+                              message=f"the {kind.label} did not start")
         if app.url:
-            text = f"{_kind_name(kind)} running at {app.url} (Close Python stops it)\n"
+            text = f"{kind.label} running at {app.url} (Close Python stops it)\n"
         else:
-            text = f"{_kind_name(kind)} started (process {app.pid}) but has not shown a local address yet\n"
+            text = f"{kind.label} started (process {app.pid}) but has not shown a local address yet\n"
         return CodeResult(code=code, status=APP, stdout=text, seconds=time.monotonic() - started, app_url=app.url)
 
     # -- closing -----------------------------------------------------------------------------------
@@ -176,7 +176,3 @@ class KernelPool:
         self._closed = True
         self.close_python()
 
-
-
-def _kind_name(kind: AppKind) -> str:
-    return kind.label

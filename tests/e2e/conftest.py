@@ -128,3 +128,27 @@ def browser() -> Iterator[object]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def page(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> Iterator[object]:
+    """A new tab (its own session) on the module's studio; a screenshot is kept at the end."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
+    opened = context.new_page()
+    opened.goto(studio_server.url)
+    opened.locator("#user-prompt textarea").wait_for()
+    yield opened
+    opened.screenshot(path=str(artifacts_dir / "page.png"), full_page=True)
+    context.close()
+
+
+def wait_status(page, text: str, timeout: float = 90_000) -> None:
+    """Wait until the status line shows `text` (generous: the machine may be busy)."""
+    page.locator("#status").get_by_text(text).wait_for(timeout=timeout)
+
+
+def run_prompt(page, text: str) -> None:
+    """Type `text` as the user prompt, press Enter and wait for the run to finish."""
+    page.locator("#user-prompt textarea").fill(text)
+    page.locator("#user-prompt textarea").press("Enter")
+    wait_status(page, "Run finished.")

@@ -4,26 +4,20 @@ demo model and real kernels from venvs/jupyter."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from tests.e2e.conftest import RunningStudio
+from tests.e2e.conftest import run_prompt, wait_status
 
 pytestmark = pytest.mark.e2e
 HELLO = "Hello from the demo model."
 
 
 @pytest.fixture
-def page(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
-    opened = context.new_page()
-    opened.goto(studio_server.url)
-    opened.locator("#user-prompt textarea").wait_for()
-    opened.get_by_role("tab", name="Code").click()
-    yield opened
-    opened.screenshot(path=str(artifacts_dir / "page.png"), full_page=True)
-    context.close()
+def page(page):
+    """The shared new tab, with the Code tab open."""
+    page.get_by_role("tab", name="Code").click()
+    return page
 
 
 def set_code(page, code: str) -> None:
@@ -34,18 +28,12 @@ def set_code(page, code: str) -> None:
     editor.fill(code)
 
 
-def wait_status(page, text: str, timeout: float = 90_000) -> None:
-    page.locator("#status").get_by_text(text).wait_for(timeout=timeout)
-
-
 def test_a_matplotlib_plot_appears_as_an_image_in_the_transcript(page, artifacts_dir: Path) -> None:
     assert not page.locator("#code-on-banner").is_visible()
     page.locator("#option-run-code input").check()
     page.locator("#code-on-banner").get_by_text("Code execution is on").wait_for()
     set_code(page, "#IDE\nimport matplotlib.pyplot as plt\nplt.plot([1, 4, 9, 16])\nplt.title('squares')\nplt.show()")
-    page.locator("#user-prompt textarea").fill("draw squares")
-    page.locator("#user-prompt textarea").press("Enter")
-    wait_status(page, "Run finished.")
+    run_prompt(page, "draw squares")
     page.get_by_role("tab", name="Transcript").click()
     figure = page.locator("#transcript img.code-figure")
     figure.wait_for(timeout=30_000)
@@ -60,9 +48,7 @@ def test_a_matplotlib_plot_appears_as_an_image_in_the_transcript(page, artifacts
 
 
 def test_last_answer_code_fills_the_editor_and_runs_by_hand(page) -> None:
-    page.locator("#user-prompt textarea").fill("compute %")
-    page.locator("#user-prompt textarea").press("Enter")
-    wait_status(page, "Run finished.")
+    run_prompt(page, "compute %")
     page.locator("#code-editor .cm-content").get_by_text("print(6 * 7)").wait_for(timeout=30_000)
     assert page.locator("#code-output").inner_text().strip() == "Outputs of the code appear here."  # off: nothing ran
     page.locator("#run-code").click()
@@ -73,9 +59,7 @@ def test_last_answer_code_fills_the_editor_and_runs_by_hand(page) -> None:
 def test_auto_run_shows_output_under_the_answer_and_feeds_it_back(page) -> None:
     page.locator("#option-run-code input").check()
     page.locator("#option-feed-output input").check()
-    page.locator("#user-prompt textarea").fill("compute %\nand then")
-    page.locator("#user-prompt textarea").press("Enter")
-    wait_status(page, "Run finished.")
+    run_prompt(page, "compute %\nand then")
     page.get_by_role("tab", name="Transcript").click()
     transcript = page.locator("#transcript")
     assert transcript.locator(".code-status").first.inner_text().startswith("Code: ran after")
@@ -129,9 +113,7 @@ def test_jupyterlab_opens_on_loopback_with_a_token_and_close_python_stops_it(pag
 
 def test_a_reopened_run_shows_its_code_output(page) -> None:
     page.locator("#option-run-code input").check()
-    page.locator("#user-prompt textarea").fill("for the history, compute %")
-    page.locator("#user-prompt textarea").press("Enter")
-    wait_status(page, "Run finished.")
+    run_prompt(page, "for the history, compute %")
     page.locator("#clear").click()
     page.get_by_role("tab", name="History").click()
     page.locator("#history-refresh").click()

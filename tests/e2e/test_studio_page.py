@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from tests.e2e.conftest import RunningStudio
+from tests.e2e.conftest import RunningStudio, wait_status
 
 pytestmark = pytest.mark.e2e
 HELLO = "Hello from the demo model."
 
 
-@pytest.fixture
-def page(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
-    opened = context.new_page()
-    opened.goto(studio_server.url)
-    opened.locator("#user-prompt textarea").wait_for()
-    yield opened
-    opened.screenshot(path=str(artifacts_dir / "page.png"), full_page=True)
-    context.close()
-
-
 def settings_tab(page) -> None:
     page.get_by_role("tab", name="Settings").click()
-
-
-def wait_status(page, text: str, timeout: float = 60_000) -> None:
-    page.locator("#status").get_by_text(text).wait_for(timeout=timeout)
 
 
 def answer_titles(page) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Iterator
 import pymupdf
 import pytest
 
-from tests.e2e.conftest import RunningStudio
+from tests.e2e.conftest import RunningStudio, run_prompt, wait_status
 
 pytestmark = pytest.mark.e2e
 HELLO = "Hello from the demo model."
@@ -36,21 +36,11 @@ def tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
-def wait_status(page, text: str, timeout: float = 60_000) -> None:
-    page.locator("#status").get_by_text(text).wait_for(timeout=timeout)
-
-
 def wait_value(page, selector: str, expected: str) -> None:
     page.wait_for_function(
         "([s, e]) => { const el = document.querySelector(s); return el && el.value.includes(e); }",
         arg=[selector, expected], timeout=30_000,
     )
-
-
-def run_prompt(page, text: str) -> None:
-    page.locator("#user-prompt textarea").fill(text)
-    page.locator("#start").click()
-    wait_status(page, "Run finished.")
 
 
 def test_library_example_fills_the_field_and_prompts_can_be_saved(page, studio_server: RunningStudio) -> None:

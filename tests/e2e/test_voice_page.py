@@ -4,31 +4,13 @@ without a Vosk model or a microphone saying what is missing while the rest of th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from tests.e2e.conftest import RunningStudio
+from tests.e2e.conftest import run_prompt
 
 pytestmark = pytest.mark.e2e
 HELLO = "Hello from the demo model."
-
-
-@pytest.fixture
-def page(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
-    opened = context.new_page()
-    opened.goto(studio_server.url)
-    opened.locator("#user-prompt textarea").wait_for()
-    yield opened
-    opened.screenshot(path=str(artifacts_dir / "page.png"), full_page=True)
-    context.close()
-
-
-def run_prompt(page, text: str) -> None:
-    page.locator("#user-prompt textarea").fill(text)
-    page.locator("#user-prompt textarea").press("Enter")
-    page.locator("#status").get_by_text("Run finished.").wait_for(timeout=90_000)
 
 
 def test_reading_the_last_answer_plays_its_wav_in_the_page(page, artifacts_dir: Path) -> None:
