@@ -32,7 +32,7 @@ import psutil
 from app import settings
 from app.core.code_apps import AppKind
 from app.core.errors import CodeExecutionError
-from app.execution.kernel import code_python, kernel_environment
+from app.execution.kernel import ANSI_CODES, code_python, kernel_environment
 from app.execution.processes import kill_tree, new_session_kwargs, pid_alive
 
 MARKER_ENV = "CHAIN_STUDIO_APP_ID"
@@ -42,7 +42,6 @@ LOG_TAIL_LINES = 20
 # The local addresses a server prints when it is up; 0.0.0.0 is reported as 127.0.0.1 (the bind is
 # forced to loopback anyway). ANSI colours are removed before matching.
 _LOCAL_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost|0\.0\.0\.0):(\d{1,5})(/[^\s'\"<>\x1b]*)?")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _SCRIPT_NAME = re.compile(r"app-(\d+)\.py")
 
 LOOPBACK_SITE = '''\
@@ -265,7 +264,7 @@ def _wait_until_served(process: subprocess.Popen, log_path: Path, wait: float,
             chunk = log.read()
         offset += len(chunk)
         # the end of the last chunk is kept so a URL split across two reads is still found
-        text = carry + _ANSI.sub("", chunk.decode("utf-8", errors="replace"))
+        text = carry + ANSI_CODES.sub("", chunk.decode("utf-8", errors="replace"))
         carry = text[-300:]
         for match in _LOCAL_URL.finditer(text):
             candidates[f"http://127.0.0.1:{match.group(1)}{match.group(2) or '/'}"] = None
@@ -322,7 +321,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
             text = log.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    return "\n".join(_ANSI.sub("", text).rstrip().splitlines()[-lines:])
+    return "\n".join(ANSI_CODES.sub("", text).rstrip().splitlines()[-lines:])
 
 
 def free_local_port() -> int:

@@ -40,7 +40,7 @@ FILE_LIMIT_BYTES = 4 * 2**30
 # kernel never sees them.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE", re.IGNORECASE)
 _STUDIO_ONLY = ("HF_", "HUGGING_FACE", "GRADIO_", "CHAIN_STUDIO_", "JPY_", "PYTHON", "VIRTUAL_ENV", "CONDA_")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ANSI_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours in tracebacks and logs
 
 
 def code_python() -> Path:
@@ -155,7 +155,7 @@ class _Collector:
             self.stream("stderr", f"StdinNotImplementedError: {self.note}\n")
             return
         lines = content.get("traceback") or [f"{content.get('ename', 'Error')}: {content.get('evalue', '')}"]
-        self.stream("stderr", _ANSI.sub("", "\n".join(lines)) + "\n")
+        self.stream("stderr", ANSI_CODES.sub("", "\n".join(lines)) + "\n")
 
     def result(self, code: str, status: str, seconds: float, message: str = "") -> CodeResult:
         return CodeResult(code=code, status=status, stdout="".join(self.stdout), stderr="".join(self.stderr),

@@ -73,12 +73,16 @@ class KernelPool:
             return False
         return kernel.idle_after_preload(timeout)
 
+    def _new_kernel(self) -> CodeKernel:
+        """A started kernel in the code folder, with the common libraries imported."""
+        return CodeKernel(self.workdir or settings.code_dir()).start(self.preload)
+
     def _start_spare(self) -> Future:
         future: Future = Future()
 
         def start() -> None:
             try:
-                future.set_result(CodeKernel(self.workdir or settings.code_dir()).start(self.preload))
+                future.set_result(self._new_kernel())
             except BaseException as exc:  # delivered to whoever takes the spare
                 future.set_exception(exc)
 
@@ -105,7 +109,7 @@ class KernelPool:
                     return None
         if not kernel.alive:  # died while waiting as a spare
             kernel.shutdown()
-            kernel = CodeKernel(self.workdir or settings.code_dir()).start(self.preload)
+            kernel = self._new_kernel()
         if persistent:
             with self._lock:
                 self._current = kernel

@@ -238,7 +238,7 @@ def _serve(request: dict[str, Any]) -> dict[str, Any]:
     if request.get("rate"):
         engine.setProperty("rate", int(request["rate"]))
     with contextlib.suppress(FileNotFoundError):
-        wav.unlink()  # an empty placeholder must not pass for the engine's output
+        wav.unlink()  # a file left by an earlier attempt must not pass for this run's output
     engine.save_to_file(request["text"], str(wav))
     engine.runAndWait()
     if not wav.exists() or wav.stat().st_size == 0:
