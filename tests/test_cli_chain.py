@@ -168,3 +168,21 @@ def test_download_and_chain_with_links(tmp_path: Path, demo_model: Path, studio_
         assert all("/resolve/" in r for r in hub.requests)  # nothing but downloads: no telemetry
     finally:
         hub.stop()
+
+
+def test_set_refuses_huge_numbers_and_repeats_with_a_message(demo_model: Path) -> None:
+    def refused(*pairs: str) -> str:
+        args = [part for pair in pairs for part in ("--set", pair)]
+        done = run_app("chain", "--model", str(demo_model), *args, "--dry-run", "--jsonl")
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        return lines(done)[0]["error"]
+
+    seed = refused("seed=" + "1" * 5000)  # beyond the 4,300 digits int() reads
+    assert seed.startswith("--set seed=1111") and "seed=111111111111… (a number of 5,000 digits) is out of range: " \
+        "allowed -1 to 4294967295" in seed and len(seed) < 300
+    n_ctx = refused("n_ctx=" + "9" * 5000)
+    assert "n_ctx=999999999999… (a number of 5,000 digits) is out of range: allowed 0 to 1048576" in n_ctx
+    twice = refused("temperature=0", "temperature=5")
+    assert twice == "--set temperature=5: temperature is already set; give each setting once"
+    inline = refused("temperature=0, temperature=5")
+    assert "temperature is set twice" in inline

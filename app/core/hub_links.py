@@ -4,7 +4,8 @@ Accepted forms (REV defaults to main):
     https://huggingface.co/ORG/REPO/resolve/REV/PATH.gguf   (also /blob/, ?download=true, hf.co)
     ORG/REPO:PATH.gguf
 Refused: other hosts, plain http, file://, paths with `..` (also percent-encoded), files that are
-not .gguf.
+not .gguf, a file name that is only `.gguf`, and split parts (`-00002-of-00003.gguf`) whose numbers
+are not 1..count or whose count is not 1..MAX_SPLIT_PARTS.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ _REPO_ID = re.compile(rf"^{_NAME}/{_NAME}$")
 _SHORT_FORM = re.compile(rf"^(?P<repo>{_NAME}/{_NAME}):(?P<path>[^\s]+)$")
 _SPLIT_PART = re.compile(r"^(?P<stem>.*)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$", re.IGNORECASE)
 _PAGE_FILE = re.compile(r"(?<![\w./-])([\w][\w.+-]*\.gguf)\b", re.IGNORECASE)
+MAX_SPLIT_PARTS = 999
+"""The most parts a split model may have (llama.cpp's gguf-split names allow 99,999; real ones use
+a few dozen)."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +45,32 @@ class ModelLink:
         return f"https://huggingface.co/{self.repo_id}/resolve/{self.revision}/{self.filename}"
 
     def split_parts(self) -> list["ModelLink"]:
-        """All parts of a split model (`-00001-of-00003.gguf`); just this file otherwise."""
+        """All parts of a split model (`-00001-of-00003.gguf`); just this file otherwise. LinkError
+        when the part numbers are impossible."""
         match = _SPLIT_PART.match(self.filename)
         if not match:
             return [self]
-        total = int(match.group("total"))
+        total = _split_count(match, self.filename)
         return [
             ModelLink(self.repo_id, f"{match.group('stem')}-{n:05d}-of-{total:05d}.gguf", self.revision)
             for n in range(1, total + 1)
         ]
+
+
+def _split_count(match: re.Match[str], shown: str) -> int:
+    """The part count of a split model's file name, checked against its part number."""
+    part, total = int(match.group("part")), int(match.group("total"))
+    if not 1 <= total <= MAX_SPLIT_PARTS:
+        raise LinkError(
+            f"{shown}: a split model has 1 to {MAX_SPLIT_PARTS} parts, this name says {total}; "
+            "check the link (…-00001-of-00003.gguf)"
+        )
+    if not 1 <= part <= total:
+        raise LinkError(
+            f"{shown}: part {part} of {total} does not exist (parts are numbered 1 to {total}); "
+            "check the link (…-00001-of-00003.gguf)"
+        )
+    return total
 
 
 def _check_path(path: str, shown: str) -> str:
@@ -59,6 +80,15 @@ def _check_path(path: str, shown: str) -> str:
         raise LinkError(f"{shown}: the file path may not contain '..' or absolute parts")
     if not decoded.lower().endswith(".gguf"):
         raise LinkError(f"{shown}: not a .gguf file (Chain Studio runs GGUF models only)")
+    basename = parts[-1]
+    if not basename[: -len(".gguf")].strip(" ."):  # `.gguf` alone would be saved as a hidden file
+        raise LinkError(
+            f"{shown}: the link has no model file name (only {basename!r}); copy the link of a file "
+            "such as NAME-Q4_K_M.gguf"
+        )
+    split = _SPLIT_PART.match(decoded)
+    if split:
+        _split_count(split, shown)
     return decoded
 
 
@@ -148,7 +178,7 @@ def links_from_files_page(text: str, repo_id: str | None = None) -> list[ModelLi
         raise LinkError("the pasted text does not name the repository (ORG/REPO); paste it with the page title")
     seen: dict[str, ModelLink] = {}
     for name in _PAGE_FILE.findall(text or ""):
-        seen.setdefault(name, ModelLink(repo_id, name))
+        seen.setdefault(name, ModelLink(repo_id, _check_path(name, f"{repo_id}:{name}")))
     if not seen:
         raise LinkError(f"no .gguf files found in the pasted text of {repo_id}")
     return list(seen.values())

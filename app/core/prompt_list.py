@@ -7,7 +7,8 @@ User prompt field:
 - An item that is wholly `[[text]]` adds a last item: `text` followed by every answer generated so far
   in the run, so a model can judge or summarise them.
 - `{temperature=0, top_k=40, stop=["\\n"]}` at the start of an item sets settings for that item only.
-  Values are numbers, quoted strings or lists of them; nothing is ever evaluated as code.
+  Values are numbers, quoted strings or lists of them; nothing is ever evaluated as code. Each key
+  may appear once.
 
 System prompt and previous-response fields: split by `$$$`, the first part not starting with `---`
 is used (a field starting with `---` is ignored).
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.errors import PromptSyntaxError, SettingsError
-from app.core.sampling import SamplingParams
+from app.core.sampling import SAMPLING_SPECS, SamplingParams, shown_number
 
 ITEM_SEPARATOR = "$$$"
 LIBRARY_SEPARATOR = "$-$-$"
@@ -32,6 +33,10 @@ DEFAULT_PROMPT = "Hello!"
 ANSWERS_PLACEHOLDER = "⟪earlier answers go here⟫"
 
 _KEY = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*")
+_INTEGER = re.compile(r"[+-]?\s*\d[\d_]*")
+_MAX_INTEGER_DIGITS = 60
+"""Longer integers are out of every setting's range; Python refuses to read decimal integers of
+more than 4,300 digits at all (ValueError), so they are refused by their length."""
 
 
 @dataclass(frozen=True)
@@ -93,16 +98,29 @@ def _split_top_level(body: str) -> list[str]:
 
 def _literal(text: str) -> Any:
     """A number, a quoted string, or a list of those; anything else is refused."""
+    stripped = text.strip()
+    shown = stripped if len(stripped) <= 60 else stripped[:59] + "…"
     try:
-        value = ast.literal_eval(text.strip())
+        value = ast.literal_eval(stripped)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-        raise ValueError(f"{text.strip()!r} is not a number, a quoted string or a list") from exc
+        raise ValueError(f"{shown!r} is not a number, a quoted string or a list") from exc
     if isinstance(value, tuple):
         value = list(value)
     items = value if isinstance(value, list) else [value]
     if not all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in items):
-        raise ValueError(f"{text.strip()!r} is not a number, a quoted string or a list of them")
+        raise ValueError(f"{shown!r} is not a number, a quoted string or a list of them")
     return value
+
+
+def _huge_integer(key: str, text: str) -> str | None:
+    """Why an integer too long for any setting is refused (None for other values)."""
+    stripped = text.strip()
+    if not _INTEGER.fullmatch(stripped) or sum(char.isdigit() for char in stripped) <= _MAX_INTEGER_DIGITS:
+        return None
+    spec = SAMPLING_SPECS.get(key)
+    if spec is not None:
+        return str(spec.out_of_range(stripped))
+    return f"value of {key}: {shown_number(stripped)} is too large for any setting"
 
 
 def parse_settings_block(block: str, where: str) -> dict[str, Any]:
@@ -116,6 +134,13 @@ def parse_settings_block(block: str, where: str) -> dict[str, Any]:
                 "e.g. {temperature=0.7, top_k=40}"
             )
         key = match.group(1)
+        if key in overrides:
+            raise PromptSyntaxError(
+                f"{where}: {key} is set twice in {{{_preview(block, 60)}}}; give each setting once"
+            )
+        huge = _huge_integer(key, part[match.end() :])
+        if huge:
+            raise PromptSyntaxError(f"{where}: {huge}")
         try:
             overrides[key] = _literal(part[match.end() :])
         except ValueError as exc:

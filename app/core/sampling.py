@@ -16,6 +16,11 @@ from app.core.errors import SettingsError
 
 SEED_RANDOM = -1
 """Seed value meaning 'draw a fresh seed for every generation'."""
+MAX_STOP_STRINGS = 10_000
+MAX_STOP_LENGTH = 500
+MAX_STOP_CHARACTERS = 250_000
+"""Bounds of the stop strings: the scanner's automaton grows with their total length (250,000
+characters take about a second and 60 MB to compile), while its cost per token does not."""
 
 
 @dataclass(frozen=True)
@@ -28,11 +33,14 @@ class ParamSpec:
     maximum: float
     description: str
 
-    def check(self, value: Any) -> int | float:
-        """Return `value` converted to this setting's kind, or raise SettingsError saying why not."""
+    def check(self, value: Any, written: str | None = None) -> int | float:
+        """Return `value` converted to this setting's kind, or raise SettingsError saying why not.
+        `written` is the value as the person typed it, when it was text (shown in messages)."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SettingsError(f"{self.name} must be a number, got {value!r}")
-        given = value  # messages show the value as the person wrote it
+            raise SettingsError(f"{self.name} must be a number, got {_short_repr(value)}")
+        given = written if written is not None else value  # messages show the value as written
+        if isinstance(value, float) and math.isinf(value):
+            raise self.out_of_range(given)
         if self.kind is int:
             if isinstance(value, float) and not value.is_integer():
                 raise SettingsError(f"{self.name} must be a whole number, got {value!r}")
@@ -42,11 +50,28 @@ class ParamSpec:
             if math.isnan(value):
                 raise SettingsError(f"{self.name} must be a number, got NaN")
         if not self.minimum <= value <= self.maximum:
-            raise SettingsError(
-                f"{self.name}={given} is out of range: allowed {_fmt(self.minimum)} to "
-                f"{_fmt(self.maximum)} ({self.description})"
-            )
+            raise self.out_of_range(given)
         return value
+
+    def out_of_range(self, given: Any) -> SettingsError:
+        """The error for a value outside the bounds (also for numbers too long to convert)."""
+        return SettingsError(
+            f"{self.name}={shown_number(given)} is out of range: allowed {_fmt(self.minimum)} to "
+            f"{_fmt(self.maximum)} ({self.description})"
+        )
+
+
+def shown_number(value: Any, width: int = 24) -> str:
+    """A number (or number text) short enough for a message: huge ones by their digit count.
+    (str() of an int beyond 4,300 digits raises ValueError, so its size is estimated instead.)"""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 80:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"({'a negative' if value < 0 else 'a'} number of about {digits:,} digits)"
+    text = str(value).strip()
+    if len(text) <= width:
+        return text
+    digits = sum(char.isdigit() for char in text)
+    return f"{text[:12]}… (a number of {digits:,} digits)" if digits > width else f"{text[: width - 1]}…"
 
 
 def _fmt(number: float) -> str:
@@ -126,18 +151,24 @@ class SamplingParams:
     def __post_init__(self) -> None:
         for name, spec in SAMPLING_SPECS.items():
             object.__setattr__(self, name, spec.check(getattr(self, name)))
-        order = (self.order,) if isinstance(self.order, str) else tuple(self.order)
+        order = (self.order,) if isinstance(self.order, str) else self.order
+        if not isinstance(order, (list, tuple)) or not all(isinstance(item, str) for item in order):
+            raise SettingsError(f"order must be a list of stage names, got {_short_repr(self.order)}")
+        order = tuple(order)
         if len(order) == 1 and "," in order[0]:
             order = tuple(part.strip() for part in order[0].split(","))
         if sorted(order) != sorted(FILTER_STAGES):
-            raise SettingsError(f"order must list each of {', '.join(FILTER_STAGES)} once, got {', '.join(order)}")
+            raise SettingsError(f"order must list each of {', '.join(FILTER_STAGES)} once, got "
+                                f"{_short_repr(', '.join(order))}")
         object.__setattr__(self, "order", order)
         stop = self.stop
         if isinstance(stop, str):
             stop = (stop,)
-        if not all(isinstance(item, str) for item in stop):
-            raise SettingsError(f"stop must be a list of strings, got {self.stop!r}")
-        object.__setattr__(self, "stop", tuple(item for item in stop if item))
+        if not isinstance(stop, (list, tuple)) or not all(isinstance(item, str) for item in stop):
+            raise SettingsError(f"stop must be a list of strings, got {_short_repr(self.stop)}")
+        stop = tuple(item for item in stop if item)
+        _check_stop_strings(stop)
+        object.__setattr__(self, "stop", stop)
 
     @property
     def needs_pipeline(self) -> bool:
@@ -169,6 +200,33 @@ class SamplingParams:
         data["stop"] = list(self.stop)
         data["order"] = list(self.order)
         return data
+
+
+def _short_repr(value: Any, width: int = 80) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond 4,300 digits, or a list holding one
+        return shown_number(value) if isinstance(value, int) else "a value holding a huge number"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _check_stop_strings(stop: tuple[str, ...]) -> None:
+    if len(stop) > MAX_STOP_STRINGS:
+        raise SettingsError(
+            f"stop: {len(stop):,} stop strings given; at most {MAX_STOP_STRINGS:,} are allowed"
+        )
+    longest = max(stop, key=len, default="")
+    if len(longest) > MAX_STOP_LENGTH:
+        raise SettingsError(
+            f"stop: a stop string of {len(longest):,} characters ({_short_repr(longest, 40)}); each may have "
+            f"at most {MAX_STOP_LENGTH} characters"
+        )
+    total = sum(map(len, stop))
+    if total > MAX_STOP_CHARACTERS:
+        raise SettingsError(
+            f"stop: the stop strings have {total:,} characters in all; at most {MAX_STOP_CHARACTERS:,} "
+            "are allowed (use fewer or shorter ones)"
+        )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ SUPPORTED_VERSIONS = (2, 3)
 _MIN_KV_BYTES = 13  # key length (8) + one key byte + value type (4)
 _MIN_TENSOR_INFO_BYTES = 33  # name length, one name byte, n_dims, one dim, type, offset
 _MAX_COUNT = 10_000_000  # far beyond any real model's tensors or metadata entries
+MAX_ARRAY_NESTING = 8
+"""Arrays of arrays are rare in real models (none nests deeper than 2); a deeper header is damaged or
+hostile, and reading it recursively would exhaust Python's stack."""
 
 
 @dataclass(frozen=True)
@@ -116,17 +120,23 @@ class _HeaderParser:
         self.skip(length)
         return bytes(self.data[start : self.pos]).decode("utf-8", errors="replace")
 
-    def value(self, value_type: int, key: str) -> Any:
+    def value(self, value_type: int, key: str, depth: int = 0) -> Any:
+        """One metadata value; `depth` counts the arrays it is nested in."""
         if value_type in _SCALARS:
             return self.take(_SCALARS[value_type])
         if value_type == _STRING:
             return self.string()
         if value_type == _ARRAY:
+            if depth >= MAX_ARRAY_NESTING:
+                raise ValueError(
+                    f"metadata {key} nests arrays more than {MAX_ARRAY_NESTING} deep: "
+                    "the file is damaged or not a real model"
+                )
             item_type, count = self.take(_U32), self.take(_U64)
             if count > self.size:
                 raise ValueError(f"metadata array {key} claims {count:,} items")
             if count <= _SHORT_ARRAY:
-                return _ArrayInfo(count, [self.value(item_type, key) for _ in range(count)])
+                return _ArrayInfo(count, [self.value(item_type, key, depth + 1) for _ in range(count)])
             if item_type in _SCALARS:
                 self.skip(count * _SCALARS[item_type].size)
             elif item_type == _STRING:
@@ -134,7 +144,7 @@ class _HeaderParser:
                     self.skip(self.take(_U64))
             else:
                 for _ in range(count):
-                    self.value(item_type, key)
+                    self.value(item_type, key, depth + 1)
             return _ArrayInfo(count, None)
         raise ValueError(f"unknown metadata value type {value_type} for key {key}")
 
@@ -233,14 +243,48 @@ def inspect_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     """Read and check a GGUF header. Raises ModelFileError saying what is wrong with a bad file."""
     file_path = Path(path)
     shown = str(file_path)
-    if not file_path.exists():
-        raise ModelFileError(shown, "no such file")
-    if file_path.is_dir():
-        raise ModelFileError(shown, "this is a folder, not a model file")
     try:
-        size = file_path.stat().st_size
-        with open(file_path, "rb") as handle:
-            head = handle.read(1024)
+        # Checked before opening: opening a FIFO for reading waits for a writer (for ever), and
+        # opening some devices has effects of its own.
+        problem = _not_regular(os.stat(file_path).st_mode)
+        if problem:
+            raise ModelFileError(shown, problem)
+        # Non-blocking and checked again once open, so a file swapped after the stat cannot hang.
+        fd = os.open(file_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise ModelFileError(shown, "no such file") from None
+    except OSError as exc:
+        raise ModelFileError(shown, f"cannot be read ({exc.strerror or exc})") from exc
+    with open(fd, "rb") as handle:
+        return _inspect_open_file(handle, file_path, shown)
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of this mode cannot be a model file, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "this is a folder, not a model file"
+    if stat.S_ISFIFO(mode):
+        kind = "a named pipe (FIFO)"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "a device"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    else:
+        kind = "a special file"
+    return f"this is {kind}, not a regular file: only regular .gguf files can be models"
+
+
+def _inspect_open_file(handle: Any, file_path: Path, shown: str) -> GGUFInfo:
+    """The checks of `inspect_gguf` on the opened file."""
+    try:
+        status = os.fstat(handle.fileno())
+        problem = _not_regular(status.st_mode)
+        if problem:
+            raise ModelFileError(shown, problem)
+        size = status.st_size
+        head = handle.read(1024)
     except OSError as exc:
         raise ModelFileError(shown, f"cannot be read ({exc.strerror or exc})") from exc
     if size == 0:
@@ -266,14 +310,14 @@ def inspect_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
             f"{size:,} bytes; the download was probably interrupted",
         )
     try:
-        with open(file_path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
             metadata, entries, data_start = _HeaderParser(data, size).parse(tensor_count, kv_count)
     except _OutOfData:
         raise ModelFileError(
             shown, f"truncated: the header goes beyond the end of the file ({size:,} bytes); "
             "the download was probably interrupted",
         ) from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, LookupError, OSError, struct.error) as exc:  # struct.error: the file shrank
         raise ModelFileError(shown, f"corrupt GGUF header: {exc}") from exc
     needed = max((e.data_offset + e.n_bytes for e in entries), default=data_start)
     if needed > size:

@@ -45,6 +45,15 @@ def test_accepted_forms(link: str, expected: ModelLink) -> None:
         (f"https://huggingface.co/{REPO}/resolve/main/config.json", "not a .gguf file"),
         (f"https://huggingface.co/{REPO}", "not a file link"),
         (f"{REPO}:../x.gguf", "'..'"),
+        (f"https://huggingface.co/{REPO}/resolve/main/.gguf", "the link has no model file name \\(only '.gguf'\\)"),
+        (f"https://huggingface.co/{REPO}/resolve/main/sub/.gguf", "no model file name"),
+        (f"https://huggingface.co/{REPO}/resolve/main/%2Egguf", "no model file name"),
+        (f"{REPO}:.gguf", "no model file name"),
+        (f"{REPO}:Q8/.GGUF", "no model file name"),
+        (f"{REPO}:m-00001-of-00000.gguf", "a split model has 1 to 999 parts, this name says 0"),
+        (f"{REPO}:m-00001-of-01000.gguf", "a split model has 1 to 999 parts, this name says 1000"),
+        (f"{REPO}:m-00000-of-00003.gguf", "part 0 of 3 does not exist \\(parts are numbered 1 to 3\\)"),
+        (f"https://hf.co/{REPO}/resolve/main/m-00004-of-00003.gguf", "part 4 of 3 does not exist"),
     ],
 )
 def test_refused_forms(link: str, reason: str) -> None:
@@ -93,3 +102,15 @@ Llama-3.2-1B-Instruct-Q4_K_M.gguf
     assert {link.repo_id for link in links} == {REPO}
     with pytest.raises(LinkError, match="does not name the repository"):
         links_from_files_page("model.gguf 1 GB")
+
+
+def test_impossible_split_parts_are_refused_everywhere() -> None:
+    """Not only typed links: a ModelLink made otherwise, a link list and a pasted files page."""
+    with pytest.raises(LinkError, match="a split model has 1 to 999 parts"):
+        ModelLink(REPO, "m-00001-of-00000.gguf").split_parts()
+    with pytest.raises(LinkError, match="line 2: .*part 2 of 1 does not exist"):
+        parse_link_list(f"{REPO}:{FILE}\n{REPO}:m-00002-of-00001.gguf")
+    with pytest.raises(LinkError, match="a split model has 1 to 999 parts"):
+        links_from_files_page(f"{REPO}\nm-00001-of-00000.gguf 1 GB")
+    assert len(parse_model_link(f"{REPO}:m-00999-of-00999.gguf").split_parts()) == 999
+    assert parse_model_link(f"{REPO}:m-00001-of-00001.gguf").split_parts() == [ModelLink(REPO, "m-00001-of-00001.gguf")]

@@ -122,3 +122,32 @@ def test_shipped_libraries_parse() -> None:
         assert entries, path
         for entry in entries:
             assert parse_prompt_list(entry.text).items, (path, entry.index)
+
+
+def test_a_setting_given_twice_is_refused() -> None:
+    with pytest.raises(PromptSyntaxError) as caught:
+        parse_prompt_list("first\n{temperature=0, temperature=5} second")
+    assert str(caught.value) == (
+        "item 2 ({temperature=0, temperature=5} second): temperature is set twice in "
+        "{temperature=0, temperature=5}; give each setting once"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1" * 5000, "seed=111111111111… (a number of 5,000 digits) is out of range"),  # beyond int()'s 4,300 digits
+        ("-" + "9" * 5000, "seed=-99999999999… (a number of 5,000 digits) is out of range"),
+        ("1" * 100, "seed=111111111111… (a number of 100 digits) is out of range"),
+        ("0x" + "f" * 5000, "seed=(a number of about 6,021 digits) is out of range"),
+        ("1" * 400 + ".0", "seed=inf is out of range"),
+        ("99999999999", "seed=99999999999 is out of range"),
+    ],
+)
+def test_huge_numbers_are_out_of_range_not_not_a_number(value: str, shown: str) -> None:
+    with pytest.raises(PromptSyntaxError) as caught:
+        parse_prompt_list(f"{{seed={value}}} hi")
+    message = str(caught.value)
+    assert message.startswith("item 1 ({seed=")
+    assert f"{shown}: allowed -1 to 4294967295 (random seed" in message
+    assert len(message) < 300

@@ -8,7 +8,7 @@ import pymupdf
 import pytest
 
 from app.core.prompt_list import parse_prompt_list
-from app.media.pdf import pdf_as_one_item, pdf_as_page_items
+from app.media.pdf import MAX_PDF_CHARACTERS, pdf_as_one_item, pdf_as_page_items
 from app.media.text_files import FileRefusedError, decode_text, read_text_file
 
 
@@ -28,19 +28,19 @@ def make_pdf(path: Path, pages: list[str], password: str | None = None) -> Path:
 
 def test_two_pages_become_two_items(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "two.pdf", ["The first page.", "The second page."])
-    items = parse_prompt_list(pdf_as_page_items(pdf)).items
+    items = parse_prompt_list(pdf_as_page_items(pdf).text).items
     assert [i.text for i in items] == ["Page 1:\nThe first page.", "Page 2:\nThe second page."]
 
 
 def test_whole_document_is_one_item(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "doc.pdf", ["Alpha line", "Beta line"])
-    items = parse_prompt_list(pdf_as_one_item(pdf)).items
+    items = parse_prompt_list(pdf_as_one_item(pdf).text).items
     assert len(items) == 1 and "Alpha line" in items[0].text and "Beta line" in items[0].text
 
 
 def test_document_text_is_data_not_syntax(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "tricky.pdf", ["[looks like a pre-prompt]", "{temperature=9} $$$ STOP_SAMANTHA"])
-    parsed = parse_prompt_list(pdf_as_page_items(pdf))
+    parsed = parse_prompt_list(pdf_as_page_items(pdf).text)
     assert parsed.pre_prompt == ""
     assert [i.overrides for i in parsed.items] == [{}, {}]
     assert len(parsed.items) == 2 and "STOP_SAMANTHA" in parsed.items[1].text
@@ -90,3 +90,76 @@ def test_text_file_size_limit(tmp_path: Path) -> None:
     with pytest.raises(FileRefusedError, match="text files up to"):
         read_text_file(big, limit=1024)
     assert read_text_file(big) == "x" * 2048
+
+
+def make_bomb(path: Path, pages: int, lines_per_page: int, first_page_text: str = "") -> Path:
+    """A small PDF whose pages all draw one compressed content stream repeating a 100-character
+    line `lines_per_page` times at the same place (a decompression bomb: kilobytes on disk)."""
+    document = pymupdf.open()
+    normal = document.new_page()
+    normal.insert_text((72, 72), first_page_text or "A normal first page.")
+    resources = document.xref_get_key(normal.xref, "Resources")[1]
+    stream = document.get_new_xref()
+    document.update_object(stream, "<<>>")
+    line = b"1 0 0 1 20 400 Tm (" + b"A" * 99 + b") Tj "  # 100 characters with its line break
+    content = b"BT /helv 8 Tf " + line * lines_per_page + b"ET"
+    document.update_stream(stream, content, compress=True)
+    for _ in range(pages):
+        page = document.new_page()
+        document.xref_set_key(page.xref, "Contents", f"{stream} 0 R")
+        document.xref_set_key(page.xref, "Resources", resources)
+    if not first_page_text:
+        document.delete_page(0)
+    document.save(path, deflate=True)
+    document.close()
+    return path
+
+
+def test_a_pdf_bomb_is_read_only_up_to_the_character_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pdf = make_bomb(tmp_path / "bomb.pdf", pages=30, lines_per_page=10_000)  # 1,000,000 characters a page
+    assert pdf.stat().st_size < 60_000
+    read_pages: list[int] = []
+    original = pymupdf.Page.get_text
+
+    def counting_get_text(page: pymupdf.Page, *args: object, **kwargs: object) -> object:
+        read_pages.append(page.number)
+        return original(page, *args, **kwargs)
+
+    monkeypatch.setattr(pymupdf.Page, "get_text", counting_get_text)
+    loaded = pdf_as_page_items(pdf)
+    assert read_pages == [0, 1, 2]  # the 27 pages after the cap are never read
+    assert loaded.note == (
+        "bomb.pdf: only the first 2,000,000 characters were kept (up to page 3 of 30); the rest was not read"
+    )
+    items = parse_prompt_list(loaded.text).items
+    assert [item.text.split("\n", 1)[0] for item in items] == ["Page 1:", "Page 2:", "Page 3:"]
+    assert MAX_PDF_CHARACTERS <= len(loaded.text) < MAX_PDF_CHARACTERS + 100
+    assert len(pdf_as_one_item(pdf).text) < MAX_PDF_CHARACTERS + 100
+
+
+def test_a_page_that_expands_too_far_is_skipped_unread(tmp_path: Path) -> None:
+    pdf = make_bomb(tmp_path / "one-page-bomb.pdf", pages=1, lines_per_page=200_000, first_page_text="Keep me.")
+    loaded = pdf_as_page_items(pdf)
+    assert loaded.text == "Page 1:\nKeep me."
+    assert loaded.note == (
+        "page 2 of one-page-bomb.pdf skipped: the content expands beyond 16 MB, far more than a page of "
+        "text holds (a compression bomb?)"
+    )
+    only_bomb = make_bomb(tmp_path / "only-bomb.pdf", pages=1, lines_per_page=200_000)
+    with pytest.raises(FileRefusedError, match="page 1 of only-bomb.pdf skipped: the content expands beyond 16 MB"):
+        pdf_as_page_items(only_bomb)
+
+
+def test_the_files_tab_says_how_much_of_a_pdf_was_kept(tmp_path: Path) -> None:
+    from app.ui.panels.files_panel import _loader
+
+    pdf = make_bomb(tmp_path / "bomb.pdf", pages=3, lines_per_page=10_000)
+    with pytest.warns(UserWarning, match="only the first 2,000,000 characters were kept"):
+        text, status = _loader(pdf_as_page_items, "the PDF, one item per page")(str(pdf))
+    assert text.startswith("Page 1:\n" + "A" * 99)
+    assert status == (
+        "Loaded the PDF, one item per page. ⚠️ bomb.pdf: only the first 2,000,000 characters were kept "
+        "(up to page 3 of 3); the rest was not read"
+    )
+    normal = make_pdf(tmp_path / "normal.pdf", ["Just one page."])
+    assert _loader(pdf_as_page_items, "the PDF")(str(normal)) == ("Page 1:\nJust one page.", "Loaded the PDF.")

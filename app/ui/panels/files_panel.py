@@ -8,7 +8,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from app.core.errors import ChainStudioError
-from app.media.pdf import pdf_as_one_item, pdf_as_page_items
+from app.media.pdf import PdfPrompt, pdf_as_one_item, pdf_as_page_items
 from app.media.text_files import read_text_file
 
 MAX_UPLOAD = "200mb"  # passed to launch(max_file_size=...): larger uploads are refused by the server
@@ -37,17 +37,22 @@ def build() -> FilesPanel:
     return FilesPanel(upload, pdf_pages, pdf_whole, text_targets)
 
 
-def _loader(read: Callable[[str], str], what: str) -> Callable[[str | None], tuple[Any, str]]:
+def _loader(read: Callable[[str], str | PdfPrompt], what: str) -> Callable[[str | None], tuple[Any, str]]:
     def load(path: str | None) -> tuple[Any, str]:
         if not path:
             gr.Warning("Choose a file first.")
             return gr.update(), "⚠️ Choose a file first."
         try:
-            text = read(path)
+            loaded = read(path)
         except ChainStudioError as exc:
             gr.Warning(str(exc))
             return gr.update(), f"⚠️ {exc}"
-        return text, f"Loaded {what}."
+        if isinstance(loaded, PdfPrompt):
+            if loaded.note:  # part of the document was left out: say how much was kept
+                gr.Warning(loaded.note)
+                return loaded.text, f"Loaded {what}. ⚠️ {loaded.note}"
+            return loaded.text, f"Loaded {what}."
+        return loaded, f"Loaded {what}."
 
     return load
 
