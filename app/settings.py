@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from app.core.errors import StorageError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL_FILENAME = "chain-studio-demo.gguf"
 
@@ -32,11 +34,22 @@ def _default_data_dir() -> Path:
     return base / "chain-studio"
 
 
+def _make_folder(path: Path, what: str) -> None:
+    """Create `path` if needed; a folder that cannot be made (read-only parent, a file in the way)
+    is one clear message instead of an OSError traceback from every command."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        elsewhere = (f"set {HOME_ENV} to a folder you can write to" if what == "the data folder"
+                     else f"use --models-dir or {MODELS_DIR_ENV} to choose a folder you can write to")
+        raise StorageError(f"cannot create {what} {path}: {exc.strerror or exc}; {elsewhere}.") from exc
+
+
 def data_dir() -> Path:
     """The per-user data folder (journal, settings, logs, downloads by default), created on demand."""
     override = os.environ.get(HOME_ENV)
     path = Path(override).expanduser() if override else _default_data_dir()
-    path.mkdir(parents=True, exist_ok=True)
+    _make_folder(path, "the data folder")
     return path
 
 
@@ -44,7 +57,7 @@ def models_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The folder holding GGUF models, created on demand (see module docstring for the order)."""
     chosen = explicit or os.environ.get(MODELS_DIR_ENV)
     path = Path(chosen).expanduser() if chosen else data_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
+    _make_folder(path, "the models folder")
     return path.resolve()
 
 

@@ -3,6 +3,12 @@
 WAL mode with a commit after every answer: killing the studio mid-run loses at most the answer that
 was being generated. Input fields (system prompt, previous response, prompt list) are kept with
 versions: a new version each time a field's text changes, so nothing typed is lost.
+
+A journal that sqlite finds damaged when it is opened (truncated, overwritten, not a database) is
+moved aside as `journal.corrupt-<UTC time>` next to it and a fresh one is started; `Journal.notice`
+says so, and `Journal.salvage` copies the readable rows of a set-aside file back in. A journal that
+cannot be opened or written for another reason (a read-only folder, a locked file) raises
+StorageError and is left where it is.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from typing import Any
 from app import settings
 from app.core.chain import ChainSpec
 from app.core.code_exec import CodeResult
+from app.core.errors import StorageError
 from app.core.events import Answer, Failure
+from app.store.salvage import read_readable_rows
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -89,7 +97,19 @@ CREATE TABLE IF NOT EXISTS code_runs (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS code_runs_by_run ON code_runs(run_id, seq);
+CREATE TABLE IF NOT EXISTS salvages (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    report TEXT NOT NULL
+);
 """
+# Tables a salvage copies, parents first (rows of the others point at a run).
+SALVAGED_TABLES = ("runs", "inputs", "answers", "answer_tokens", "branches", "failures", "code_runs")
+# Columns read back with json.loads: a salvaged row whose JSON does not parse is left out.
+_JSON_COLUMNS = {"runs": ("spec",), "answers": ("messages", "params"), "answer_tokens": ("choices",),
+                 "failures": ("record",), "code_runs": ("record",)}
+_SQLITE_CORRUPT, _SQLITE_NOTADB, _SQLITE_BUSY, _SQLITE_LOCKED = 11, 26, 5, 6
 
 
 def _now() -> str:
@@ -116,19 +136,156 @@ class InputVersion:
     created_at: str
 
 
+@dataclass(frozen=True)
+class SalvageReport:
+    """What a salvage copied from a damaged journal into the live one."""
+
+    source: Path
+    method: str  # "sqlite3 .recover" or "row by row"
+    copied: dict[str, int]  # table -> rows copied
+    renumbered: int  # runs whose number was taken in the live journal, so they got a new one
+    left_out: int  # rows that could not be used (missing fields, unreadable JSON)
+    damaged_regions: int  # ranges of rows whose pages could not be read at all
+
+    def describe(self) -> str:
+        """One line for a person."""
+        total = sum(self.copied.values())
+        if total == 0:
+            return f"Nothing readable was left in {self.source}."
+        parts = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in self.copied.items() if n)
+        text = f"Salvaged from {self.source.name} ({self.method}): {parts}."
+        if self.renumbered:
+            text += f" {self.renumbered} runs got new numbers (theirs were taken)."
+        lost = [f"{n} {what}" for n, what in ((self.damaged_regions, "unreadable stretches of rows"),
+                                              (self.left_out, "rows with unusable fields")) if n]
+        if lost:
+            text += f" Could not be read: {', '.join(lost)}."
+        return text
+
+
+class _Damaged(Exception):
+    """sqlite reports the journal file as corrupt (internal: the file is then moved aside)."""
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)  # extended codes keep the primary in the low byte
+    return "malformed" in str(exc) or "not a database" in str(exc)
+
+
+def _open_database(path: Path) -> sqlite3.Connection:
+    """The one place the journal file is opened (tests open it read-only through here)."""
+    return sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+
+
+def _check(path: Path) -> None:
+    """Raise _Damaged when sqlite finds the journal file corrupt. sqlite opens files lazily, so
+    damage would otherwise surface as a traceback from some later query; quick_check reads every
+    page now (about a tenth of a second for 350 MB). The connection is read-only: closing a
+    read-write one on a damaged file lets sqlite delete a WAL that may hold the last answers."""
+    if not path.is_file():  # a new journal (a folder in its place fails when it is opened)
+        return
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        verdict = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        if _is_damage(exc):
+            raise _Damaged(str(exc)) from exc
+        raise
+    finally:
+        db.close()
+    if verdict != "ok":  # e.g. "*** in database main ***\nPage 22: btreeInitPage() returns error code 11"
+        raise _Damaged(" ".join(line for line in verdict.splitlines() if not line.startswith("***")))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open a journal that passed `_check` and set it up (the connection is closed on failure)."""
+    db = _open_database(path)
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(SCHEMA)
+        # sqlite quietly opens a file it may not write (read-only file or folder) for reading; a
+        # rewrite of the header's user version fails now instead of the first answer failing later.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute(f"PRAGMA user_version = {int(version)}")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a damaged journal (and its -wal/-shm files, which sqlite pairs by name) to
+    `<stem>.corrupt-<UTC time>` in the same folder; returns the new path."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.stem}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.stem}.corrupt-{stamp}-{n}")
+    for suffix in ("-wal", "-shm"):
+        sibling = path.with_name(path.name + suffix)
+        if sibling.exists():
+            sibling.replace(target.with_name(target.name + suffix))
+    path.replace(target)
+    return target
+
+
 class Journal:
-    """The run journal of one data folder; safe to share between threads."""
+    """The run journal of one data folder; safe to share between threads.
+
+    `moved_aside` is where a journal found damaged at open went (None when it opened normally);
+    `notice` is the message saying so."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or settings.data_dir() / "journal.sqlite3"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        self.moved_aside: Path | None = None
+        self.damage: str | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                _check(self.path)
+            except _Damaged as exc:
+                self.damage = str(exc)
+                self.moved_aside = self._set_aside()
+            self._db = _connect(self.path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(self._open_failure(exc)) from exc
+
+    def _set_aside(self) -> Path:
+        try:
+            return _move_aside(self.path)
+        except FileNotFoundError:  # another studio process moved it first: name the newest set-aside file
+            found = sorted(p for p in self.path.parent.glob(f"{self.path.stem}.corrupt-*")
+                           if not p.name.endswith(("-wal", "-shm")))
+            return found[-1] if found else self.path
+        except OSError as exc:
+            raise StorageError(
+                f"the journal {self.path} is damaged ({self.damage}) and cannot be moved aside: "
+                f"{exc.strerror or exc}. Move it away by hand, or set {settings.HOME_ENV} to another folder."
+            ) from exc
+
+    def _open_failure(self, exc: Exception) -> str:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return f"the journal {self.path} is locked by another program ({exc}); close it and try again."
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return (f"cannot open or write the journal {self.path}: {reason}. The journal and its folder must be "
+                f"writable: make them so, or set {settings.HOME_ENV} to a writable folder.")
+
+    @property
+    def notice(self) -> str | None:
+        """What a person should be told after a damaged journal was moved aside, else None."""
+        if self.moved_aside is None:
+            return None
+        return (f"The journal was damaged ({self.damage}), so a fresh one was started. The old file is kept as "
+                f"{self.moved_aside}; copy its readable rows back with History → Salvage, or "
+                f"`python -m app journal salvage {self.moved_aside}`.")
 
     def close(self) -> None:
         with self._lock:
@@ -305,3 +462,130 @@ class Journal:
             ],
             [json.loads(f["record"]) for f in failures],
         )
+
+    # -- damaged journals ----------------------------------------------------------------------
+
+    def set_aside_files(self) -> list[Path]:
+        """Damaged journals moved aside next to this one that have not been salvaged, newest first."""
+        with self._lock:
+            done = {row["source"] for row in self._db.execute("SELECT source FROM salvages")}
+        found = [p for p in self.path.parent.glob(f"{self.path.stem}.corrupt-*")
+                 if not p.name.endswith(("-wal", "-shm")) and str(p.resolve()) not in done]
+        return sorted(found, key=lambda p: p.name, reverse=True)
+
+    def salvage(self, source: Path) -> SalvageReport:
+        """Copy every readable row of the damaged journal `source` into this one. A run keeps its
+        number unless the number is taken; answers whose run record was lost get a run of their own
+        (end reason "salvaged"). The source file is read from a copy and never changed; salvaging the
+        same file twice is refused, so rows are not doubled."""
+        source = source.expanduser().resolve()
+        if source.name.endswith(("-wal", "-shm")):  # a sibling was named: salvage the journal it belongs to
+            source = source.with_name(source.name[:-4])
+        if source == self.path.resolve():
+            raise StorageError(f"{source} is the journal in use; salvage copies from a set-aside file into it.")
+        with self._lock:
+            before = self._db.execute("SELECT created_at FROM salvages WHERE source = ?", (str(source),)).fetchone()
+        if before is not None:
+            raise StorageError(f"{source} was already salvaged on {before['created_at'][:19]}Z.")
+        try:
+            readable = read_readable_rows(source, SALVAGED_TABLES)
+        except OSError as exc:
+            raise StorageError(f"cannot read {source}: {exc.strerror or exc}") from exc
+        try:
+            with self._lock:
+                report = self._insert_salvaged(source, readable.rows, readable.method, readable.damaged_regions)
+        except sqlite3.Error as exc:  # e.g. a full disk: nothing was copied (one transaction)
+            raise StorageError(f"cannot write the salvaged rows into {self.path}: {exc}") from exc
+        return report
+
+    def _insert_salvaged(self, source: Path, rows: dict[str, list[dict[str, Any]]], method: str,
+                         damaged: int) -> SalvageReport:
+        """Insert salvaged rows in one transaction (the caller holds the lock)."""
+        run_ids: dict[int, int] = {}  # run number in the damaged file -> number here
+        copied = dict.fromkeys(SALVAGED_TABLES, 0)
+        left_out = renumbered = 0
+        db = self._db
+        columns = {t: [c["name"] for c in db.execute(f"PRAGMA table_info({t})")] for t in SALVAGED_TABLES}
+
+        # A row whose id is taken gets one above every id here and in the file, so it cannot take the
+        # id of a later salvaged row (which would then be renumbered too).
+        next_id = {t: 1 + max([db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {t}").fetchone()[0]]
+                              + [r["id"] for r in rows.get(t, []) if isinstance(r.get("id"), int)])
+                   for t in SALVAGED_TABLES if "id" in columns[t]}
+
+        def insert(table: str, row: dict[str, Any]) -> int | None:
+            """Insert with the row's own id when it is free, else a new one; None when unusable."""
+            names = [c for c in columns[table] if c in row]
+            attempts = [row]
+            if "id" in names:
+                attempts.append({**row, "id": next_id[table]})
+            for values in attempts:
+                try:
+                    cursor = db.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                                        f"({', '.join('?' * len(names))})", [values[c] for c in names])
+                except sqlite3.IntegrityError:
+                    continue  # a taken id (retried with a new one), a missing field, an orphan
+                if values is not row:
+                    next_id[table] += 1
+                return int(cursor.lastrowid or 0)
+            return None
+
+        def run_for(old: int | None, row: dict[str, Any]) -> int | None:
+            """The number here of the damaged file's run `old`, making a stand-in when it was lost."""
+            nonlocal renumbered
+            if old is None or old in run_ids:
+                return run_ids.get(old) if old is not None else None
+            stand_in = {"id": old, "started_at": row.get("created_at") or _now(), "finished_at": None,
+                        "end_reason": "salvaged", "planned": 0,
+                        "spec": json.dumps({"models": [row["model_path"]] if row.get("model_path") else []})}
+            new = insert("runs", stand_in)
+            if new is not None:
+                run_ids[old] = new
+                renumbered += new != old
+            return new
+
+        db.execute("BEGIN")
+        try:
+            for table in SALVAGED_TABLES:
+                for row in rows.get(table, []):
+                    if not _json_ok(table, row):
+                        left_out += 1
+                        continue
+                    if table == "runs":
+                        new = insert("runs", row)
+                        if new is not None and isinstance(row.get("id"), int):
+                            run_ids[row["id"]] = new
+                            renumbered += new != row["id"]
+                    else:
+                        if "run_id" in row and row["run_id"] is not None:
+                            mapped = run_for(row["run_id"], row)
+                            if mapped is None:
+                                left_out += 1
+                                continue
+                            row = {**row, "run_id": mapped}
+                        new = insert(table, row)
+                    if new is None:
+                        left_out += 1
+                    else:
+                        copied[table] += 1
+            report = SalvageReport(source, method, copied, renumbered, left_out, damaged)
+            # Recorded in the same transaction, so a file is never half-salvaged or salvaged twice.
+            db.execute("INSERT INTO salvages (source, created_at, report) VALUES (?, ?, ?)",
+                       (str(source), _now(), report.describe()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return report
+
+
+def _json_ok(table: str, row: dict[str, Any]) -> bool:
+    """Whether a salvaged row's JSON columns parse (the readers would fail on it later)."""
+    for column in _JSON_COLUMNS.get(table, ()):
+        try:
+            value = json.loads(row[column])
+        except (KeyError, TypeError, ValueError):
+            return False
+        if column == "spec" and not isinstance(value, dict):
+            return False
+    return True

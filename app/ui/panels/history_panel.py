@@ -1,4 +1,5 @@
-"""Past runs from the journal (reopen one) and the saved versions of the input fields."""
+"""Past runs from the journal (reopen one), the saved versions of the input fields, and the
+salvage of damaged journals that were moved aside."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 from app.core.code_exec import CodeResult
+from app.core.errors import ChainStudioError
 from app.core.events import STOP_REASON_TEXT
 from app.services import Services
 from app.ui.render import Entry, code_markdown, render_transcript
@@ -25,6 +27,9 @@ class HistoryPanel:
     field: gr.Radio
     versions: gr.Dropdown
     restore: gr.Button
+    damaged: gr.Column  # shown while a damaged journal waits to be salvaged
+    set_aside: gr.Dropdown
+    salvage: gr.Button
 
 
 def runs_table(services: Services) -> list[list[Any]]:
@@ -33,6 +38,42 @@ def runs_table(services: Services) -> list[list[Any]]:
          f"{run.answers}/{run.planned}", ", ".join(run.models)]
         for run in services.journal.runs(100)
     ]
+
+
+def journal_notice(services: Services) -> str:
+    """The page's line about a damaged journal moved aside at start ("" when there was none)."""
+    notice = services.journal.notice
+    return f"⚠️ {notice}" if notice else ""
+
+
+def build_notice(services: Services) -> gr.Markdown:
+    """The notice line for the top of the page (hidden unless the journal was replaced at start)."""
+    text = journal_notice(services)
+    return gr.Markdown(text, visible=bool(text), elem_id="journal-notice")
+
+
+def set_aside_choices(services: Services) -> list[tuple[str, str]]:
+    """Damaged journals waiting to be salvaged, as (file name, path) choices."""
+    return [(path.name, str(path)) for path in services.journal.set_aside_files()]
+
+
+def salvage_journal(services: Services, path: str | None) -> tuple[str, list[list[Any]], Any, Any, Any]:
+    """Copy the readable rows of a set-aside journal back in: (status, runs table, choices update,
+    damaged-section update, notice update)."""
+    if not path:
+        return "⚠️ Choose a damaged journal first.", runs_table(services), gr.update(), gr.update(), gr.update()
+    try:
+        report = services.journal.salvage(Path(path))
+    except ChainStudioError as exc:
+        gr.Warning(str(exc))
+        message = f"⚠️ {exc}"
+    else:
+        message = report.describe()
+    left = set_aside_choices(services)
+    moved = services.journal.moved_aside
+    notice_done = moved is not None and str(moved) not in {value for _, value in left}
+    return (message, runs_table(services), gr.update(choices=left, value=left[0][1] if left else None),
+            gr.update(visible=bool(left)), gr.update(visible=False) if notice_done else gr.update())
 
 
 def build(services: Services) -> HistoryPanel:
@@ -48,7 +89,15 @@ def build(services: Services) -> HistoryPanel:
                      elem_id="history-field")
     versions = gr.Dropdown(choices=[], label="Version", elem_id="history-versions")
     restore = gr.Button("Restore this version", size="sm", elem_id="history-restore")
-    return HistoryPanel(runs, refresh, run_id, reopen, field, versions, restore)
+    choices = set_aside_choices(services)
+    with gr.Column(visible=bool(choices), elem_id="history-damaged") as damaged:
+        gr.Markdown("**Damaged journals set aside**: copy the rows that can still be read into the journal "
+                    "(the file itself is kept as it is).")
+        with gr.Row():
+            set_aside = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label="Damaged journal",
+                                    elem_id="history-set-aside", scale=3)
+            salvage = gr.Button("Salvage readable rows", size="sm", elem_id="history-salvage", scale=1)
+    return HistoryPanel(runs, refresh, run_id, reopen, field, versions, restore, damaged, set_aside, salvage)
 
 
 def _field_key(label: str) -> str:
@@ -57,8 +106,9 @@ def _field_key(label: str) -> str:
 
 def wire(panel: HistoryPanel, services: Services, fields: dict[str, gr.Textbox], models: gr.Textbox,
          transcript: gr.Markdown, entries: gr.State, status: gr.Markdown, raw: gr.Checkbox,
-         learning_records: gr.State) -> Any:
-    """Wire the panel; returns the reopen event so the page can refresh what depends on it."""
+         learning_records: gr.State, notice: gr.Markdown | None = None) -> Any:
+    """Wire the panel; returns the reopen event so the page can refresh what depends on it.
+    `notice` is the page's damaged-journal line, hidden once that journal is salvaged."""
     def reopen(run_id: float | None, raw_mode: bool) -> tuple:
         found = services.journal.run(int(run_id)) if run_id else None
         if found is None:
@@ -120,6 +170,8 @@ def wire(panel: HistoryPanel, services: Services, fields: dict[str, gr.Textbox],
         reopen, [panel.run_id, raw],
         [transcript, entries, fields["system"], fields["previous"], fields["prompt"], models, status, learning_records],
     )
+    salvaged = [status, panel.runs, panel.set_aside, panel.damaged] + ([notice] if notice is not None else [])
+    panel.salvage.click(lambda path: salvage_journal(services, path)[:len(salvaged)], panel.set_aside, salvaged)
     panel.field.change(list_versions, panel.field, panel.versions)
     panel.refresh.click(list_versions, panel.field, panel.versions)
     panel.restore.click(restore, [panel.field, panel.versions],
