@@ -1,8 +1,10 @@
 """A loopback stand-in for the Hugging Face Hub's file endpoints, for download tests.
 
 Serves HEAD/GET /ORG/REPO/resolve/REV/PATH with the headers huggingface_hub reads (X-Repo-Commit,
-X-Linked-Etag = sha256, X-Linked-Size), honours Range requests, counts requests, and can misbehave
-per file: drop the connection at 40%, serve wrong bytes, answer 401, 403 (gated) or 404.
+X-Linked-Etag = sha256, X-Linked-Size), honours Range requests, counts requests and the body bytes
+it sends, can serve a file at a set rate (a slow link: `rate` bytes a second), and can misbehave
+per file: drop the connection at 40%, go silent after 25% (stall), serve wrong bytes, answer 401,
+403 (gated), 404 or 429 ("throttle").
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 @dataclass
 class HostedFile:
     content: bytes
-    behaviour: str = "ok"  # ok | slow | drop40 | wrong | 401 | 403-gated | throttle
+    behaviour: str = "ok"  # ok | slow | drop40 | stall | wrong | 401 | 403-gated | throttle (429)
+    rate: int | None = None  # bytes a second, when set (may be changed between requests)
     gets: int = 0
+    sent: int = 0  # body bytes written, over every GET
+    starts: list[int] = field(default_factory=list)  # the first byte each GET asked for
 
     @property
     def sha256(self) -> str:
@@ -32,14 +37,15 @@ class StandInHub:
     files: dict[str, HostedFile] = field(default_factory=dict)  # "org/repo/path" -> file
     requests: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    closing: threading.Event = field(default_factory=threading.Event)  # ends stalled responses
 
     @property
     def endpoint(self) -> str:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def add(self, repo: str, path: str, content: bytes, behaviour: str = "ok") -> HostedFile:
-        hosted = self.files[f"{repo}/{path}"] = HostedFile(content, behaviour)
+    def add(self, repo: str, path: str, content: bytes, behaviour: str = "ok", rate: int | None = None) -> HostedFile:
+        hosted = self.files[f"{repo}/{path}"] = HostedFile(content, behaviour, rate)
         return hosted
 
     def start(self) -> "StandInHub":
@@ -107,6 +113,7 @@ class StandInHub:
                 if not body:
                     return
                 hosted.gets += 1
+                hosted.starts.append(start)
                 if hosted.behaviour == "drop40" and hosted.gets == 1 and start == 0:
                     self.wfile.write(content[: len(content) * 4 // 10])
                     self.wfile.flush()
@@ -119,7 +126,26 @@ class StandInHub:
                         self.wfile.flush()
                         time.sleep(0.05)
                     return
-                self.wfile.write(content[start:])
+                try:
+                    self._send(hosted, content, start)
+                except OSError:  # the client went away (a stopped download)
+                    self.close_connection = True
+
+            def _send(self, hosted: HostedFile, content: bytes, start: int) -> None:
+                stall_at = len(content) // 4 if hosted.behaviour == "stall" else len(content)
+                offset = start
+                while offset < len(content):
+                    if offset >= stall_at:  # silent, connection open, until the stand-in closes
+                        hub.closing.wait(120)
+                        self.close_connection = True
+                        return
+                    piece = content[offset : min(offset + 2**14, stall_at)]
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+                    offset += len(piece)
+                    hosted.sent += len(piece)
+                    if hosted.rate:
+                        time.sleep(len(piece) / hosted.rate)
 
             def do_HEAD(self) -> None:
                 self._serve(body=False)
@@ -132,6 +158,7 @@ class StandInHub:
         return self
 
     def stop(self) -> None:
+        self.closing.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -3,6 +3,8 @@ Hub), loads and answers, with the progress shown on the way."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -73,5 +75,44 @@ def test_a_refused_link_makes_no_connection(studio: RunningStudio, hub: StandInH
         page.locator("#status").get_by_text("plain http is refused").wait_for(timeout=30_000)
         assert len(hub.requests) == before
         page.screenshot(path=str(artifacts_dir / "refused.png"))
+    finally:
+        page.close()
+
+
+def test_stop_all_ends_a_download_and_the_next_run_answers(studio: RunningStudio, hub: StandInHub, browser: object,
+                                                           demo_model: Path, artifacts_dir: Path) -> None:
+    # 200 KB/s: the whole file would take over 100 s.
+    hub.add(REPO, "stop-me.gguf", demo_model.read_bytes() + bytes(20 * 2**20), rate=200_000)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    try:
+        page.goto(studio.url, wait_until="load")
+        prompt = page.locator("#user-prompt textarea")
+        prompt.wait_for()
+        demo = page.locator("#models textarea").input_value()  # the demo model, chosen by default
+        page.locator("#models textarea").fill("")
+        page.locator("#model-urls textarea").fill(f"https://huggingface.co/{REPO}/resolve/main/stop-me.gguf")
+        prompt.fill("hello")
+        prompt.press("Enter")
+        page.locator("#download-progress").wait_for(timeout=60_000)
+        page.locator("#stop-all").click()
+        clicked = time.monotonic()
+        # The run's own last word (the Stop all button's reply may arrive before or after it).
+        page.locator("#transcript").get_by_text("it resumes next time").wait_for(timeout=15_000)
+        took = time.monotonic() - clicked
+        page.locator("#status").get_by_text("Run stopped").wait_for(timeout=15_000)
+        page.screenshot(path=str(artifacts_dir / "download-stopped.png"), full_page=True)
+        assert took < 5, f"the run reported the stop {took:.1f} s after Stop all"
+        transcript = page.locator("#transcript").inner_text()
+        assert re.search(r"download of stop-me\.gguf stopped; \d+\.\d MB kept, it resumes next time", transcript)
+        models = studio.home / "models"
+        assert list((models / ".downloading").rglob("stop-me.gguf.*.incomplete"))  # kept for next time
+        assert not (models / "stop-me.gguf").exists()
+
+        # The model lock is free: a run on the demo model starts at once and answers.
+        page.locator("#models textarea").fill(demo)
+        prompt.press("Enter")
+        page.locator("#status").get_by_text("Run finished.").wait_for(timeout=120_000)
+        assert page.locator("#transcript").inner_text().rstrip().count("Hello from the demo model.") == 1
+        page.screenshot(path=str(artifacts_dir / "answered-after-stop.png"), full_page=True)
     finally:
         page.close()
