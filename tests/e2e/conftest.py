@@ -86,7 +86,8 @@ def studio(tmp_path: Path, studio_home: Path) -> Iterator[RunningStudio]:
 
 
 @contextlib.contextmanager
-def launch_studio(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[RunningStudio]:
+def launch_studio(home: Path, extra_env: dict[str, str] | None = None,
+                  extra_args: tuple[str, ...] = ()) -> Iterator[RunningStudio]:
     """`python -m app ui` on a fresh data folder (prompts saved inside it), stopped afterwards."""
     import sys
 
@@ -96,7 +97,7 @@ def launch_studio(home: Path, extra_env: dict[str, str] | None = None) -> Iterat
                **(extra_env or {}))
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app", "ui", "--port", str(port), "--no-browser"],
+            [sys.executable, "-m", "app", "ui", "--port", str(port), "--no-browser", *extra_args],
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}/"
