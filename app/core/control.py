@@ -18,6 +18,7 @@ class RunControl:
         self._runner = runner
         self._stop_all = threading.Event()
         self._stop_code = threading.Event()
+        self._stop_download = threading.Event()
 
     @property
     def stop_all_requested(self) -> bool:
@@ -30,24 +31,34 @@ class RunControl:
     def code_started(self) -> None:
         self._stop_code.clear()
 
+    def download_should_stop(self) -> bool:
+        """Polled while a model downloads: Stop/Next (skip this model) or Stop all ends the wait."""
+        return self._stop_download.is_set() or self._stop_all.is_set()
+
+    def download_started(self) -> None:
+        self._stop_download.clear()
+
     def step(self) -> None:
         """With manual stepping: one more token of this runner's answer."""
         if self._runner.generating:
             self._runner.backend.step()
 
     def stop_current(self) -> None:
-        """End the answer being generated (or its code running); the chain goes on with the next
-        item or model."""
+        """End the answer being generated (or its code running, or the download of its model); the
+        chain goes on with the next item or model."""
         if getattr(self._runner, "running_code", False):
             self._stop_code.set()
+        if getattr(self._runner, "downloading", False):
+            self._stop_download.set()
         if self._runner.generating:
             self._runner.backend.stop_current()
 
     def stop_all(self) -> None:
-        """End the run; the answer being generated stops where it is."""
+        """End the run; the answer being generated stops where it is, a download within a second
+        (its bytes are kept for next time)."""
         self._stop_all.set()
-        if self._runner.generating:
-            self._runner.backend.stop_all()
+        if self._runner.generating or self._runner.loading:
+            self._runner.backend.stop_all()  # also ends a load in progress
 
     def reset(self) -> None:
         """Ready for a new run."""

@@ -51,7 +51,10 @@ class RunRecorder(Protocol):
 class ModelSource(Protocol):
     """Turns a model link into a local file (downloading and verifying it when needed)."""
 
-    def resolve(self, ref: str, progress: Callable[[str, float | None], None]) -> str: ...
+    def resolve(self, ref: str, progress: Callable[[str, float | None], None],
+                should_stop: Callable[[], bool] | None = None) -> str:
+        """The local path of `ref`; raises DownloadStopped soon after `should_stop()` turns true."""
+        ...
 
 
 class ChainRunner:
@@ -67,6 +70,8 @@ class ChainRunner:
         self.running = False
         self.generating = False  # True while this runner's answer is being generated
         self.running_code = False  # True while an answer's code runs
+        self.downloading = False  # True while a model of this runner's run downloads
+        self.loading = False  # True while this runner's run loads a model (Stop all ends the load)
 
     def plan(self, spec: ChainSpec) -> list[PlannedAnswer]:
         """The answers `spec` would generate (raises PromptSyntaxError before anything runs)."""
@@ -120,7 +125,8 @@ class ChainRunner:
                     continue
                 loaded_slot = slot
             if state.spec.code.run_code and self.code_runner is not None:
-                self.code_runner.prepare(state.spec.code.persistent)  # a kernel warms up while the model writes
+                # a kernel warms up while the model writes
+                self.code_runner.prepare(state.spec.code.persistent, state.spec.code.offline)
             answer = yield from self._answer(planned, state)
             if answer is None:
                 if self.backend.loaded is None:  # the worker crashed: skip this model's other answers
@@ -134,9 +140,11 @@ class ChainRunner:
                 return "stop_signal"
             if ran is not None and state.spec.code.stop_condition and meets_stop_condition(ran):
                 return "stop_condition"
+        if self.control.stop_all_requested:  # a download stopped by Stop all is a stop, not an error
+            return "stopped"
         if state.answers == 0 and state.failures:
             return "error"
-        return "stopped" if self.control.stop_all_requested else "completed"
+        return "completed"
 
     def _fail(self, failure: Failure, state: "_Run") -> Failure:
         state.failures += 1
@@ -145,16 +153,22 @@ class ChainRunner:
         return failure
 
     def _download(self, ref: str, name: str) -> Iterator[ChainEvent]:
-        """Resolve a link in a helper thread, streaming its progress; returns the local path."""
+        """Resolve a link in a helper thread, streaming its progress; returns the local path. Stop/Next
+        and Stop all end the wait (DownloadStopped), and so does abandoning this generator."""
         source = self._source
         if source is None:
             raise DownloadError(f"{name} is a link, and this run has no downloader")
         updates: queue.Queue = queue.Queue()
         outcome: dict[str, object] = {}
+        abandoned = threading.Event()  # the consumer went away (Ctrl-C, a closed generator)
+
+        def should_stop() -> bool:
+            return abandoned.is_set() or self.control.download_should_stop()
 
         def work() -> None:
             try:
-                outcome["path"] = source.resolve(ref, lambda text, fraction: updates.put((text, fraction)))
+                outcome["path"] = source.resolve(ref, lambda text, fraction: updates.put((text, fraction)),
+                                                 should_stop)
             except ChainStudioError as exc:
                 outcome["error"] = exc
             except Exception as exc:  # report, never crash the run
@@ -162,9 +176,22 @@ class ChainRunner:
             finally:
                 updates.put(None)
 
-        threading.Thread(target=work, name=f"download {name}", daemon=True).start()
-        while (update := updates.get()) is not None:
-            yield ModelDownloading(name, *update)
+        self.control.download_started()
+        self.downloading = True
+        try:
+            threading.Thread(target=work, name=f"download {name}", daemon=True).start()
+            while True:
+                try:
+                    update = updates.get(timeout=0.5)  # a timeout keeps Ctrl-C prompt on Windows too
+                except queue.Empty:
+                    continue
+                if update is None:
+                    break
+                yield ModelDownloading(name, *update)
+        finally:
+            self.downloading = False
+            if not outcome:
+                abandoned.set()
         if "error" in outcome:
             raise outcome["error"]  # type: ignore[misc]
         return str(outcome["path"])
@@ -176,7 +203,11 @@ class ChainRunner:
                 path = yield from self._download(path, planned.model_name)
                 self._resolved[planned.model] = path
             yield ModelLoading(planned.model_name)
-            info = self.backend.load(path, state.spec.load)
+            self.loading = True
+            try:
+                info = self.backend.load(path, state.spec.load)
+            finally:
+                self.loading = False
         except ChainStudioError as exc:
             skipped = sum(1 for p in plan if (p.loop, p.model_slot) == (planned.loop, planned.model_slot))
             yield self._fail(Failure(planned.model_name, str(exc), planned.loop, skipped=skipped), state)
@@ -253,7 +284,7 @@ class ChainRunner:
         self.running_code = True
         try:
             result = self.code_runner.run(code, options.timeout, options.persistent,
-                                          should_stop=self.control.code_should_stop)
+                                          should_stop=self.control.code_should_stop, offline=options.offline)
         finally:
             self.running_code = False
         if self.recorder:

@@ -106,8 +106,9 @@ def transition_logits() -> tuple[list[str], np.ndarray]:
     return list(vocab.tokens), logits
 
 
-def write_demo_model(path: str | os.PathLike[str]) -> Path:
-    """Write the demo model to `path` (atomically) and return the path. Takes a few milliseconds."""
+def write_demo_model(path: str | os.PathLike[str], chat_template: str = CHAT_TEMPLATE) -> Path:
+    """Write the demo model to `path` (atomically) and return the path. Takes a few milliseconds.
+    Tests write copies with another `chat_template` (a file's template is untrusted input)."""
     vocab = spm_vocabulary(TRANSITIONS)
     _, table = transition_logits()
     shape = _shape(len(vocab.tokens))
@@ -145,7 +146,7 @@ def write_demo_model(path: str | os.PathLike[str]) -> Path:
         vocab=vocab,
         tensors=tensors,
         file_type=gguf.LlamaFileType.ALL_F32,
-        chat_template=CHAT_TEMPLATE,
+        chat_template=chat_template,
         description="Scripted replies for trying Chain Studio offline; see the README.",
     )
 

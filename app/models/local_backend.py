@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from app import settings
+from app.spawn import on_spawner_thread
 from app.core.backend import (
     GenerationEvent,
     GenerationRequest,
@@ -41,6 +42,14 @@ from app.models.worker_link import FramedPipe, StopFlag
 
 STOP_ALL_GRACE_SECONDS = 1.0
 EXIT_GRACE_SECONDS = 3.0
+# A load that takes longer than this is ended (a file on a stalled disk, a bug in llama.cpp): a
+# minute plus half a minute per GB of file, since loading reads (or maps) the weights once.
+LOAD_SECONDS_BASE = 60.0
+LOAD_SECONDS_PER_GB = 30.0
+# The worker's data memory may exceed the estimate by this much (or this share of it) before
+# allocations fail: estimates are approximate, a runaway (a template building a huge text) is not.
+MEMORY_MARGIN_BYTES = 2**30
+MEMORY_MARGIN_SHARE = 0.5
 _worker_numbers = itertools.count(1)
 
 
@@ -95,8 +104,11 @@ class LocalBackend:
     """Runs GGUF models with llama.cpp in a child process; safe to share between threads (requests
     are served one at a time; a second caller waits)."""
 
-    def __init__(self, log_dir: Path | None = None) -> None:
+    def __init__(self, log_dir: Path | None = None, load_timeout: float | None = None) -> None:
         self._lock = threading.Lock()
+        self._load_timeout = load_timeout  # None: from the file's size (see LOAD_SECONDS_*)
+        self._loading: _Worker | None = None  # the worker while it loads (Stop all / Unload end it)
+        self._load_ended_by: str | None = None  # "timeout" or "stop" when the studio ended a load
         self._idle = threading.Event()
         self._idle.set()
         self._worker: _Worker | None = None
@@ -123,8 +135,11 @@ class LocalBackend:
             p for p in (str(settings.PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
         )
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "app.models.worker", stop.path],
+            # Started from the spawner thread: the worker's parent-death signal must not fire
+            # when the handler thread that loads the model ends (app/spawn.py).
+            process = on_spawner_thread(
+                subprocess.Popen,
+                [sys.executable, "-m", "app.models.worker", stop.path, str(os.getpid())],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -239,13 +254,29 @@ class LocalBackend:
             ):
                 return self._loaded
             self._end_worker()  # the old model's memory is back before the next one is measured
-            self._check_memory(info, params)
+            needed = self._check_memory(info, params)
+            limit = needed + max(MEMORY_MARGIN_BYTES, int(needed * MEMORY_MARGIN_SHARE))
+            timeout = self._load_timeout or LOAD_SECONDS_BASE + LOAD_SECONDS_PER_GB * info.file_size / 2**30
             worker = self._start_worker()
+            self._loading, self._load_ended_by = worker, None
+            watchdog = threading.Timer(timeout, self._end_load, args=(worker, "timeout"))
+            watchdog.daemon = True
+            watchdog.start()
             try:
-                self._send(worker, ("load", resolved, params))
+                self._send(worker, ("load", resolved, params, limit))
                 reply = self._recv(worker)
             except _WorkerGone as gone:
-                raise self._crashed(worker, gone, f"loading {info.file_name}") from None
+                ended_by = self._load_ended_by
+                if ended_by is None:
+                    raise self._crashed(worker, gone, f"loading {info.file_name}") from None
+                self._end_worker(keep_log=ended_by == "timeout")
+                if ended_by == "timeout":
+                    raise ModelLoadError(f"loading {info.file_name} took longer than {timeout:.3g} s, so it was "
+                                         "ended; the worker log is in the logs folder") from None
+                raise ModelLoadError(f"loading {info.file_name} was stopped") from None
+            finally:
+                watchdog.cancel()
+                self._loading = None
             if reply[0] == "err":
                 self._raise_reported(reply)
             self._loaded = reply[1]
@@ -253,8 +284,9 @@ class LocalBackend:
             return self._loaded
 
     @staticmethod
-    def _check_memory(info: Any, params: LoadParams) -> None:
-        """Refuse a load that cannot fit, before the machine starts swapping or the worker is killed."""
+    def _check_memory(info: Any, params: LoadParams) -> int:
+        """Refuse a load that cannot fit, before the machine starts swapping or the worker is killed;
+        returns the estimated need in bytes."""
         needed = estimate_memory(info, params.n_ctx, params.n_batch)
         free = available_memory()
         if free is not None and needed.total > free:
@@ -262,9 +294,28 @@ class LocalBackend:
                 f"{info.file_name} needs {needed.describe()}, but only {free / 2**30:.2f} GB of memory is "
                 "available: lower n_ctx (Model loading) or close other programs"
             )
+        return needed.total
+
+    def _end_load(self, worker: _Worker, reason: str) -> bool:
+        """End a worker that is still loading (its load then fails with a message); False when no
+        load is running in it."""
+        if self._loading is not worker or worker.process.poll() is not None:
+            return False
+        self._load_ended_by = reason
+        worker.process.kill()
+        return True
+
+    @property
+    def loading(self) -> bool:
+        """True while a model is being loaded."""
+        return self._loading is not None
 
     def unload(self) -> None:
-        """End the worker process: the model's memory returns to the operating system."""
+        """End the worker process: the model's memory returns to the operating system. A load in
+        progress is ended first, so Unload always answers."""
+        loading = self._loading
+        if loading is not None:
+            self._end_load(loading, "stop")
         with self._lock:
             self._end_worker()
 
@@ -304,7 +355,10 @@ class LocalBackend:
             worker.stop.set()
 
     def stop_all(self) -> None:
-        """Stop the running generation; kill the worker if it has not stopped within a second."""
+        """Stop the running generation (or load); kill the worker if it has not stopped within a second."""
+        loading = self._loading
+        if loading is not None and self._end_load(loading, "stop"):
+            return
         self.stop_current()
         if self._idle.wait(STOP_ALL_GRACE_SECONDS):
             return

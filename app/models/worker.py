@@ -28,10 +28,13 @@ import codecs
 import dataclasses
 import os
 import random
+import signal
 import sys
+import threading
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
+from app.core.errors import GenerationError
 from app.core.backend import GenerationRequest, GenerationResult, LoadedModel, StopReason
 from app.core.learning import TokenChoice, describe_pick
 from app.core.sampler_pipeline import SamplerPipeline
@@ -69,14 +72,81 @@ def resident_memory_bytes() -> int | None:
         return None
 
 
+class _UncompiledChatFormatter:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter, which compiles a file's chat templates
+    at load. Jinja folds constant expressions while compiling, even in its sandbox, so a template
+    like `{{ 3 ** 1000000000 }}` would hang the load. The studio renders templates itself."""
+
+    def __init__(self, **_kwargs: Any) -> None:
+        pass
+
+    def to_chat_handler(self) -> Any:
+        def refuse(*_args: Any, **_kwargs: Any) -> Any:
+            raise RuntimeError("the studio renders chat templates itself (app/models/chat_template.py)")
+
+        return refuse
+
+
+def limit_data_memory(limit_bytes: int) -> None:
+    """Cap this process's data memory (heap and private mappings; the memory-mapped model file does
+    not count) so a runaway allocation fails with MemoryError instead of taking the machine. The
+    soft limit only: a later load in a fresh worker sets its own."""
+    if limit_bytes <= 0:
+        return
+    try:
+        import resource
+    except ImportError:  # Windows: no rlimits
+        return
+    which = getattr(resource, "RLIMIT_DATA", None) if sys.platform.startswith("linux") else \
+        getattr(resource, "RLIMIT_AS", None)
+    if which is None:
+        return
+    try:
+        _soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            limit_bytes = min(limit_bytes, hard)
+        resource.setrlimit(which, (limit_bytes, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def guard_process(parent_pid: int) -> None:
+    """Ignore Ctrl-C (the studio ends the worker) and die with the studio on every OS path."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(0)  # the studio died before the guard was in place
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(0)
+
+    if parent_pid:
+        # Also on Linux: a watchdog costs nothing and covers a prctl that failed.
+        threading.Thread(target=watch, name="studio watch", daemon=True).start()
+
+
 class ModelSession:
     """One loaded model and the operations on it."""
 
-    def __init__(self, path: str, params: LoadParams) -> None:
+    def __init__(self, path: str, params: LoadParams, memory_limit: int = 0) -> None:
         try:
             import llama_cpp
+            import llama_cpp.llama_chat_format as chat_format
         except ImportError as exc:
             raise _Failure("load", INSTALL_HINT) from exc
+        chat_format.Jinja2ChatFormatter = _UncompiledChatFormatter  # type: ignore[assignment,misc]
+        limit_data_memory(memory_limit)
         self._lib = llama_cpp
         threads = params.n_threads or os.cpu_count() or 1
         started = time.perf_counter()
@@ -93,6 +163,9 @@ class ModelSession:
                 logits_all=False,
                 verbose=True,  # goes to the worker log: the parent shows its tail on failures
             )
+        except MemoryError:
+            raise _Failure("load", f"{os.path.basename(path)} needs more memory than the studio estimated "
+                                   f"({memory_limit / 2**30:.2f} GB allowed): lower n_ctx") from None
         except Exception as exc:  # llama-cpp-python raises ValueError for files llama.cpp refuses
             raise _Failure("load", f"llama.cpp could not load {os.path.basename(path)}: {exc}") from exc
         self.load_seconds = time.perf_counter() - started
@@ -356,15 +429,18 @@ def _serve(conn: FramedPipe, stop: StopFlag) -> None:
                 conn.send(("err", "protocol", f"unknown operation {op!r}", None))
         except _Failure as failure:
             conn.send(("err", failure.kind, str(failure), failure.extra))
+        except GenerationError as exc:  # e.g. a chat template that could not be applied
+            conn.send(("err", "generate", str(exc), None))
         except Exception as exc:  # report, keep serving: the parent decides what to do
             conn.send(("err", "internal", f"{type(exc).__name__}: {exc}", None))
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of the worker process: `python -m app.models.worker STOP_FLAG_FILE`."""
-    if len(argv) != 1:
-        print("usage: python -m app.models.worker STOP_FLAG_FILE", file=sys.stderr)
+    """Entry point of the worker process: `python -m app.models.worker STOP_FLAG_FILE [PARENT_PID]`."""
+    if len(argv) not in (1, 2) or (len(argv) == 2 and not argv[1].isdigit()):
+        print("usage: python -m app.models.worker STOP_FLAG_FILE [PARENT_PID]", file=sys.stderr)
         return 2
+    guard_process(int(argv[1]) if len(argv) == 2 else 0)
     # Keep stdout for the protocol only: anything else printed there (by Python or by llama.cpp)
     # is sent to stderr, i.e. the log file.
     protocol_out = os.fdopen(os.dup(1), "wb")
