@@ -1,7 +1,7 @@
 """Install everything Chain Studio needs; run by install.sh / install.bat with any Python >= 3.11.
 
 Standard library only: it runs before the virtual environments exist. Steps:
-1. OS packages (Linux with apt: espeak-ng, libportaudio2, chromium, sox): installed when running as
+1. OS packages (Linux with apt: espeak-ng, libportaudio2, chromium, sox, bubblewrap): installed when running as
    root, otherwise the one command to run is printed.
 2. `venvs/app` from requirements.txt (+ requirements-test.txt with --with-tests) and
    `venvs/jupyter` from requirements-jupyter.txt, each pinned by constraints.txt.
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / "venvs"
 CONSTRAINTS = ROOT / "constraints.txt"
-OS_PACKAGES = ("espeak-ng", "libportaudio2", "chromium", "sox")
+OS_PACKAGES = ("espeak-ng", "libportaudio2", "chromium", "sox", "bubblewrap")
 MIN_PYTHON = (3, 11)
 
 

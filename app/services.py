@@ -121,11 +121,11 @@ class _LazyCodeRunner:
     def __init__(self, services: Services) -> None:
         self._services = services
 
-    def prepare(self, persistent: bool) -> None:
-        self._services.code().prepare(persistent)
+    def prepare(self, persistent: bool, offline: bool = False) -> None:
+        self._services.code().prepare(persistent, offline)
 
-    def run(self, code, timeout, persistent=False, should_stop=None):  # noqa: ANN001 - CodeRunner protocol
-        return self._services.code().run(code, timeout, persistent, should_stop)
+    def run(self, code, timeout, persistent=False, should_stop=None, offline=False):  # noqa: ANN001 - CodeRunner protocol
+        return self._services.code().run(code, timeout, persistent, should_stop, offline)
 
 
 def start_services(models_dir: Path) -> Services:

@@ -36,6 +36,7 @@ class CodeOptions:
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     persistent: bool = False  # keep variables between runs (default: a fresh kernel per run)
     pasted: str = ""  # code the person pasted; used instead of each answer's code when it has #IDE
+    offline: bool = False  # the code gets no network (needs the sandbox)
 
     def __post_init__(self) -> None:
         if not 0 < self.timeout <= MAX_TIMEOUT_SECONDS:
@@ -101,12 +102,13 @@ class CodeResult:
 class CodeRunner(Protocol):
     """Runs code outside the studio's process."""
 
-    def prepare(self, persistent: bool) -> None:
+    def prepare(self, persistent: bool, offline: bool = False) -> None:
         """Get a kernel ready in the background (called while the model is still writing)."""
 
     def run(self, code: str, timeout: float, persistent: bool = False,
-            should_stop: Callable[[], bool] | None = None) -> CodeResult:
-        """Run `code` and wait for it (at most `timeout` seconds, or until `should_stop()`)."""
+            should_stop: Callable[[], bool] | None = None, offline: bool = False) -> CodeResult:
+        """Run `code` and wait for it (at most `timeout` seconds, or until `should_stop()`);
+        `offline`: without network."""
 
 
 def is_stop_signal(result: CodeResult) -> bool:

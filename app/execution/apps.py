@@ -34,6 +34,8 @@ from app.core.code_apps import AppKind
 from app.core.errors import CodeExecutionError
 from app.execution.kernel import ANSI_CODES, code_python, kernel_environment
 from app.execution.processes import kill_tree, new_session_kwargs, pid_alive
+from app.execution.sandbox import sandbox_command, sandbox_status
+from app.spawn import on_spawner_thread
 
 MARKER_ENV = "CHAIN_STUDIO_APP_ID"
 STUDIO_PID_ENV = "CHAIN_STUDIO_STUDIO_PID"  # read by the sitecustomize below
@@ -156,9 +158,10 @@ class BackgroundApps:
         full_env.update(app_env)
         full_env.update(env or {})
         full_env[MARKER_ENV] = marker
+        command = sandboxed_command(command, cwd)
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                command, cwd=str(cwd), env=full_env,
+            process = on_spawner_thread(
+                subprocess.Popen, command, cwd=str(cwd), env=full_env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, **new_session_kwargs(),
             )
         started = RunningApp(kind, process.pid, None, log_path, script, time.time())
@@ -238,8 +241,20 @@ def background_environment(cwd: Path) -> dict[str, str]:
     env = kernel_environment()
     site_dir = _loopback_site(settings.data_dir() / "runtime")  # outside the code folder people browse
     env["PYTHONPATH"] = os.pathsep.join([str(site_dir), str(cwd)])
-    env[STUDIO_PID_ENV] = str(os.getpid())
+    if not sandbox_status().available:
+        # In the sandbox the studio's process cannot be seen (and bubblewrap ends everything in
+        # the sandbox when the studio dies); outside it, the sitecustomize watches the studio.
+        env[STUDIO_PID_ENV] = str(os.getpid())
     return env
+
+
+def sandboxed_command(command: list[str], cwd: Path) -> list[str]:
+    """`command` inside the sandbox where there is one (with the network: a browser must reach an
+    app), the code folder and `cwd` writable; unchanged where there is none."""
+    if not sandbox_status().available:
+        return command
+    site_dir = settings.data_dir() / "runtime" / ".site"
+    return sandbox_command(command, writable=[settings.code_dir(), cwd], readable=[site_dir], workdir=cwd)
 
 
 def _loopback_site(folder: Path) -> Path:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from app import settings
 from app.core.errors import CodeExecutionError
-from app.execution.apps import background_environment, free_local_port, http_status, log_tail
+from app.execution.apps import background_environment, free_local_port, http_status, log_tail, sandboxed_command
+from app.spawn import on_spawner_thread
 from app.execution.kernel import code_python
 from app.execution.processes import kill_tree, new_session_kwargs
 
@@ -77,8 +78,8 @@ class JupyterLab:
                 # jupyter_server refuses root; the studio (and so the code) already runs as root here
                 command.append("--allow-root")
             with open(self.log_path, "wb") as log:
-                process = subprocess.Popen(
-                    command, cwd=str(workdir or settings.code_dir()),
+                process = on_spawner_thread(
+                    subprocess.Popen, sandboxed_command(command, workdir or settings.code_dir()), cwd=str(workdir or settings.code_dir()),
                     env=background_environment(workdir or settings.code_dir()),
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     **new_session_kwargs(),

@@ -12,11 +12,12 @@ import json
 import os
 import queue
 import re
+import shutil
 import subprocess
+import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import psutil
 from jupyter_client.kernelspec import KernelSpecManager
@@ -26,9 +27,14 @@ from app import settings
 from app.core.code_exec import DIED, ERROR, OK, STOPPED, TIMEOUT, CodeOutput, CodeResult
 from app.core.errors import CodeExecutionError
 from app.execution.processes import kill_tree
+from app.execution.sandbox import code_environment, sandbox_command, sandbox_status
 from app.installer import VENVS, venv_python
+from app.spawn import on_spawner_thread
 
 KERNEL_NAME = "chain-studio"
+# The same kernel for the sandbox: interrupted by a message on its control channel, because a
+# signal would reach bubblewrap (which does not pass it on), not the kernel.
+SANDBOXED_KERNEL_NAME = "chain-studio-sandboxed"
 BOOT_SCRIPT = Path(__file__).with_name("kernel_boot.py")
 OUTPUT_HEAD = 400_000  # characters of each stream kept from the start of a run's output
 OUTPUT_TAIL = 100_000  # … and from its end: about 1 MB in all
@@ -36,10 +42,6 @@ RICH_OUTPUT_LIMIT = 5_000_000  # one image or HTML output larger than this is le
 INTERRUPT_GRACE_SECONDS = 3.0  # after an interrupt, how long a run may take to stop before a restart
 READY_TIMEOUT_SECONDS = 60.0
 FILE_LIMIT_BYTES = 4 * 2**30
-# Environment variables that carry secrets or point at the studio's own environment; the code's
-# kernel never sees them.
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE", re.IGNORECASE)
-_STUDIO_ONLY = ("HF_", "HUGGING_FACE", "GRADIO_", "CHAIN_STUDIO_", "JPY_", "PYTHON", "VIRTUAL_ENV", "CONDA_")
 ANSI_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours in tracebacks and logs
 
 
@@ -60,21 +62,35 @@ def kernels_dir() -> Path:
 
 
 def ensure_kernelspec() -> Path:
-    """Write (or refresh) the kernelspec that starts kernel_boot.py with venvs/jupyter's python."""
-    spec = {
-        "argv": [str(code_python()), str(BOOT_SCRIPT), "-f", "{connection_file}"],
-        "display_name": "Chain Studio (venvs/jupyter)",
-        "language": "python",
-        "interrupt_mode": "signal",
-        "metadata": {"debugger": False},
-    }
-    folder = kernels_dir() / KERNEL_NAME
-    path = folder / "kernel.json"
-    text = json.dumps(spec, indent=2)
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return folder
+    """Write (or refresh) the kernelspecs that start kernel_boot.py with venvs/jupyter's python
+    (one interrupted by a signal, one by a message for the sandbox); returns the first's folder."""
+    folders = []
+    for name, interrupt in ((KERNEL_NAME, "signal"), (SANDBOXED_KERNEL_NAME, "message")):
+        spec = {
+            "argv": [str(code_python()), str(BOOT_SCRIPT), "-f", "{connection_file}"],
+            "display_name": "Chain Studio (venvs/jupyter)",
+            "language": "python",
+            "interrupt_mode": interrupt,
+            "metadata": {"debugger": False},
+        }
+        folder = kernels_dir() / name
+        path = folder / "kernel.json"
+        text = json.dumps(spec, indent=2)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        folders.append(folder)
+    return folders[0]
+
+
+class _SandboxedKernelManager(KernelManager):
+    """A KernelManager whose kernel command runs inside bubblewrap (`sandbox_prefix` is set per
+    kernel: the folders it binds and whether the network is shared)."""
+
+    sandbox_prefix: list[str] = []
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return [*self.sandbox_prefix, *super().format_kernel_cmd(extra_arguments)]
 
 
 def code_memory_limit() -> int:
@@ -84,17 +100,11 @@ def code_memory_limit() -> int:
 
 
 def kernel_environment() -> dict[str, str]:
-    """The kernel's environment: the studio's, without its secrets and its own Python settings,
-    with venvs/jupyter first on PATH, Agg for matplotlib and the limits kernel_boot.py applies."""
-    env = {
-        name: value for name, value in os.environ.items()
-        if not _SECRET_NAME.search(name) and not name.upper().startswith(_STUDIO_ONLY)
-    }
-    venv = VENVS / "jupyter"
-    bin_dir = code_python().parent
-    env["PATH"] = os.pathsep.join([str(bin_dir), *[p for p in env.get("PATH", "").split(os.pathsep)
-                                                    if p and not p.startswith(str(VENVS))]])
-    env["VIRTUAL_ENV"] = str(venv)
+    """The kernel's environment, built from an allow-list (sandbox.code_environment: nothing that
+    could be a secret or the studio's own setting), with Agg for matplotlib and the limits
+    kernel_boot.py applies."""
+    code_python()  # a clear message when venvs/jupyter is missing
+    env = code_environment()
     env["MPLBACKEND"] = "Agg"  # children the code starts never open windows; kernel_boot sends figures
     env["PYTHONUNBUFFERED"] = "1"
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
@@ -166,8 +176,11 @@ class _Collector:
 class CodeKernel:
     """A running kernel. `run` never raises for errors in the code: they come back as results."""
 
-    def __init__(self, workdir: Path | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, offline: bool = False) -> None:
         self.workdir = workdir or settings.code_dir()
+        self.offline = offline  # in the sandbox: no network (the kernel talks over IPC sockets)
+        self.sandboxed = sandbox_status().available
+        self._runtime: Path | None = None  # this kernel's connection file (and IPC sockets)
         self.manager: KernelManager | None = None
         self.client = None
         self.runs = 0  # how many runs this kernel has served (a fresh kernel has served none)
@@ -179,25 +192,35 @@ class CodeKernel:
         """Start the kernel and wait until it answers; `preload` modules are imported at once (into
         sys.modules, not into the code's namespace) so the first run does not pay for them."""
         ensure_kernelspec()
-        runtime = settings.data_dir() / "runtime"
-        runtime.mkdir(parents=True, exist_ok=True)
-        manager = KernelManager(
-            kernel_name=KERNEL_NAME,
-            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir())], ensure_native_kernel=False),
-            connection_file=str(runtime / f"kernel-{uuid.uuid4().hex}.json"),
-        )
+        # A short path of its own per kernel: IPC socket paths must stay under ~100 characters, and
+        # the sandbox binds this one folder, not the others' connection files.
+        self._runtime = runtime = Path(tempfile.mkdtemp(prefix="chain-studio-kernel-"))
+        options: dict[str, Any] = {
+            "kernel_spec_manager": KernelSpecManager(kernel_dirs=[str(kernels_dir())], ensure_native_kernel=False),
+            "connection_file": str(runtime / "connection.json"),
+        }
+        if self.sandboxed:
+            if self.offline:  # no network in the sandbox: the kernel's sockets are files in `runtime`
+                options.update(transport="ipc", ip=str(runtime / "ipc"))
+            manager: KernelManager = _SandboxedKernelManager(kernel_name=SANDBOXED_KERNEL_NAME, **options)
+            manager.sandbox_prefix = sandbox_command(  # type: ignore[attr-defined]
+                [], writable=[self.workdir, runtime], offline=self.offline, workdir=self.workdir)
+        else:
+            manager = KernelManager(kernel_name=KERNEL_NAME, **options)
         try:
             # stdout/stderr of the process itself go nowhere: what the code prints comes over ZMQ.
-            manager.start_kernel(env=kernel_environment(), cwd=str(self.workdir),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 stdin=subprocess.DEVNULL)
+            # on the spawner thread: the sandbox ends when the thread that started it ends
+            on_spawner_thread(manager.start_kernel, env=kernel_environment(), cwd=str(self.workdir),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
             client = manager.blocking_client()
             client.start_channels()
             client.wait_for_ready(timeout=READY_TIMEOUT_SECONDS)
         except CodeExecutionError:
+            self._remove_runtime()
             raise
         except Exception as exc:
             _quiet_shutdown(manager)
+            self._remove_runtime()
             raise CodeExecutionError(f"the Python kernel did not start: {exc}") from exc
         self.manager, self.client = manager, client
         if preload:
@@ -251,6 +274,12 @@ class CodeKernel:
             if pid:
                 kill_tree(pid)
             _quiet_shutdown(manager)
+        self._remove_runtime()
+
+    def _remove_runtime(self) -> None:
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            shutil.rmtree(runtime, ignore_errors=True)
 
     # -- running -----------------------------------------------------------------------------------
     def run(self, code: str, timeout: float, should_stop: Callable[[], bool] | None = None) -> CodeResult:

@@ -19,6 +19,7 @@ from app.core.code_apps import AppKind, detect_app
 from app.core.code_exec import APP, STOPPED, CodeResult
 from app.core.errors import CodeExecutionError
 from app.execution.kernel import CodeKernel
+from app.execution.sandbox import sandbox_status
 
 PRELOAD = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
 READY_WAIT = 60.0  # seconds a run waits for a kernel that is still starting
@@ -36,6 +37,7 @@ class KernelPool:
         self._run_lock = threading.Lock()
         self._current: CodeKernel | None = None  # the persistent kernel, when variables are kept
         self._spare: Future | None = None
+        self._spare_offline = False  # the network setting the spare kernel was started with
         self._busy: CodeKernel | None = None  # the kernel running code now
         self._closed = False
 
@@ -53,13 +55,17 @@ class KernelPool:
         return self._apps.running() if self._apps is not None else []
 
     # -- kernels -----------------------------------------------------------------------------------
-    def prepare(self, persistent: bool = False) -> None:
+    def prepare(self, persistent: bool = False, offline: bool = False) -> None:
         """Have a kernel ready for the next run (a spare starts in the background if none is)."""
         with self._lock:
-            if self._closed or (persistent and self._current is not None and self._current.alive):
+            if self._closed or (persistent and self._current is not None and self._current.alive
+                                and self._current.offline == offline):
                 return
+            if self._spare is not None and self._spare_offline != offline:
+                self._retire_future(self._spare)
+                self._spare = None
             if self._spare is None:
-                self._spare = self._start_spare()
+                self._spare, self._spare_offline = self._start_spare(offline), offline
 
     def wait_ready(self, timeout: float = READY_WAIT) -> bool:
         """Block until the spare kernel has started and loaded its libraries (True), or it failed."""
@@ -73,47 +79,59 @@ class KernelPool:
             return False
         return kernel.idle_after_preload(timeout)
 
-    def _new_kernel(self) -> CodeKernel:
+    def _new_kernel(self, offline: bool) -> CodeKernel:
         """A started kernel in the code folder, with the common libraries imported."""
-        return CodeKernel(self.workdir or settings.code_dir()).start(self.preload)
+        if offline and not sandbox_status().available:
+            raise CodeExecutionError("\"offline code\" needs the sandbox, which is not available here: "
+                                     + sandbox_status().message)
+        return CodeKernel(self.workdir or settings.code_dir(), offline=offline).start(self.preload)
 
-    def _start_spare(self) -> Future:
+    def _start_spare(self, offline: bool) -> Future:
         future: Future = Future()
 
         def start() -> None:
             try:
-                future.set_result(self._new_kernel())
+                future.set_result(self._new_kernel(offline))
             except BaseException as exc:  # delivered to whoever takes the spare
                 future.set_exception(exc)
 
         threading.Thread(target=start, name="spare kernel", daemon=True).start()
         return future
 
-    def _take_kernel(self, persistent: bool, should_stop: Callable[[], bool] | None) -> CodeKernel | None:
+    def _take_kernel(self, persistent: bool, should_stop: Callable[[], bool] | None,
+                     offline: bool) -> CodeKernel | None:
         with self._lock:
             if self._closed:
                 raise CodeExecutionError("the code runner is closed")
-            if persistent and self._current is not None and self._current.alive:
+            if persistent and self._current is not None and self._current.alive \
+                    and self._current.offline == offline:
                 return self._current
-            if not persistent and self._current is not None:  # variables are no longer kept
+            if self._current is not None:  # variables are no longer kept, or the network changed
                 self._retire(self._current)
                 self._current = None
-            spare, self._spare = self._spare or self._start_spare(), None
+            if self._spare is not None and self._spare_offline != offline:
+                self._retire_future(self._spare)
+                self._spare = None
+            spare, self._spare = self._spare or self._start_spare(offline), None
         while True:
             try:
                 kernel = spare.result(timeout=0.1)
                 break
             except TimeoutError:
                 if should_stop is not None and should_stop():
-                    spare.add_done_callback(lambda f: f.exception() is None and self._retire(f.result()))
+                    self._retire_future(spare)
                     return None
         if not kernel.alive:  # died while waiting as a spare
             kernel.shutdown()
-            kernel = self._new_kernel()
+            kernel = self._new_kernel(offline)
         if persistent:
             with self._lock:
                 self._current = kernel
         return kernel
+
+    def _retire_future(self, spare: Future) -> None:
+        """Shut down a spare kernel once it has started (it may still be starting)."""
+        spare.add_done_callback(lambda f: f.exception() is None and self._retire(f.result()))
 
     @staticmethod
     def _retire(kernel: CodeKernel) -> None:
@@ -121,14 +139,15 @@ class KernelPool:
 
     # -- running -----------------------------------------------------------------------------------
     def run(self, code: str, timeout: float, persistent: bool = False,
-            should_stop: Callable[[], bool] | None = None) -> CodeResult:
+            should_stop: Callable[[], bool] | None = None, offline: bool = False) -> CodeResult:
         """Run `code` in a ready kernel (or, for a web app, in the background). Errors in the code,
-        time-outs and kernel deaths come back as results; only a missing environment raises."""
+        time-outs and kernel deaths come back as results; only a missing environment raises.
+        `offline`: the code gets no network (sandbox only)."""
         kind = detect_app(code)
         if kind is not None:
-            return self._run_app(code, kind)
+            return self._run_app(code, kind, offline)
         with self._run_lock:
-            kernel = self._take_kernel(persistent, should_stop)
+            kernel = self._take_kernel(persistent, should_stop, offline)
             if kernel is None:
                 return CodeResult(code=code, status=STOPPED, message="stopped before the code started")
             with self._lock:
@@ -143,11 +162,15 @@ class KernelPool:
                         if self._current is kernel:
                             self._current = None
                     self._retire(kernel)
-                self.prepare(persistent)  # the next run's kernel warms up now
+                self.prepare(persistent, offline)  # the next run's kernel warms up now
         return result
 
-    def _run_app(self, code: str, kind: AppKind) -> CodeResult:
+    def _run_app(self, code: str, kind: AppKind, offline: bool) -> CodeResult:
         started = time.monotonic()
+        if offline:
+            return CodeResult(code=code, status="error", message=f"the {kind.label} was not started",
+                              stderr=f"A {kind.label} needs the network to be opened in the browser: turn "
+                                     "\"offline code\" off to run it.\n")
         try:
             app = self.apps.start(code, kind, workdir=self.workdir or settings.code_dir())
         except CodeExecutionError as exc:

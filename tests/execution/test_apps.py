@@ -18,6 +18,8 @@ from app.core.code_apps import AppKind, detect_app
 from app.core.errors import CodeExecutionError
 from app.execution.apps import BackgroundApps, RunningApp
 from app.execution.processes import descendants, pid_alive
+from app.execution.sandbox import sandbox_status
+from tests.execution.conftest import host_pids
 
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -105,13 +107,20 @@ def test_http_server_is_found_served_on_loopback_and_stopped_with_all_it_started
     assert app.log_path == app.script_path.with_suffix(".log")
     assert apps.running() == [app]
 
-    children = json.loads((settings.code_dir() / "children.json").read_text())
+    inner = json.loads((settings.code_dir() / "children.json").read_text())
     below = {p.pid for p in descendants(app.pid)}
-    assert {children["child"], children["detached"]} <= below
-    assert children["orphan"] not in below and pid_alive(children["orphan"])
+    child, detached = host_pids([inner["child"], inner["detached"]], app.pid)
+    assert {child, detached} <= below
+    if sandbox_status().available:
+        # in the sandbox the orphan is re-parented to the sandbox's own init, so still below
+        (orphan,) = host_pids([inner["orphan"]], app.pid)
+    else:
+        orphan = inner["orphan"]
+        assert orphan not in below
+    assert pid_alive(orphan)
 
     assert apps.stop_all() == 1
-    assert wait_gone([app.pid, *children.values()]) == []
+    assert wait_gone([app.pid, child, detached, orphan]) == []
     assert apps.running() == []
 
 
@@ -290,8 +299,11 @@ def test_apps_end_when_the_studio_is_killed(tmp_path) -> None:
     try:
         app_pid = int(studio.stdout.readline())
         children = json.loads((tmp_path / "home" / "code" / "children.json").read_text())
-        pids = [app_pid, *children.values()]
-        assert all(pid_alive(pid) for pid in pids)
+        if sandbox_status().available:
+            pids = [app_pid, *host_pids(list(children.values()), app_pid)]
+        else:
+            pids = [app_pid, *children.values()]
+        assert len(pids) == 4 and all(pid_alive(pid) for pid in pids)
     finally:
         studio.send_signal(signal.SIGKILL)
         studio.wait()

@@ -121,7 +121,7 @@ def test_hidden_output_is_marked_hidden_and_still_journaled(runner, demo_model, 
 
 
 def test_code_is_never_executed_while_execution_is_off(backend, journal, pool, demo_model, tmp_path) -> None:
-    marker = tmp_path / "marker.txt"
+    marker = pool.workdir / f"marker-{tmp_path.name}.txt"  # where the code may write
     ide = f"#IDE\nopen({str(marker)!r}, 'w').write('ran')"
     off = ChainSpec(models=(str(demo_model),), prompts="compute %\nstop #",
                     code=CodeOptions(run_code=False, stop_condition=True, feed_output=True, pasted=ide))

@@ -16,6 +16,7 @@ from app.execution.kernel import CodeKernel, ensure_kernelspec, kernels_dir
 from app.execution.pool import KernelPool
 from app.execution.processes import pid_alive
 from app.installer import venv_python
+from tests.execution.conftest import host_pids
 
 
 @pytest.fixture
@@ -174,8 +175,10 @@ def test_close_python_kills_the_kernel_and_every_process_it_started(pool: Kernel
     )
     result = pool.run(code, timeout=60, persistent=True)
     assert result.status == OK
-    pids = [int(p) for p in result.stdout.split()]
-    assert all(pid_alive(pid) for pid in pids)
+    kernel = pool._current
+    assert kernel is not None and kernel.pid is not None
+    pids = host_pids([int(p) for p in result.stdout.split()], kernel.pid)
+    assert len(pids) == 2 and all(pid_alive(pid) for pid in pids)
     assert pool.close_python() >= 1
     assert not any(pid_alive(pid) for pid in pids)
     after = pool.run("print('fresh')", timeout=60)

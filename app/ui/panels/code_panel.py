@@ -14,6 +14,7 @@ from app import settings
 from app.core.code_blocks import IDE_MARKER, answer_code
 from app.core.code_exec import DEFAULT_TIMEOUT_SECONDS, CodeOptions, CodeResult
 from app.core.errors import ChainStudioError
+from app.execution.sandbox import sandbox_status
 from app.services import Services
 from app.ui.render import code_markdown
 
@@ -31,6 +32,8 @@ class CodePanel:
     feed_output: gr.Checkbox
     hide_output: gr.Checkbox
     persistent: gr.Checkbox
+    offline: gr.Checkbox
+    sandbox_note: gr.Markdown
     timeout: gr.Number
     editor: gr.Code
     run: gr.Button
@@ -47,7 +50,7 @@ class CodePanel:
 
     def options_components(self) -> list[Any]:
         return [self.enabled, self.stop_condition, self.feed_output, self.hide_output, self.persistent,
-                self.timeout, self.editor]
+                self.timeout, self.editor, self.offline]
 
 
 def saved_files() -> list[str]:
@@ -69,6 +72,11 @@ def build() -> CodePanel:
         hide_output = gr.Checkbox(label="Hide output in the transcript", value=False, elem_id="option-hide-output")
         persistent = gr.Checkbox(label="Keep variables between runs", value=False, elem_id="option-persistent")
         timeout = gr.Number(label="Time limit (s)", value=DEFAULT_TIMEOUT_SECONDS, minimum=1, elem_id="code-timeout")
+    sandbox = sandbox_status()
+    offline = gr.Checkbox(label="Offline code (no network for the code)", value=False, elem_id="option-offline-code",
+                          interactive=sandbox.available,
+                          info=None if sandbox.available else "needs the sandbox (bubblewrap)")
+    sandbox_note = gr.Markdown(("🔒 " if sandbox.available else "⚠️ ") + sandbox.message, elem_id="sandbox-status")
     editor = gr.Code(label="Code: the last answer's, editable. Paste your own with a #IDE line and it replaces "
                            "each answer's code in automatic runs.", language="python", interactive=True,
                      lines=10, elem_id="code-editor")
@@ -86,18 +94,19 @@ def build() -> CodePanel:
         run_saved = gr.Button("Run saved file", size="sm", elem_id="run-saved", scale=1)
     lab_link = gr.Markdown("", elem_id="jupyterlab-link")
     lab_url = gr.Textbox(visible=False, elem_id="jupyterlab-url")
-    return CodePanel(enabled, stop_condition, feed_output, hide_output, persistent, timeout, editor, run, output,
+    return CodePanel(enabled, stop_condition, feed_output, hide_output, persistent, offline, sandbox_note, timeout,
+                     editor, run, output,
                      file_name, save, saved, run_saved, open_lab, lab_link, lab_url, close, status)
 
 
 def code_options(enabled: bool, stop_condition: bool, feed_output: bool, hide_output: bool, persistent: bool,
-                 timeout: float | None, editor: str | None) -> CodeOptions:
+                 timeout: float | None, editor: str | None, offline: bool = False) -> CodeOptions:
     """The chain's code options from the tab's values (the editor counts only with #IDE in it)."""
     pasted = editor or ""
     return CodeOptions(run_code=bool(enabled), stop_condition=bool(stop_condition), feed_output=bool(feed_output),
                        hide_output=bool(hide_output), persistent=bool(persistent),
                        timeout=float(timeout or DEFAULT_TIMEOUT_SECONDS),
-                       pasted=pasted if IDE_MARKER in pasted else "")
+                       pasted=pasted if IDE_MARKER in pasted else "", offline=bool(offline))
 
 
 def safe_file_name(name: str) -> str:
@@ -122,13 +131,15 @@ def wire(panel: CodePanel, services: Services, last_answer: gr.Textbox, banner: 
             lines.append(f"<sub>Apps running in the background: {listed} (Close Python stops them)</sub>")
         return "\n\n".join(lines)
 
-    def run_code(code: str | None, timeout: float | None, persistent: bool, source: str) -> Iterator[tuple]:
+    def run_code(code: str | None, timeout: float | None, persistent: bool, offline: bool,
+                 source: str) -> Iterator[tuple]:
         if not (code or "").strip():
             yield gr.update(), "⚠️ There is no code to run: write or paste some, or let a model answer with ```python."
             return
         yield gr.update(), "▶ Running…"
         try:
-            result = services.code().run(code or "", float(timeout or DEFAULT_TIMEOUT_SECONDS), bool(persistent))
+            result = services.code().run(code or "", float(timeout or DEFAULT_TIMEOUT_SECONDS), bool(persistent),
+                                         offline=bool(offline))
         except ChainStudioError as exc:
             gr.Warning(str(exc))
             yield gr.update(), f"⚠️ {exc}"
@@ -136,10 +147,10 @@ def wire(panel: CodePanel, services: Services, last_answer: gr.Textbox, banner: 
         services.journal.record_code_run(None, None, source, result)
         yield show_result(result), f"Code: {result.status} in {result.seconds:.2f} s"
 
-    def run_editor(code: str | None, timeout: float | None, persistent: bool) -> Iterator[tuple]:
-        yield from run_code(code, timeout, persistent, "manual")
+    def run_editor(code: str | None, timeout: float | None, persistent: bool, offline: bool) -> Iterator[tuple]:
+        yield from run_code(code, timeout, persistent, offline, "manual")
 
-    def run_file(name: str | None, timeout: float | None, persistent: bool) -> Iterator[tuple]:
+    def run_file(name: str | None, timeout: float | None, persistent: bool, offline: bool) -> Iterator[tuple]:
         if not name:
             yield gr.update(), "⚠️ Choose a saved file first."
             return
@@ -147,7 +158,8 @@ def wire(panel: CodePanel, services: Services, last_answer: gr.Textbox, banner: 
         if not path.is_file():
             yield gr.update(), f"⚠️ {path.name} is no longer in {path.parent}."
             return
-        yield from run_code(path.read_text(encoding="utf-8", errors="replace"), timeout, persistent, f"file {path.name}")
+        yield from run_code(path.read_text(encoding="utf-8", errors="replace"), timeout, persistent, offline,
+                            f"file {path.name}")
 
     def save_code(code: str | None, name: str | None) -> tuple[Any, str]:
         try:
@@ -166,10 +178,10 @@ def wire(panel: CodePanel, services: Services, last_answer: gr.Textbox, banner: 
         code = answer_code(answer or "")
         return code if code else gr.update()
 
-    def toggled(on: bool, persistent: bool) -> Any:
+    def toggled(on: bool, persistent: bool, offline: bool) -> Any:
         if on:
             try:
-                services.code().prepare(bool(persistent))  # the first answer's code finds a warm kernel
+                services.code().prepare(bool(persistent), bool(offline))  # the first answer's code finds a warm kernel
             except ChainStudioError as exc:
                 gr.Warning(str(exc))
         return gr.update(visible=bool(on))
@@ -187,11 +199,11 @@ def wire(panel: CodePanel, services: Services, last_answer: gr.Textbox, banner: 
         return (f"Closed Python: {stopped} kernel{'s' if stopped != 1 else ''}, apps or JupyterLab stopped. "
                 "The next run starts a fresh kernel."), ""
 
-    panel.enabled.change(toggled, [panel.enabled, panel.persistent], banner)
-    panel.run.click(run_editor, [panel.editor, panel.timeout, panel.persistent], [panel.output, panel.status],
-                    concurrency_limit=None)
-    panel.run_saved.click(run_file, [panel.saved, panel.timeout, panel.persistent], [panel.output, panel.status],
-                          concurrency_limit=None)
+    panel.enabled.change(toggled, [panel.enabled, panel.persistent, panel.offline], banner)
+    panel.run.click(run_editor, [panel.editor, panel.timeout, panel.persistent, panel.offline],
+                    [panel.output, panel.status], concurrency_limit=None)
+    panel.run_saved.click(run_file, [panel.saved, panel.timeout, panel.persistent, panel.offline],
+                          [panel.output, panel.status], concurrency_limit=None)
     panel.save.click(save_code, [panel.editor, panel.file_name], [panel.saved, panel.status])
     panel.saved.focus(lambda current: gr.update(choices=saved_files(), value=current), panel.saved, panel.saved)
     last_answer.change(follow_answer, [last_answer, panel.editor], panel.editor)
