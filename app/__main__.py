@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from app.core.errors import ChainStudioError
 from app.ui_defaults import DEFAULT_PORT
 
 
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--listen", action="store_true", help="serve on all network interfaces (needs --password)")
     ui.add_argument("--password", help="password for --listen (or set CHAIN_STUDIO_PASSWORD)")
     ui.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    ui.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                    help="another host name the page may be opened by (repeat; the studio refuses "
+                         "requests for names it does not know, against DNS rebinding)")
 
     demo = commands.add_parser("demo-model", parents=[common], help="write the scripted demo GGUF")
     demo.add_argument("path", nargs="?", help="file or folder to write to (default: the models folder)")
@@ -66,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --run-code: seconds each run may take (default 60)")
     code.add_argument("--hide-code-output", action="store_true",
                       help="with --run-code: leave outputs out of the readable transcript")
+    code.add_argument("--offline-code", action="store_true",
+                      help="with --run-code: the code gets no network (needs the bubblewrap sandbox)")
     code.add_argument("--keep-variables", action="store_true",
                       help="with --run-code: one kernel for the whole run instead of a fresh one per answer")
     chain.add_argument("--jsonl", action="store_true", help="one JSON object per line on stdout")
@@ -86,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=50, help="how many runs to list")
     runs.add_argument("--jsonl", action="store_true", help="one JSON object per line")
 
+    journal = commands.add_parser("journal", parents=[common], help="a damaged journal's readable rows")
+    journal_actions = journal.add_subparsers(dest="journal_action", metavar="ACTION", required=True)
+    salvage = journal_actions.add_parser(
+        "salvage", parents=[common], help="copy the readable rows of a damaged journal into the journal")
+    salvage.add_argument("path", metavar="PATH",
+                         help="a journal moved aside as journal.corrupt-<time> (or any journal file)")
+    salvage.add_argument("--jsonl", action="store_true", help="one JSON object per line")
+
     say = commands.add_parser("say", parents=[common], help="speak a text into a WAV file")
     say.add_argument("text", metavar="TEXT", help="what to say ('-' reads standard input); code and markup are skipped")
     say.add_argument("--wav", required=True, metavar="PATH", help="the WAV file to write")
@@ -103,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(encoding="utf-8", errors="replace")
     try:
         return _dispatch(build_parser().parse_args(argv))
+    except ChainStudioError as exc:
+        # A domain error no sub-command caught (e.g. a read-only data folder): one message, no traceback.
+        from app.cli import fail
+
+        return fail(str(exc))
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly, as command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -118,9 +137,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli.cmd_demo_model(args.path, models_dir, args.keep_existing)
     if command == "info":
         return cli.cmd_info(args.path, models_dir)
-    if command in ("chain", "library", "runs", "download"):
+    if command in ("chain", "library", "runs", "download", "journal"):
         from app import cli_chain
 
+        if command == "journal":
+            return cli_chain.cmd_journal_salvage(args.path, args.jsonl)
         if command == "download":
             return cli_chain.cmd_download(args.links, models_dir, args.testing)
         if command == "chain":
@@ -140,6 +161,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         password=getattr(args, "password", None) or os.environ.get("CHAIN_STUDIO_PASSWORD"),
         open_browser=not getattr(args, "no_browser", False),
         models_dir=models_dir,
+        allowed_hosts=getattr(args, "allow_host", []),
     )
 
 

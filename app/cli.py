@@ -28,6 +28,12 @@ def fail(message: str, **record: Any) -> int:
     return 1
 
 
+def warn_if_journal_was_replaced(journal: Any) -> None:
+    """One line on stderr when a damaged journal was moved aside and a fresh one started."""
+    if journal.notice:
+        print(f"warning: {journal.notice}", file=sys.stderr)
+
+
 def model_argument(path: str, models_dir: str | None) -> Path:
     """A path as given, or a file name inside the models folder when no such path exists."""
     given = Path(path).expanduser()
@@ -73,7 +79,8 @@ def cmd_demo_model(path: str | None, models_dir: str | None, keep_existing: bool
     return 0
 
 
-def cmd_ui(port: int, listen: bool, password: str | None, open_browser: bool, models_dir: str | None) -> int:
+def cmd_ui(port: int, listen: bool, password: str | None, open_browser: bool, models_dir: str | None,
+           allowed_hosts: list[str] | None = None) -> int:
     """`ui`: start the studio in the browser."""
     from app.services import start_services
     from app.ui.server import bind_address, launch
@@ -83,10 +90,16 @@ def cmd_ui(port: int, listen: bool, password: str | None, open_browser: bool, mo
     except ChainStudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    services = start_services(settings.models_dir(models_dir))
-    print(f"Chain Studio: models folder {services.models_dir}", file=sys.stderr)
     try:
-        launch(services, port=port, listen=listen, password=password, open_browser=open_browser)
+        services = start_services(settings.models_dir(models_dir))
+    except ChainStudioError as exc:  # e.g. a read-only data folder: the journal cannot be written
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Chain Studio: models folder {services.models_dir}", file=sys.stderr)
+    warn_if_journal_was_replaced(services.journal)
+    try:
+        launch(services, port=port, listen=listen, password=password, open_browser=open_browser,
+               extra_hosts=allowed_hosts or ())
     except ChainStudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,14 +1,17 @@
-"""`python -m app chain | library | runs`: headless chain runs and the journal, as JSON lines or a
+"""`python -m app chain | library | runs | journal`: headless chain runs and the journal, as JSON lines or a
 readable transcript. Public interface: line types and keys stay stable once published."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from app import settings
-from app.cli import emit, fail, model_argument
+from app.cli import emit, fail, model_argument, warn_if_journal_was_replaced
 from app.core.chain import RANDOM_RANGES, ChainSpec, answer_params
 from app.core.code_exec import CodeOptions, CodeResult
 from app.core.errors import ChainStudioError, SettingsError
@@ -45,18 +48,25 @@ def split_settings(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     sampling: dict[str, Any] = {}
     loading: dict[str, Any] = {}
     for pair in pairs:
+        shown = pair if len(pair) <= 60 else pair[:59] + "…"
         key, separator, raw = pair.partition("=")
         key = key.strip()
         if not separator or not key:
-            raise SettingsError(f"--set {pair}: expected key=value, e.g. --set temperature=0.7")
+            raise SettingsError(f"--set {shown}: expected key=value, e.g. --set temperature=0.7")
         if key in LOAD_SPECS and key != "seed":
             try:
-                number = float(raw)
+                number = float(raw)  # a 5,000-digit number reads as inf: refused as out of range
             except ValueError:
-                raise SettingsError(f"--set {pair}: {key} must be a number") from None
-            loading[key] = LOAD_SPECS[key].check(number)
+                raise SettingsError(f"--set {shown}: {key} must be a number") from None
+            given = {key: LOAD_SPECS[key].check(number, written=raw.strip())}
+            target = loading
         else:
-            sampling.update(parse_settings_block(pair, f"--set {pair}"))
+            given = parse_settings_block(pair, f"--set {shown}")
+            target = sampling
+        repeated = sorted(set(given) & (set(sampling) | set(loading)))
+        if repeated:
+            raise SettingsError(f"--set {shown}: {', '.join(repeated)} is already set; give each setting once")
+        target.update(given)
     return sampling, loading
 
 
@@ -66,13 +76,15 @@ def code_options(args: Any) -> CodeOptions:
     extras = {"--stop-condition": getattr(args, "stop_condition", False),
               "--feed-code-output": getattr(args, "feed_code_output", False),
               "--hide-code-output": getattr(args, "hide_code_output", False),
-              "--keep-variables": getattr(args, "keep_variables", False)}
+              "--keep-variables": getattr(args, "keep_variables", False),
+              "--offline-code": getattr(args, "offline_code", False)}
     used = [flag for flag, on in extras.items() if on]
     if used and not run_code:
         raise SettingsError(f"{', '.join(used)} needs --run-code (code execution is off unless you ask for it)")
     return CodeOptions(run_code=run_code, stop_condition=extras["--stop-condition"],
                        feed_output=extras["--feed-code-output"], hide_output=extras["--hide-code-output"],
-                       persistent=extras["--keep-variables"], timeout=float(getattr(args, "code_timeout", 60.0)))
+                       persistent=extras["--keep-variables"], timeout=float(getattr(args, "code_timeout", 60.0)),
+                       offline=extras["--offline-code"])
 
 
 def build_spec(args: Any) -> ChainSpec:
@@ -114,8 +126,9 @@ def cmd_chain(args: Any) -> int:
     from app.models.local_backend import LocalBackend
     from app.store.journal import Journal
 
+    journal = Journal()  # before the worker starts: a journal that cannot be written stops here
+    warn_if_journal_was_replaced(journal)
     backend = LocalBackend()
-    journal = Journal()
     code_runner = None
     if spec.code.run_code:
         from app.execution.pool import KernelPool
@@ -128,10 +141,15 @@ def cmd_chain(args: Any) -> int:
     events = runner.run(spec, source)
     reason = "error"
     try:
-        for event in events:
-            printer.show(event)
-            if isinstance(event, RunFinished):
-                reason = event.reason
+        # Ctrl-C during a download stops the run like Stop all: the download keeps its bytes for next
+        # time and the run ends as "stopped" in the journal.
+        with _ctrl_c_calls(runner.control.stop_all, when=lambda: runner.downloading) as pressed:
+            for event in events:
+                printer.show(event)
+                if isinstance(event, RunFinished):
+                    reason = event.reason
+        if pressed.is_set():
+            return 130
     except KeyboardInterrupt:
         events.close()  # the journal records the run as stopped
         printer.show(RunFinished(None, "stopped", 0, 0))
@@ -174,17 +192,49 @@ def _print_plan(spec: ChainSpec, jsonl: bool) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _ctrl_c_calls(action: Callable[[], None], when: Callable[[], bool] = lambda: True) -> Iterator[threading.Event]:
+    """The first Ctrl-C pressed while `when()` holds calls `action` (a clean stop) instead of raising
+    KeyboardInterrupt; any other Ctrl-C interrupts as usual. The event says whether it was pressed."""
+    pressed = threading.Event()
+    installed = (threading.current_thread() is threading.main_thread()
+                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if pressed.is_set() or not when():
+            signal.default_int_handler(signum, frame)
+        pressed.set()
+        action()
+
+    if installed:
+        signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield pressed
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class _ProgressLine:
     """Download progress on stderr: one line redrawn in a terminal, a line per 10% otherwise."""
 
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
         self.last_step = -1
+        self.open_line = False  # a terminal line redrawn in place, not ended yet
+
+    def end(self) -> None:
+        """End a line left open by a download that stopped or failed half-way."""
+        if self.open_line:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.open_line = False
 
     def show(self, text: str, fraction: float | None) -> None:
         if self.tty:
             sys.stderr.write("\r\033[K" + text)
-            if fraction is not None and fraction >= 1:
+            self.open_line = fraction is None or fraction < 1
+            if not self.open_line:
                 sys.stderr.write("\n")
         else:
             step = int((fraction or 0) * 10)
@@ -321,6 +371,7 @@ def cmd_runs(action: str | None, run_id: int | None, jsonl: bool, limit: int) ->
     from app.store.journal import Journal
 
     journal = Journal()
+    warn_if_journal_was_replaced(journal)
     try:
         if action is None:
             for run in journal.runs(limit):
@@ -365,10 +416,33 @@ def cmd_runs(action: str | None, run_id: int | None, jsonl: bool, limit: int) ->
         journal.close()
 
 
+def cmd_journal_salvage(path: str, jsonl: bool) -> int:
+    """`journal salvage PATH`: copy the readable rows of a damaged journal into the data folder's
+    journal; one line says what came back (a "salvaged" JSON object with --jsonl)."""
+    from app.store.journal import Journal
+
+    journal = Journal()
+    warn_if_journal_was_replaced(journal)
+    try:
+        report = journal.salvage(Path(path))
+    except ChainStudioError as exc:
+        return fail(str(exc), path=path)
+    finally:
+        journal.close()
+    if jsonl:
+        emit({"type": "salvaged", "path": str(report.source), "method": report.method, "copied": report.copied,
+              "renumbered": report.renumbered, "left_out": report.left_out,
+              "damaged_regions": report.damaged_regions})
+    else:
+        print(report.describe())
+    return 0
+
+
 def cmd_download(links: list[str], models_dir: str | None, testing: bool) -> int:
     """Download each link into the models folder (or reuse a verified copy); exit 1 on any refusal
-    or failure. One JSON line per link on stdout, progress on stderr."""
-    from app.core.errors import DownloadError, LinkError
+    or failure, 130 on Ctrl-C (the bytes received are kept: the same command resumes). One JSON line
+    per link on stdout, progress on stderr."""
+    from app.core.errors import DownloadError, DownloadStopped, LinkError
     from app.models.hub import HubDownloader
 
     try:
@@ -378,11 +452,23 @@ def cmd_download(links: list[str], models_dir: str | None, testing: bool) -> int
     downloader = HubDownloader(settings.models_dir(models_dir))
     progress = _ProgressLine()
     status = 0
-    for link, model in zip(links, parsed):
-        try:
-            path = downloader.fetch(model, lambda p: progress.show(p.describe(), p.fraction), testing=testing)
-        except DownloadError as exc:
-            status = fail(str(exc), link=link)
-            continue
-        emit({"type": "downloaded", "link": link, "path": str(path), "bytes": path.stat().st_size})
+    stop = threading.Event()
+    try:
+        with _ctrl_c_calls(stop.set):
+            for link, model in zip(links, parsed):
+                try:
+                    path = downloader.fetch(model, lambda p: progress.show(p.describe(), p.fraction), testing=testing,
+                                            should_stop=stop.is_set)
+                except DownloadStopped as exc:
+                    progress.end()
+                    fail(str(exc), link=link)
+                    return 130
+                except DownloadError as exc:
+                    progress.end()
+                    status = fail(str(exc), link=link)
+                    continue
+                emit({"type": "downloaded", "link": link, "path": str(path), "bytes": path.stat().st_size})
+    except KeyboardInterrupt:  # a second Ctrl-C: the download was stopped on the way out
+        progress.end()
+        return 130
     return status

@@ -14,8 +14,10 @@ notices), so every message must say what happened and, where possible, what to d
     ├── PromptSyntaxError       a prompt list breaks the prompt-list syntax (names the item)
     ├── LinkError               a model link is refused (not a Hugging Face GGUF link)
     ├── DownloadError           a download failed, was refused, or did not verify
+    │   └── DownloadStopped     a download was stopped on request; its bytes are kept for next time
     ├── CodeExecutionError      the code environment (kernel, app, JupyterLab) cannot start or run
-    └── VoiceError              speech in or out cannot work (no engine, model or microphone) or failed
+    ├── VoiceError              speech in or out cannot work (no engine, model or microphone) or failed
+    └── StorageError            the data folder or the journal cannot be created, opened, written or salvaged
 """
 
 from __future__ import annotations
@@ -84,6 +86,15 @@ class DownloadError(ChainStudioError):
     """A download failed, was refused, or gave bytes that do not verify."""
 
 
+class DownloadStopped(DownloadError):
+    """A download was stopped on request (Stop, Stop all, Ctrl-C). The `kept` bytes stay in the
+    staging folder, never listed as a model; the next request for the file resumes from them."""
+
+    def __init__(self, message: str, kept: int) -> None:
+        self.kept = kept
+        super().__init__(message)
+
+
 class CodeExecutionError(ChainStudioError):
     """The environment for generated code is missing, or a kernel, app or JupyterLab failed to start.
     (Errors *in* the code are results, not exceptions: they come back as a CodeResult.)"""
@@ -92,3 +103,9 @@ class CodeExecutionError(ChainStudioError):
 class VoiceError(ChainStudioError):
     """Speech to text or text to speech cannot work here (no speech engine, no Vosk model, no
     microphone, a missing library) or failed; the message says what is missing and how to add it."""
+
+
+class StorageError(ChainStudioError):
+    """The data folder, the journal in it, or a journal to salvage cannot be used: a read-only
+    folder, missing permissions, a file where a folder should be, a full disk, a locked file. Nothing
+    is moved or deleted; the message names the path and how to point the studio elsewhere."""

@@ -22,6 +22,7 @@ from app.core.events import AnswerFinished, AnswerStarted, CodeFinished, CodeSta
 from app.core.prompt_list import IGNORE_PREFIX
 from app.models.gguf_file import inspect_gguf
 from app.models.memory import estimate_memory
+from app.models.model_folder import describe_model_file
 from app.services import Services
 from app.ui.page_js import COPY_JS, SOUND_END_JS, SOUND_START_JS
 from app.ui.panels import code_panel, files_panel, history_panel, library_panel, model_panel, voice_panel
@@ -108,10 +109,11 @@ start.
 def model_choice(path: Path) -> tuple[str, str]:
     """A model of the folder as the list shows it: name, architecture, size, quantization, trained
     context and file size, read from its header (the value is the file name)."""
-    try:
-        info = inspect_gguf(path)
-    except ChainStudioError:
-        return f"{path.name} (not a usable GGUF)", path.name
+    described = describe_model_file(path)
+    info = described.info
+    if info is None:  # listed with its problem, so one bad file never breaks the list
+        problem = described.problem if len(described.problem) <= 120 else described.problem[:119] + "…"
+        return f"{path.name} (not usable: {problem})", path.name
     context = f"ctx {info.context_length:,}" if info.context_length else "ctx ?"
     label = (f"{path.name} · {info.architecture} · {info.size_label} · {info.quantization} · {context} · "
              f"{info.file_size / 1e6:,.1f} MB")
@@ -152,6 +154,7 @@ def build_ui(services: Services) -> gr.Blocks:
         entries = gr.State([])
         folder = gr.State(str(services.models_dir))
         gr.Markdown("# Chain Studio\nChain local GGUF models, offline. Enter starts; Shift+Enter adds a line.")
+        journal_notice = history_panel.build_notice(services)  # a damaged journal was replaced at start
         with gr.Row():
             with gr.Column(scale=3):
                 system = gr.Textbox(label="System prompt", lines=1, max_lines=8, elem_id="system-prompt")
@@ -546,7 +549,7 @@ def build_ui(services: Services) -> gr.Blocks:
         library_panel.wire(library, system, prompt, status)
         files_panel.wire(file_loader, fields, status)
         reopened = history_panel.wire(history, services, fields, models, transcript, entries, status, raw,
-                                      learning_records)
+                                      learning_records, notice=journal_notice)
 
         def show_learning(records: list[dict], stage: str) -> tuple:
             values = learning_outputs(records, stage, complete=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.conftest import run_prompt, wait_status
 
@@ -116,9 +117,14 @@ def test_a_reopened_run_shows_its_code_output(page) -> None:
     run_prompt(page, "for the history, compute %")
     page.locator("#clear").click()
     page.get_by_role("tab", name="History").click()
-    page.locator("#history-refresh").click()
-    page.wait_for_function(
-        "() => (document.querySelector('#history-runs [data-testid=cell-0-2]') || {}).innerText === 'completed'")
+    finished = "() => (document.querySelector('#history-runs [data-testid=cell-0-2]') || {}).innerText === 'completed'"
+    for _ in range(30):  # the journal may record the run's end just after the page shows it
+        page.locator("#history-refresh").click()
+        try:
+            page.wait_for_function(finished, timeout=2_000)
+            break
+        except PlaywrightTimeoutError:
+            continue
     run_id = page.locator("#history-runs [data-testid=cell-0-0]").inner_text().strip()
     page.locator("#history-run-id input").fill(run_id)
     page.locator("#history-reopen").click()
