@@ -98,9 +98,14 @@ def _base_python_prefix(venv: Path) -> Path | None:
 
 
 def _existing(paths: Iterable[Path | None]) -> list[Path]:
+    """The paths that exist and this user may look at, once each."""
     seen: dict[str, Path] = {}
     for path in paths:
-        if path is not None and path.exists():
+        try:
+            found = path is not None and path.exists()
+        except OSError:  # e.g. a folder of another user's
+            found = False
+        if found and path is not None:
             seen.setdefault(str(path), path)
     return list(seen.values())
 

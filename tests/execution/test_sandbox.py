@@ -181,3 +181,72 @@ except OSError as exc:
         offline = run(sandboxed, probe, offline=True)
     assert "no network" in offline
     assert json.loads(run(sandboxed, "import json; print(json.dumps(6 * 7))", offline=True)) == 42
+
+
+NORMAL_USER = "chainstudio-test"
+USER_CHECK = r'''
+import json, os, subprocess, sys
+from pathlib import Path
+from app import settings
+from app.execution.sandbox import sandbox_command, sandbox_status
+
+probe = """
+import json, os
+found = {'parent_visible': True, 'journal': os.path.exists(os.environ['JOURNAL']),
+         'secret': os.path.exists(os.environ['SECRET']), 'caps': open('/proc/self/status').read().split('CapEff:')[1].split()[0]}
+try:
+    os.kill(int(os.environ['STUDIO_PID']), 0)
+except ProcessLookupError:
+    found['parent_visible'] = False
+open('written.txt', 'w').write('ok')
+try:
+    open('/usr/cs-test', 'w')
+    found['usr_writable'] = True
+except OSError:
+    found['usr_writable'] = False
+print(json.dumps(found))
+"""
+journal = settings.data_dir() / "journal.sqlite3"
+journal.write_text("journal")
+secret = Path.home() / ".ssh" / "id_test"
+secret.parent.mkdir(parents=True, exist_ok=True)
+secret.write_text("key")
+env = dict(os.environ, JOURNAL=str(journal), SECRET=str(secret), STUDIO_PID=str(os.getpid()))
+command = sandbox_command([sys.executable, "-c", probe], writable=[settings.code_dir()], workdir=settings.code_dir())
+done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+print(json.dumps({"available": sandbox_status().available, "code": done.returncode, "out": done.stdout,
+                  "err": done.stderr, "written": (settings.code_dir() / "written.txt").exists()}))
+'''
+
+
+def test_the_sandbox_works_for_a_normal_user(tmp_path: Path) -> None:
+    """bubblewrap without root uses a user namespace: the same checks hold for an ordinary account
+    (created here when the suite runs as root; run with Debian's own python3, which needs none of
+    the studio's packages for this)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    system_python = shutil.which("python3", path="/usr/bin:/bin")
+    if os.geteuid() != 0 or shutil.which("useradd") is None or system_python is None:
+        pytest.skip("needs root (to create an ordinary user), useradd and /usr/bin/python3")
+    if subprocess.run(["id", NORMAL_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", NORMAL_USER], check=True)
+    home = Path(tempfile.mkdtemp(prefix="cs-user-"))  # pytest's own folders are private to root
+    try:
+        shutil.chown(home, NORMAL_USER)
+        done = subprocess.run(
+            ["runuser", "-u", NORMAL_USER, "--", "env", "-i", f"HOME={home / 'home'}",
+             f"CHAIN_STUDIO_HOME={home / 'data'}", f"PYTHONPATH={settings.PROJECT_ROOT}", "PATH=/usr/bin:/bin",
+             system_python, "-c", USER_CHECK],
+            capture_output=True, text=True, timeout=120, cwd="/",
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        assert report["available"] and report["code"] == 0, report
+        seen = json.loads(report["out"])
+        assert seen == {"parent_visible": False, "journal": False, "secret": False, "caps": "0000000000000000",
+                        "usr_writable": False}
+        assert report["written"]
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
