@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -34,22 +34,6 @@ from tests.hub_standin import StandInHub
 REPO = "studio-tests/demo-GGUF"
 RATE = 100_000  # bytes a second: the demo model's 2.6 MB take ~26 s
 STOP_BOUND = 3.0  # seconds from a stop to the end of the run (generous: the machine may be busy)
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInHub]:
-    started = StandInHub().start()
-    monkeypatch.setenv("HF_ENDPOINT", started.endpoint)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def models(tmp_path: Path) -> Path:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    return folder
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 60, what: str = "") -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -15,22 +14,6 @@ from app.models.model_folder import list_model_files
 from tests.hub_standin import StandInHub
 
 REPO = "studio-tests/demo-GGUF"
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInHub]:
-    started = StandInHub().start()
-    monkeypatch.setenv("HF_ENDPOINT", started.endpoint)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def models(tmp_path: Path) -> Path:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    return folder
 
 
 def test_download_verifies_and_reports_progress(hub: StandInHub, models: Path, demo_model: Path) -> None:

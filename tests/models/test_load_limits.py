@@ -1,13 +1,10 @@
-"""Loading is bounded and stoppable; chat templates from files cannot hang or flood the worker;
-the worker ignores Ctrl-C and dies with the studio."""
+"""Loading is bounded and stoppable; chat templates from files cannot hang or flood the worker.
+(The worker's own guards, Ctrl-C and the studio's death, are in test_worker.py.)"""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -18,7 +15,6 @@ from app.core.backend import GenerationRequest, GenerationResult
 from app.core.errors import GenerationError, ModelLoadError
 from app.models.demo_model import CHAT_TEMPLATE, SCRIPT_HELLO, write_demo_model
 from app.models.local_backend import LocalBackend
-from app.settings import PROJECT_ROOT
 
 LAST = "{{ messages[-1]['content'] }}"
 
@@ -149,48 +145,6 @@ def test_stop_all_in_a_run_ends_its_hung_load_and_the_run(tmp_path: Path, demo_m
     finally:
         backend.close()
         journal.close()
-
-
-def test_the_worker_ignores_ctrl_c_and_dies_with_a_studio_that_is_terminated(
-        tmp_path: Path, demo_model: Path) -> None:
-    script = textwrap.dedent(
-        f"""
-        import time
-        from pathlib import Path
-        from app.models.local_backend import LocalBackend
-        backend = LocalBackend(log_dir=Path({str(tmp_path)!r}))
-        backend.load({str(demo_model)!r})
-        print(backend._worker.process.pid, flush=True)
-        time.sleep(600)
-        """
-    )
-    studio = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
-    try:
-        worker_pid = int(studio.stdout.readline())  # type: ignore[union-attr]
-        os.kill(worker_pid, signal.SIGINT)  # what a terminal's Ctrl-C sends to the whole group
-        time.sleep(0.5)
-        os.kill(worker_pid, 0)  # still there: the studio decides when the worker ends
-        os.kill(worker_pid, signal.SIGSTOP)  # busy, never reading its pipe
-        studio.terminate()
-        studio.wait()
-        for _ in range(100):
-            if not _alive(worker_pid):
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(worker_pid, signal.SIGKILL)
-            pytest.fail("the model worker outlived the studio process")
-    finally:
-        if studio.poll() is None:
-            studio.kill()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_the_demo_template_still_renders(tmp_path: Path) -> None:

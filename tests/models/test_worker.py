@@ -211,29 +211,61 @@ def test_stop_all_kills_a_worker_that_does_not_answer(tmp_path: Path, demo_model
         backend.close()
 
 
-def test_worker_exits_when_the_studio_is_killed(tmp_path: Path, demo_model: Path) -> None:
+def start_studio_with_a_worker(tmp_path: Path, model: Path) -> tuple[subprocess.Popen[str], int]:
+    """A studio-like process holding a loaded model; returns it and its worker's pid."""
     script = textwrap.dedent(
         f"""
-        import sys, time
+        import time
+        from pathlib import Path
         from app.models.local_backend import LocalBackend
-        backend = LocalBackend(log_dir=__import__("pathlib").Path({str(tmp_path)!r}))
-        backend.load({str(demo_model)!r})
+        backend = LocalBackend(log_dir=Path({str(tmp_path)!r}))
+        backend.load({str(model)!r})
         print(backend._worker.process.pid, flush=True)
         time.sleep(600)
         """
     )
     studio = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
+    return studio, int(studio.stdout.readline())  # type: ignore[union-attr]
+
+
+def wait_until_gone(pid: int, seconds: float = 10) -> bool:
+    """True once `pid` has ended (a zombie counts as ended), within `seconds` (a generous bound)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+                if handle.read().split(")")[-1].split()[0] == "Z":
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_worker_exits_when_the_studio_is_killed(tmp_path: Path, demo_model: Path) -> None:
+    studio, worker_pid = start_studio_with_a_worker(tmp_path, demo_model)
     try:
-        worker_pid = int(studio.stdout.readline())  # type: ignore[union-attr]
         studio.kill()
         studio.wait()
-        for _ in range(100):  # the worker notices its closed pipe at once; allow a slow machine
-            try:
-                os.kill(worker_pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
+        if not wait_until_gone(worker_pid):  # the worker notices its closed pipe at once
+            os.kill(worker_pid, signal.SIGKILL)
+            pytest.fail("the model worker outlived the studio process")
+    finally:
+        if studio.poll() is None:
+            studio.kill()
+
+
+def test_the_worker_ignores_ctrl_c_and_dies_with_a_studio_that_is_terminated(
+        tmp_path: Path, demo_model: Path) -> None:
+    studio, worker_pid = start_studio_with_a_worker(tmp_path, demo_model)
+    try:
+        os.kill(worker_pid, signal.SIGINT)  # what a terminal's Ctrl-C sends to the whole group
+        time.sleep(0.5)
+        os.kill(worker_pid, 0)  # still there: the studio decides when the worker ends
+        os.kill(worker_pid, signal.SIGSTOP)  # busy: it never reads its pipe, only the death signal ends it
+        studio.terminate()
+        studio.wait()
+        if not wait_until_gone(worker_pid):
             os.kill(worker_pid, signal.SIGKILL)
             pytest.fail("the model worker outlived the studio process")
     finally:
