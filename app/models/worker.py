@@ -91,16 +91,13 @@ def limit_data_memory(limit_bytes: int) -> None:
     """Cap this process's data memory (heap and private mappings; the memory-mapped model file does
     not count) so a runaway allocation fails with MemoryError instead of taking the machine. The
     soft limit only: a later load in a fresh worker sets its own."""
-    if limit_bytes <= 0:
+    # Linux only: elsewhere RLIMIT_DATA is not enforced, and an address-space limit would count the
+    # mapped model file and every reservation the runtime makes.
+    if limit_bytes <= 0 or not sys.platform.startswith("linux"):
         return
-    try:
-        import resource
-    except ImportError:  # Windows: no rlimits
-        return
-    which = getattr(resource, "RLIMIT_DATA", None) if sys.platform.startswith("linux") else \
-        getattr(resource, "RLIMIT_AS", None)
-    if which is None:
-        return
+    import resource
+
+    which = resource.RLIMIT_DATA
     try:
         _soft, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
