@@ -11,10 +11,7 @@ from __future__ import annotations
 import hmac
 import os
 import socket
-import sys
-import threading
-import time
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import psutil
 
@@ -23,9 +20,6 @@ from app.services import Services
 from app.ui.page_js import PAGE_JS
 from app.ui.panels.files_panel import MAX_UPLOAD
 from app.ui.request_guard import RequestGuard
-
-if TYPE_CHECKING:
-    import uvicorn
 
 LOCAL_HOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
@@ -66,18 +60,24 @@ def allowed_hosts(listen: bool, extra: Iterable[str] = ()) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
-    """Bind the port before anything is served, so a busy port is one clear message."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ChainStudioError(f"port {port} cannot be used ({exc.strerror}): choose another with --port") from exc
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
+def _check_port(host: str, port: int) -> None:
+    """A busy port is one clear message, before anything is built."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ChainStudioError(f"port {port} cannot be used ({exc.strerror}): choose another with --port") from exc
+
+
+def guard_outermost(server_app: Any) -> None:
+    """Move RequestGuard in front of every middleware Gradio added (its CORS layer would otherwise
+    answer preflights and echo foreign origins before the guard sees them). Starlette builds the
+    middleware stack on first use; clearing it makes the next request build it in the new order.
+    Until then the guard already stands in front of every route, only behind those layers."""
+    stack = list(server_app.user_middleware)
+    guards = [m for m in stack if m.cls is RequestGuard]
+    server_app.user_middleware = guards + [m for m in stack if m.cls is not RequestGuard]
+    server_app.middleware_stack = None
 
 
 def launch(
@@ -88,59 +88,39 @@ def launch(
     open_browser: bool = True,
     extra_hosts: Iterable[str] = (),
 ) -> None:
-    """Serve the studio until interrupted.
-
-    The page is mounted on the studio's own ASGI app so that `RequestGuard` stands in front of
-    every route Gradio adds (page, queue, uploads, files) and of any route the studio adds."""
+    """Serve the studio until interrupted; every request passes `RequestGuard` first."""
     password = password or os.environ.get(PASSWORD_ENV) or None
     host = bind_address(listen, password)
-    sock = _listening_socket(host, port)
-    import gradio as gr  # imports gradio: only when the UI is really started
-    import uvicorn
-    from fastapi import FastAPI
+    _check_port(host, port)
     from starlette.middleware import Middleware
 
-    from app.ui.app import build_ui
+    from app.ui.app import build_ui  # imports gradio: only when the UI is really started
 
     page = build_ui(services)
     page.queue(default_concurrency_limit=1)
-    server_app = FastAPI(
-        middleware=[Middleware(RequestGuard, port=port, extra_hosts=allowed_hosts(listen, extra_hosts))],
-        docs_url=None, redoc_url=None, openapi_url=None,
-    )
-    gr.mount_gradio_app(
-        server_app,
-        page,
-        path="",
-        server_name=host,
-        server_port=port,
-        auth=password_check(password) if password else None,
-        enable_monitoring=False,
-        mcp_server=False,
-        run_history=False,
-        ssr_mode=False,
-        footer_links=["settings"],
-        js=PAGE_JS,
-        show_error=True,
-        max_file_size=MAX_UPLOAD,
-    )
-    url = f"http://{LOCAL_HOST}:{port}/"
-    server = uvicorn.Server(uvicorn.Config(server_app, log_level="warning", timeout_graceful_shutdown=2))
-    if open_browser:
-        threading.Thread(target=_open_when_ready, args=(server, url), daemon=True).start()
-    print(f"Chain Studio is at {url}" + (" (and on this computer's network addresses)" if listen else ""),
-          file=sys.stderr, flush=True)
+    guard = Middleware(RequestGuard, port=port, extra_hosts=allowed_hosts(listen, extra_hosts))
     try:
-        server.run(sockets=[sock])
+        page.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            inbrowser=open_browser,
+            auth=password_check(password) if password else None,
+            enable_monitoring=False,
+            mcp_server=False,
+            run_history=False,
+            ssr_mode=False,
+            strict_cors=True,
+            footer_links=["settings"],
+            js=PAGE_JS,
+            show_error=True,
+            max_file_size=MAX_UPLOAD,
+            app_kwargs={"middleware": [guard]},
+            prevent_thread_lock=True,
+        )
+        guard_outermost(page.server_app)
+        page.block_thread()
     finally:
-        sock.close()
         services.close()
 
 
-def _open_when_ready(server: "uvicorn.Server", url: str) -> None:
-    import webbrowser
-
-    while not server.started and not server.should_exit:
-        time.sleep(0.1)
-    if server.started:
-        webbrowser.open(url)
