@@ -153,3 +153,19 @@ def run_prompt(page, text: str) -> None:
     page.locator("#user-prompt textarea").fill(text)
     page.locator("#user-prompt textarea").press("Enter")
     wait_status(page, "Run finished.")
+
+
+def refresh_until_finished(page, attempts: int = 30) -> None:
+    """Press History's Refresh until the newest run shows "completed": the journal may record the
+    run's end a moment after the page says it finished."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    finished = "() => (document.querySelector('#history-runs [data-testid=cell-0-2]') || {}).innerText === 'completed'"
+    for _ in range(attempts):
+        page.locator("#history-refresh").click()
+        try:
+            page.wait_for_function(finished, timeout=2_000)
+            return
+        except PlaywrightTimeoutError:
+            continue
+    raise AssertionError("History never showed the run as completed")

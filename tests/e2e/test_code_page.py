@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.e2e.conftest import run_prompt, wait_status
+from tests.e2e.conftest import refresh_until_finished, run_prompt, wait_status
 
 pytestmark = pytest.mark.e2e
 HELLO = "Hello from the demo model."
@@ -117,14 +116,7 @@ def test_a_reopened_run_shows_its_code_output(page) -> None:
     run_prompt(page, "for the history, compute %")
     page.locator("#clear").click()
     page.get_by_role("tab", name="History").click()
-    finished = "() => (document.querySelector('#history-runs [data-testid=cell-0-2]') || {}).innerText === 'completed'"
-    for _ in range(30):  # the journal may record the run's end just after the page shows it
-        page.locator("#history-refresh").click()
-        try:
-            page.wait_for_function(finished, timeout=2_000)
-            break
-        except PlaywrightTimeoutError:
-            continue
+    refresh_until_finished(page)
     run_id = page.locator("#history-runs [data-testid=cell-0-0]").inner_text().strip()
     page.locator("#history-run-id input").fill(run_id)
     page.locator("#history-reopen").click()

@@ -9,7 +9,7 @@ from typing import Iterator
 import pymupdf
 import pytest
 
-from tests.e2e.conftest import RunningStudio, run_prompt, wait_status
+from tests.e2e.conftest import RunningStudio, refresh_until_finished, run_prompt, wait_status
 
 pytestmark = pytest.mark.e2e
 HELLO = "Hello from the demo model."
@@ -90,9 +90,7 @@ def test_history_reopens_a_run_and_restores_versions(page) -> None:
     page.locator("#clear").click()
     page.locator("#user-prompt textarea").fill("second version")
     tab(page, "History")
-    page.locator("#history-refresh").click()
-    page.wait_for_function(
-        "() => (document.querySelector('#history-runs [data-testid=cell-0-2]') || {}).innerText === 'completed'")
+    refresh_until_finished(page)
     run_id = page.locator("#history-runs [data-testid=cell-0-0]").inner_text().strip()
     page.locator("#history-run-id input").fill(run_id)
     page.locator("#history-reopen").click()
