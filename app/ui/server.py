@@ -63,6 +63,8 @@ def allowed_hosts(listen: bool, extra: Iterable[str] = ()) -> list[str]:
 def _check_port(host: str, port: int) -> None:
     """A busy port is one clear message, before anything is built."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the server will: a port left in TIME_WAIT by the last run is free, a listening one is not
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

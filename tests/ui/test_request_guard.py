@@ -3,13 +3,18 @@ logins are throttled."""
 
 from __future__ import annotations
 
+import socket
+
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from app.core.errors import ChainStudioError
 from app.ui.request_guard import LoginThrottle, RequestGuard, host_name
+from app.ui.server import _check_port
 
 PORT = 7860
 
@@ -77,3 +82,11 @@ def test_failed_logins_make_an_address_wait_longer_each_time() -> None:
     now[0] += 61
     assert client.post("/login", data={"password": "right"}).text == "in"
     assert throttle.wait_for("testclient") == 0  # a success clears the count
+
+
+def test_a_busy_port_is_one_clear_message() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        with pytest.raises(ChainStudioError, match="choose another with --port"):
+            _check_port("127.0.0.1", busy.getsockname()[1])
