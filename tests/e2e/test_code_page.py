@@ -22,7 +22,9 @@ def page(page):
 
 def set_code(page, code: str) -> None:
     editor = page.locator("#code-editor .cm-content")
-    editor.click()
+    # the editor follows the last answer: its progress overlay may cover it for a while on a busy
+    # machine (a generous hang guard, not a speed check)
+    editor.click(timeout=120_000)
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")
     editor.fill(code)
