@@ -58,12 +58,9 @@ class KernelPool:
     def prepare(self, persistent: bool = False, offline: bool = False) -> None:
         """Have a kernel ready for the next run (a spare starts in the background if none is)."""
         with self._lock:
-            if self._closed or (persistent and self._current is not None and self._current.alive
-                                and self._current.offline == offline):
+            if self._closed or (persistent and self._current_fits(offline)):
                 return
-            if self._spare is not None and self._spare_offline != offline:
-                self._retire_future(self._spare)
-                self._spare = None
+            self._drop_spare_unless(offline)
             if self._spare is None:
                 self._spare, self._spare_offline = self._start_spare(offline), offline
 
@@ -103,15 +100,12 @@ class KernelPool:
         with self._lock:
             if self._closed:
                 raise CodeExecutionError("the code runner is closed")
-            if persistent and self._current is not None and self._current.alive \
-                    and self._current.offline == offline:
+            if persistent and self._current_fits(offline):
                 return self._current
             if self._current is not None:  # variables are no longer kept, or the network changed
                 self._retire(self._current)
                 self._current = None
-            if self._spare is not None and self._spare_offline != offline:
-                self._retire_future(self._spare)
-                self._spare = None
+            self._drop_spare_unless(offline)
             spare, self._spare = self._spare or self._start_spare(offline), None
         while True:
             try:
@@ -128,6 +122,16 @@ class KernelPool:
             with self._lock:
                 self._current = kernel
         return kernel
+
+    def _current_fits(self, offline: bool) -> bool:
+        """The persistent kernel runs and has the network setting asked for (caller holds the lock)."""
+        return self._current is not None and self._current.alive and self._current.offline == offline
+
+    def _drop_spare_unless(self, offline: bool) -> None:
+        """Retire a spare started with the other network setting (caller holds the lock)."""
+        if self._spare is not None and self._spare_offline != offline:
+            self._retire_future(self._spare)
+            self._spare = None
 
     def _retire_future(self, spare: Future) -> None:
         """Shut down a spare kernel once it has started (it may still be starting)."""
