@@ -8,10 +8,11 @@ throttled password attempts).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import socket
-from typing import Any, Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 import psutil
 
@@ -74,12 +75,20 @@ def _check_port(host: str, port: int) -> None:
 def guard_outermost(server_app: Any) -> None:
     """Move RequestGuard in front of every middleware Gradio added (its CORS layer would otherwise
     answer preflights and echo foreign origins before the guard sees them). Starlette builds the
-    middleware stack on first use; clearing it makes the next request build it in the new order.
-    Until then the guard already stands in front of every route, only behind those layers."""
+    middleware stack on first use; clearing it makes the next request build it in the new order."""
     stack = list(server_app.user_middleware)
     guards = [m for m in stack if m.cls is RequestGuard]
     server_app.user_middleware = guards + [m for m in stack if m.cls is not RequestGuard]
     server_app.middleware_stack = None
+
+
+@contextlib.asynccontextmanager
+async def guard_first_lifespan(server_app: Any) -> AsyncIterator[None]:
+    """The server's start-up hook: puts the guard outermost before uvicorn accepts the first
+    connection (reordering after launch() returned left a moment in which a request could pass
+    Gradio's CORS layer first)."""
+    guard_outermost(server_app)
+    yield
 
 
 def launch(
@@ -117,10 +126,9 @@ def launch(
             js=PAGE_JS,
             show_error=True,
             max_file_size=MAX_UPLOAD,
-            app_kwargs={"middleware": [guard]},
+            app_kwargs={"middleware": [guard], "lifespan": guard_first_lifespan},
             prevent_thread_lock=True,
         )
-        guard_outermost(page.server_app)
         page.block_thread()
     finally:
         services.close()

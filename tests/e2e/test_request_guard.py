@@ -3,6 +3,7 @@ on every route, and throttles wrong passwords with --listen. Real server, real H
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -39,6 +40,36 @@ def test_a_rebinding_host_is_refused_on_every_route(studio: RunningStudio, metho
     assert response.status_code == 403
     assert "DNS rebinding" in response.text
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_the_guard_is_outermost_from_the_first_request(tmp_path: Path) -> None:
+    """Requests sent from the moment the port opens are refused without CORS headers (the guard
+    was once moved in front of Gradio's CORS layer only after the server had started)."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.e2e.conftest import PROJECT_ROOT, free_port, stop_process_group
+
+    port = free_port()
+    evil = f"evil.example:{port}"
+    env = dict(os.environ, CHAIN_STUDIO_HOME=str(tmp_path))
+    process = subprocess.Popen([sys.executable, "-m", "app", "ui", "--port", str(port), "--no-browser"],
+                               cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    answers: list[httpx.Response] = []
+    try:
+        deadline = time.monotonic() + 300
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            while len(answers) < 20 and time.monotonic() < deadline and process.poll() is None:
+                try:
+                    answers.append(client.get("/", headers={"Host": evil, "Origin": f"http://{evil}"}))
+                except httpx.TransportError:
+                    time.sleep(0.01)
+    finally:
+        stop_process_group(process)
+    assert len(answers) == 20
+    assert all(a.status_code == 403 and "access-control-allow-origin" not in a.headers for a in answers)
 
 
 def test_a_preflight_from_a_rebinding_page_gets_no_cors_grant(studio: RunningStudio) -> None:
