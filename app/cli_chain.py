@@ -16,6 +16,7 @@ from app.core.chain import RANDOM_RANGES, ChainSpec, answer_params
 from app.core.code_exec import CodeOptions, CodeResult
 from app.core.errors import ChainStudioError, SettingsError
 from app.core.events import (
+    STOP_REASON_TEXT,
     AnswerFinished,
     AnswerStarted,
     AnswerToken,
@@ -26,7 +27,6 @@ from app.core.events import (
     ModelDownloading,
     ModelLoaded,
     ModelLoading,
-    STOP_REASON_TEXT,
     RunFinished,
     RunStarted,
 )
@@ -455,7 +455,7 @@ def cmd_download(links: list[str], models_dir: str | None, testing: bool) -> int
     stop = threading.Event()
     try:
         with _ctrl_c_calls(stop.set):
-            for link, model in zip(links, parsed):
+            for link, model in zip(links, parsed, strict=False):
                 try:
                     path = downloader.fetch(model, lambda p: progress.show(p.describe(), p.fraction), testing=testing,
                                             should_stop=stop.is_set)

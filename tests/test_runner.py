@@ -91,7 +91,7 @@ def test_feedback_sends_each_answer_as_the_next_previous_response(
     assert stored[0]["messages"] == [
         {"role": "assistant", "content": "what came before"}, {"role": "user", "content": "hi"}
     ]
-    for earlier, later in zip(stored, stored[1:]):
+    for earlier, later in zip(stored, stored[1:], strict=False):
         sent = [m for m in later["messages"] if m["role"] == "assistant"]
         assert sent == [{"role": "assistant", "content": earlier["text"]}]  # byte for byte
 

@@ -51,7 +51,7 @@ class GenerationRequest:
     ) -> "GenerationRequest":
         """A chat request: optional system prompt, optional previous answer (as the assistant's
         turn), then the user's message."""
-        messages = ((ChatMessage("system", system),) if system else ())
+        messages: tuple[ChatMessage, ...] = ((ChatMessage("system", system),) if system else ())
         messages += ((ChatMessage("assistant", previous),) if previous else ())
         messages += (ChatMessage("user", user),)
         return cls(messages=messages, params=params or SamplingParams())

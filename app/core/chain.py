@@ -101,7 +101,7 @@ def shuffled_models(models: list[str], rng: random.Random, previous: str | None)
     for _ in range(SHUFFLE_ATTEMPTS):
         rng.shuffle(order)
         chain = ([previous] if previous else []) + order
-        if all(a != b for a, b in zip(chain, chain[1:])):
+        if all(a != b for a, b in zip(chain, chain[1:], strict=False)):
             return order
     return order  # repeats in the list can make a perfect order impossible: best effort
 
@@ -110,7 +110,7 @@ def make_plan(spec: ChainSpec, prompts: PromptList, rng: random.Random) -> list[
     """Every answer of the run, in order."""
     plan: list[PlannedAnswer] = []
     if spec.single_response:
-        for slot, (model, item) in enumerate(zip(spec.models, prompts.items)):
+        for slot, (model, item) in enumerate(zip(spec.models, prompts.items, strict=False)):
             plan.append(PlannedAnswer(len(plan) + 1, model, item, 1, 1, slot))
         return plan
     last_model: str | None = None

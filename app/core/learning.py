@@ -69,7 +69,7 @@ def describe_pick(logits: np.ndarray, pick: Pick, pieces: Sequence[str], positio
             stage_probs.append(record.probs[top])
             stage_kept.append(np.ones(len(top), dtype=bool))
         else:
-            table = dict(zip(record.token_ids.tolist(), record.probs.tolist()))
+            table = dict(zip(record.token_ids.tolist(), record.probs.tolist(), strict=False))
             stage_probs.append(np.array([table.get(int(i), 0.0) for i in top]))
             stage_kept.append(np.array([int(i) in table for i in top]))
     candidates = []

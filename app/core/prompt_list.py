@@ -228,7 +228,8 @@ class LibraryEntry:
 
 def parse_library(text: str) -> list[LibraryEntry]:
     """Split a library file at lines that are exactly `$-$-$`; empty entries are dropped."""
-    entries, current = [], []
+    entries: list[str] = []
+    current: list[str] = []
     for line in (text or "").splitlines():
         if line.strip() == LIBRARY_SEPARATOR:
             entries.append("\n".join(current).strip())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import queue
 import random
 import threading
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Generator, Iterator, Protocol
 
 from app.core.backend import Backend, GenerationRequest, GenerationResult, TokenEvent
 from app.core.chain import ChainSpec, PlannedAnswer, answer_params, make_plan
@@ -14,7 +14,6 @@ from app.core.code_blocks import choose_code
 from app.core.code_exec import CodeResult, CodeRunner, feedback_text, is_stop_signal, meets_stop_condition
 from app.core.control import RunControl
 from app.core.errors import ChainStudioError, ContextOverflowError, DownloadError, SettingsError
-from app.core.hub_links import looks_like_link, parse_model_link
 from app.core.events import (
     STOP_SIGNAL,
     Answer,
@@ -31,6 +30,7 @@ from app.core.events import (
     RunFinished,
     RunStarted,
 )
+from app.core.hub_links import looks_like_link, parse_model_link
 from app.core.prompt_list import parse_prompt_list, parse_single_field
 
 
@@ -109,7 +109,7 @@ class ChainRunner:
             if self.recorder and run_id is not None:
                 self.recorder.finish_run(run_id, reason)
 
-    def _answers(self, plan: list[PlannedAnswer], state: "_Run") -> Iterator[ChainEvent]:
+    def _answers(self, plan: list[PlannedAnswer], state: "_Run") -> Generator[ChainEvent, None, str]:
         loaded_slot: tuple[int, int] | None = None  # (loop, slot) whose model is in memory
         broken_slot: tuple[int, int] | None = None
         for planned in plan:
@@ -152,7 +152,7 @@ class ChainRunner:
             self.recorder.record_failure(state.run_id, failure)
         return failure
 
-    def _download(self, ref: str, name: str) -> Iterator[ChainEvent]:
+    def _download(self, ref: str, name: str) -> Generator[ChainEvent, None, str]:
         """Resolve a link in a helper thread, streaming its progress; returns the local path. Stop/Next
         and Stop all end the wait (DownloadStopped), and so does abandoning this generator."""
         source = self._source
@@ -196,7 +196,8 @@ class ChainRunner:
             raise outcome["error"]  # type: ignore[misc]
         return str(outcome["path"])
 
-    def _load(self, planned: PlannedAnswer, plan: list[PlannedAnswer], state: "_Run") -> Iterator[ChainEvent]:
+    def _load(self, planned: PlannedAnswer, plan: list[PlannedAnswer], state: "_Run"
+              ) -> Generator[ChainEvent, None, bool]:
         try:
             path = planned.model
             if looks_like_link(path):
@@ -215,7 +216,7 @@ class ChainRunner:
         yield ModelLoaded(planned.model_name, info)
         return False
 
-    def _answer(self, planned: PlannedAnswer, state: "_Run") -> Iterator[ChainEvent]:
+    def _answer(self, planned: PlannedAnswer, state: "_Run") -> Generator[ChainEvent, None, Answer | None]:
         spec = state.spec
         item = planned.item
         prompt = item.prompt(state.pre_prompt, state.texts if item.collects_answers else None)
@@ -272,7 +273,7 @@ class ChainRunner:
         yield AnswerFinished(answer)
         return answer
 
-    def _run_code(self, answer: Answer, state: "_Run") -> Iterator[ChainEvent]:
+    def _run_code(self, answer: Answer, state: "_Run") -> Generator[ChainEvent, None, CodeResult | None]:
         """Run the code of `answer` (or the person's #IDE code); None when there is none."""
         options = state.spec.code
         code, source = choose_code(answer.text, options.pasted)

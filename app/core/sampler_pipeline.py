@@ -139,7 +139,7 @@ def dry_penalties(context: Sequence[int], multiplier: float, base: float, allowe
         if not matching.any():
             break
         lengths[matching] = k
-    for position, length in zip(positions.tolist(), lengths.tolist()):
+    for position, length in zip(positions.tolist(), lengths.tolist(), strict=False):
         if length >= allowed and length > 0:
             token = int(ctx[position])
             penalties[token] = max(penalties.get(token, 0.0), multiplier * base ** (length - allowed))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-
 _MAX_LEARNED_MOVES = 200_000  # bounds the memory the move cache may add to an automaton
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from app import settings
 from app.core.errors import CodeExecutionError
 from app.execution.apps import background_environment, free_local_port, http_status, log_tail, sandboxed_command
-from app.spawn import on_spawner_thread
 from app.execution.kernel import code_python
 from app.execution.processes import kill_tree, new_session_kwargs
+from app.spawn import on_spawner_thread
 
 POLL_SECONDS = 0.25
 LOG_NAME = "jupyterlab.log"

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from app import settings
-from app.spawn import on_spawner_thread
 from app.core.backend import (
     GenerationEvent,
     GenerationRequest,
@@ -39,6 +38,7 @@ from app.core.sampling import LoadParams
 from app.models.gguf_file import inspect_gguf
 from app.models.memory import available_memory, estimate_memory
 from app.models.worker_link import FramedPipe, StopFlag
+from app.spawn import on_spawner_thread
 
 STOP_ALL_GRACE_SECONDS = 1.0
 EXIT_GRACE_SECONDS = 3.0
@@ -137,7 +137,7 @@ class LocalBackend:
         with open(log_path, "wb") as log:
             # Started from the spawner thread: the worker's parent-death signal must not fire
             # when the handler thread that loads the model ends (app/spawn.py).
-            process = on_spawner_thread(
+            process: subprocess.Popen[bytes] = on_spawner_thread(
                 subprocess.Popen,
                 [sys.executable, "-m", "app.models.worker", stop.path, str(os.getpid())],
                 stdin=subprocess.PIPE,

@@ -32,10 +32,10 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
-from app.core.errors import GenerationError
 from app.core.backend import GenerationRequest, GenerationResult, LoadedModel, StopReason
+from app.core.errors import GenerationError
 from app.core.learning import TokenChoice, describe_pick
 from app.core.sampler_pipeline import SamplerPipeline
 from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
@@ -258,7 +258,7 @@ class ModelSession:
     def _pipeline_tokens(
         self, prompt: list[int], params: SamplingParams, seed: int, learning_top: int = 0,
         forced: tuple[int, ...] = (),
-    ) -> Iterator[tuple[int, TokenChoice | None]]:
+    ) -> Generator[tuple[int, TokenChoice | None], None, None]:
         """The studio's own sampler pipeline over the last position's logits, read as a view of
         llama.cpp's buffer (no logits_all, no copy). In learning mode each pick is described."""
         import numpy as np
@@ -346,7 +346,7 @@ class ModelSession:
 
         # Reaching `limit` means the token limit, unless the context ran out first.
         reason: StopReason = "max_tokens" if params.max_tokens and limit == params.max_tokens else "context_full"
-        tokens = source
+        tokens: Iterator[tuple[int, TokenChoice | None]] = source
         if stepping and not wait_for_step():
             tokens = iter(())  # stopped before the first token
             reason = "stopped"

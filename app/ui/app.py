@@ -13,24 +13,32 @@ from typing import Any, Iterator
 import gradio as gr
 import pandas as pd
 
+from app.core.branching import BranchPoint, grow_branch
 from app.core.chain import ChainSpec
 from app.core.errors import ChainStudioError
+from app.core.events import (
+    AnswerFinished,
+    AnswerStarted,
+    AnswerToken,
+    CodeFinished,
+    CodeStarted,
+    Failure,
+    RunFinished,
+    RunStarted,
+)
 from app.core.hub_links import links_from_text, looks_like_link
-from app.models.hub import HubModelSource
-from app.core.branching import BranchPoint, grow_branch
-from app.core.events import AnswerFinished, AnswerStarted, CodeFinished, CodeStarted, Failure, RunFinished, RunStarted
 from app.core.prompt_list import IGNORE_PREFIX
+from app.core.sampler_pipeline import ALL_STAGES
 from app.models.gguf_file import inspect_gguf
+from app.models.hub import HubModelSource
 from app.models.memory import estimate_memory
 from app.models.model_folder import describe_model_file
 from app.services import Services
+from app.ui import learning_view
 from app.ui.page_js import COPY_JS, SOUND_END_JS, SOUND_START_JS
 from app.ui.panels import code_panel, files_panel, history_panel, library_panel, model_panel, voice_panel
 from app.ui.panels.html_view import EMPTY as EMPTY_HTML
 from app.ui.panels.html_view import html_view
-from app.core.events import AnswerToken
-from app.core.sampler_pipeline import ALL_STAGES
-from app.ui import learning_view
 from app.ui.render import Entry, TranscriptBuilder, plain_transcript, render_transcript
 from app.ui.sampling_controls import (
     DETERMINISTIC_PRESET,

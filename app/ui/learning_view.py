@@ -29,7 +29,7 @@ def candidate_rows(record: dict[str, Any]) -> list[list[Any]]:
     applied = record["stages"]
     rows = []
     for rank, (token, piece, logit, prob, stage_probs, removed) in enumerate(record["candidates"], start=1):
-        by_stage = dict(zip(applied, stage_probs))
+        by_stage = dict(zip(applied, stage_probs, strict=False))
         marker = " ✔" if token == record["chosen"] else ""
         rows.append([rank, token, visible(piece) + marker, round(logit, 3), round(prob, 4),
                      *[round(by_stage[s], 4) if s in by_stage else "" for s in ALL_STAGES], removed or ""])
@@ -41,7 +41,7 @@ def probability_rows(record: dict[str, Any], stage: str) -> list[dict[str, Any]]
     applied = record["stages"]
     rows = []
     for token, piece, _logit, prob, stage_probs, _removed in record["candidates"]:
-        value = prob if stage == BEFORE else dict(zip(applied, stage_probs)).get(stage, 0.0)
+        value = prob if stage == BEFORE else dict(zip(applied, stage_probs, strict=False)).get(stage, 0.0)
         label = f"{visible(piece)} ({token})"
         rows.append({"token": label, "probability": value,
                      "pick": "chosen" if token == record["chosen"] else "other"})

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from app.core.chain import RANDOM_RANGES
 from app.core.code_exec import CodeResult
 from app.core.events import (
+    STOP_REASON_TEXT,
     Answer,
     AnswerFinished,
     AnswerStarted,
@@ -19,7 +20,6 @@ from app.core.events import (
     ModelDownloading,
     ModelLoaded,
     ModelLoading,
-    STOP_REASON_TEXT,
     RunFinished,
     RunStarted,
 )

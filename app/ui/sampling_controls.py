@@ -66,7 +66,7 @@ def parse_stop_lines(text: str) -> tuple[str, ...]:
 
 def sampling_from_values(names: list[str], values: list[Any]) -> SamplingParams:
     """SamplingParams from control values in `names` order (raises SettingsError when invalid)."""
-    raw = dict(zip(names, values))
+    raw = dict(zip(names, values, strict=False))
     raw["stop"] = parse_stop_lines(raw.get("stop", ""))
     for name, spec in SAMPLING_SPECS.items():
         if raw.get(name) is None:
@@ -78,5 +78,5 @@ def sampling_from_values(names: list[str], values: list[Any]) -> SamplingParams:
 
 def load_from_values(names: list[str], values: list[Any]) -> LoadParams:
     """LoadParams from control values in `names` order."""
-    raw = {name: int(value) for name, value in zip(names, values) if value is not None}
+    raw = {name: int(value) for name, value in zip(names, values, strict=False) if value is not None}
     return LoadParams(**raw)

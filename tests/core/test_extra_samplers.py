@@ -17,7 +17,7 @@ OPEN = dict(top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, tfs_z=1.0, temperature
 
 def stage(pick, name: str) -> dict[int, float]:
     record = next(r for r in pick.stages if r.stage == name)
-    return dict(zip(record.token_ids.tolist(), record.probs.tolist()))
+    return dict(zip(record.token_ids.tolist(), record.probs.tolist(), strict=False))
 
 
 def softmax(values: dict[int, float]) -> dict[int, float]:

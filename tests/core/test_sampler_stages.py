@@ -99,13 +99,13 @@ def test_each_stage_matches_its_definition(params: SamplingParams) -> None:
     pick = SamplerPipeline(params, seed=1).pick(np.array(LOGITS, dtype=np.float32), [], record=True)
     expected = reference(params)
     assert [s.stage for s in pick.stages] == [name for name, _ in expected]
-    for record, (name, probs) in zip(pick.stages, expected):
-        got = dict(zip(record.token_ids.tolist(), record.probs.tolist()))
+    for record, (name, probs) in zip(pick.stages, expected, strict=False):
+        got = dict(zip(record.token_ids.tolist(), record.probs.tolist(), strict=False))
         assert set(got) == set(probs), name
         for token, p in probs.items():
             assert got[token] == pytest.approx(p, abs=1e-9), (name, token)
         assert abs(sum(got.values()) - 1.0) < 1e-6, name
-    assert pick.token_id in dict(zip(pick.stages[-1].token_ids.tolist(), pick.stages[-1].probs.tolist()))
+    assert pick.token_id in dict(zip(pick.stages[-1].token_ids.tolist(), pick.stages[-1].probs.tolist(), strict=False))
 
 
 def test_temperature_zero_picks_the_raw_argmax() -> None:

@@ -174,7 +174,7 @@ def test_a_download_two_runs_share_goes_on_until_neither_wants_it(hub: StandInHu
     wait_until(lambda: both.sent > 50_000, what="the download to be under way")
     for stop in stops:
         stop.set()
-    for thread, outcome in started:
+    for thread, _outcome in started:
         thread.join(timeout=30)
     messages = sorted(str(outcome["stopped"]) for _thread, outcome in started)
     assert "another run still wants it" in messages[0] and "kept, it resumes next time" in messages[1]
