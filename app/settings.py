@@ -3,6 +3,10 @@
 Resolution order for the models folder: an explicit `--models-dir`, then the environment variable
 `CHAIN_STUDIO_MODELS_DIR`, then `models/` inside the data folder. The data folder is per-user and is
 moved as a whole by `CHAIN_STUDIO_HOME` (tests point it at a temporary folder).
+
+Prompt libraries: the ones shipped with the studio (`user_prompts.txt`, `system_prompts.txt` and
+`prompts/` in the install folder) are only read; "Save user prompt" writes to `prompts/` in the data
+folder, or to `CHAIN_STUDIO_PROMPTS_DIR`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ HOME_ENV = "CHAIN_STUDIO_HOME"
 MODELS_DIR_ENV = "CHAIN_STUDIO_MODELS_DIR"
 PROMPTS_DIR_ENV = "CHAIN_STUDIO_PROMPTS_DIR"
 VOSK_MODEL_ENV = "CHAIN_STUDIO_VOSK_MODEL"
+SHIPPED_TOP_LIBRARIES = ("user_prompts.txt", "system_prompts.txt")
+SHIPPED_PROMPTS_DIR = PROJECT_ROOT / "prompts"
 
 
 def _default_data_dir() -> Path:
@@ -34,14 +40,13 @@ def _default_data_dir() -> Path:
     return base / "chain-studio"
 
 
-def _make_folder(path: Path, what: str) -> None:
+def _make_folder(path: Path, what: str, elsewhere: str) -> None:
     """Create `path` if needed; a folder that cannot be made (read-only parent, a file in the way)
-    is one clear message instead of an OSError traceback from every command."""
+    is one clear message instead of an OSError traceback from every command. `elsewhere` says how
+    to choose another folder."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        elsewhere = (f"set {HOME_ENV} to a folder you can write to" if what == "the data folder"
-                     else f"use --models-dir or {MODELS_DIR_ENV} to choose a folder you can write to")
         raise StorageError(f"cannot create {what} {path}: {exc.strerror or exc}; {elsewhere}.") from exc
 
 
@@ -49,7 +54,7 @@ def data_dir() -> Path:
     """The per-user data folder (journal, settings, logs, downloads by default), created on demand."""
     override = os.environ.get(HOME_ENV)
     path = Path(override).expanduser() if override else _default_data_dir()
-    _make_folder(path, "the data folder")
+    _make_folder(path, "the data folder", f"set {HOME_ENV} to a folder you can write to")
     return path
 
 
@@ -57,7 +62,8 @@ def models_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The folder holding GGUF models, created on demand (see module docstring for the order)."""
     chosen = explicit or os.environ.get(MODELS_DIR_ENV)
     path = Path(chosen).expanduser() if chosen else data_dir() / "models"
-    _make_folder(path, "the models folder")
+    _make_folder(path, "the models folder",
+                 f"use --models-dir or {MODELS_DIR_ENV} to choose a folder you can write to")
     return path.resolve()
 
 
@@ -102,15 +108,35 @@ def demo_model_path(models: Path | None = None) -> Path:
     return (models or models_dir()) / DEMO_MODEL_FILENAME
 
 
-def prompts_dir() -> Path:
-    """Where "Save user prompt" writes: `prompts/` in the project, or $CHAIN_STUDIO_PROMPTS_DIR."""
+def shipped_library_files() -> list[Path]:
+    """The prompt libraries that come with the studio, in the install folder: user_prompts.txt,
+    system_prompts.txt, then the files of its `prompts/` by name. The studio never writes them."""
+    top = [PROJECT_ROOT / name for name in SHIPPED_TOP_LIBRARIES]
+    return [p for p in top if p.is_file()] + sorted(p for p in SHIPPED_PROMPTS_DIR.glob("*.txt") if p.is_file())
+
+
+def _saved_prompts_path() -> Path:
     override = os.environ.get(PROMPTS_DIR_ENV)
-    path = Path(override).expanduser() if override else PROJECT_ROOT / "prompts"
-    path.mkdir(parents=True, exist_ok=True)
+    return Path(override).expanduser() if override else data_dir() / "prompts"
+
+
+def prompts_dir() -> Path:
+    """Where "Save user prompt" writes, created on demand: `prompts/` in the data folder, or
+    $CHAIN_STUDIO_PROMPTS_DIR. Not the install folder: it may be read-only or shared, and an update
+    replaces it (with the person's prompts)."""
+    path = _saved_prompts_path()
+    _make_folder(path, "the prompts folder", f"set {PROMPTS_DIR_ENV} to a folder you can write to")
     return path
 
 
 def library_files() -> list[Path]:
-    """Prompt libraries: user_prompts.txt, system_prompts.txt, then the files in the prompts folder."""
-    shipped = [PROJECT_ROOT / "user_prompts.txt", PROJECT_ROOT / "system_prompts.txt"]
-    return [p for p in shipped if p.exists()] + sorted(prompts_dir().glob("*.txt"))
+    """The prompt libraries to choose from, each name once: user_prompts.txt and system_prompts.txt
+    first, then the others by name. A saved file named like a shipped one is listed in its place
+    (it began as a copy of it, see app.store.library.save_prompt)."""
+    folder = _saved_prompts_path()  # listing does not create the prompts folder
+    saved = {p.name: p for p in sorted(folder.glob("*.txt")) if p.is_file()} if folder.is_dir() else {}
+    listed = {p.name: saved.get(p.name, p) for p in shipped_library_files()}
+    for name, path in saved.items():
+        listed.setdefault(name, path)
+    first = [listed.pop(name) for name in SHIPPED_TOP_LIBRARIES if name in listed]
+    return first + [listed[name] for name in sorted(listed)]

@@ -15,10 +15,11 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 @pytest.fixture(autouse=True)
 def studio_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point the studio's data and models folders at a temporary folder."""
+    """Point the studio's data, models and saved-prompts folders at a temporary folder."""
     home = tmp_path / "studio-home"
     monkeypatch.setenv("CHAIN_STUDIO_HOME", str(home))
     monkeypatch.delenv("CHAIN_STUDIO_MODELS_DIR", raising=False)
+    monkeypatch.delenv("CHAIN_STUDIO_PROMPTS_DIR", raising=False)  # saved prompts go to the home above
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     return home
 

@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
+from typing import Sequence
 from urllib.parse import urlsplit
 
 import psutil
@@ -248,13 +249,14 @@ def background_environment(cwd: Path) -> dict[str, str]:
     return env
 
 
-def sandboxed_command(command: list[str], cwd: Path) -> list[str]:
+def sandboxed_command(command: list[str], cwd: Path, readable: Sequence[Path] = ()) -> list[str]:
     """`command` inside the sandbox where there is one (with the network: a browser must reach an
-    app), the code folder and `cwd` writable; unchanged where there is none."""
+    app), the code folder and `cwd` writable, `readable` folders (e.g. in the hidden data folder)
+    read-only; unchanged where there is none."""
     if not sandbox_status().available:
         return command
     site_dir = settings.data_dir() / "runtime" / ".site"
-    return sandbox_command(command, writable=[settings.code_dir(), cwd], readable=[site_dir], workdir=cwd)
+    return sandbox_command(command, writable=[settings.code_dir(), cwd], readable=[site_dir, *readable], workdir=cwd)
 
 
 def _loopback_site(folder: Path) -> Path:
