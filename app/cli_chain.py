@@ -27,6 +27,7 @@ from app.core.events import (
     ModelDownloading,
     ModelLoaded,
     ModelLoading,
+    ModelLoadProgress,
     RunFinished,
     RunStarted,
 )
@@ -252,6 +253,7 @@ class _JsonPrinter:
     def __init__(self) -> None:
         self.progress = _ProgressLine()
         self.pending: dict[str, Any] | None = None
+        self.load_step = -1  # the last tenth of a load shown as a "model_loading" line
 
     def flush(self) -> None:
         if self.pending is not None:
@@ -272,6 +274,13 @@ class _JsonPrinter:
             return
         if isinstance(event, ModelDownloading):
             self.progress.show(event.text, event.fraction)
+        elif isinstance(event, ModelLoading):
+            self.load_step = -1
+        elif isinstance(event, ModelLoadProgress):
+            step = int(event.fraction * 10)  # a line per tenth: a long load does not flood the stream
+            if step > self.load_step:
+                self.load_step = step
+                emit({"type": "model_loading", "model": event.model, "fraction": round(event.fraction, 3)})
         elif isinstance(event, RunStarted):
             emit({"type": "run_started", "run_id": event.run_id, "planned": event.planned,
                   "items": event.items, "models": [Path(m).name for m in event.models]})
@@ -293,6 +302,7 @@ class _TranscriptPrinter:
         self.show_params = show_params
         self.hide_code = hide_code
         self.progress = _ProgressLine()
+        self.loading = _ProgressLine()
 
     def flush(self) -> None:
         sys.stdout.flush()
@@ -305,6 +315,9 @@ class _TranscriptPrinter:
             out.write(f"Run {event.run_id}: {event.planned} answers planned\n")
         elif isinstance(event, ModelLoading):
             out.write(f"\nLoading {event.model}…\n")
+            self.loading = _ProgressLine()  # each load counts its tenths from zero
+        elif isinstance(event, ModelLoadProgress):
+            self.loading.show(f"Loading {event.model}… {event.fraction:.0%}", event.fraction)
         elif isinstance(event, AnswerStarted):
             out.write(f"\n== {event.model} · item {event.item} · response {event.response} · loop {event.loop} ==\n")
             if self.show_params:

@@ -8,7 +8,7 @@ process boundary (pickle) and be journaled (JSON).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Protocol, Union
+from typing import Any, Callable, Iterator, Literal, Protocol, Union
 
 from app.core.sampling import LoadParams, SamplingParams
 
@@ -112,8 +112,11 @@ class LoadedModel:
 class Backend(Protocol):
     """A place where one model at a time is loaded and generates text."""
 
-    def load(self, path: str, params: LoadParams | None = None) -> LoadedModel:
-        """Load `path`, releasing any other model first. A no-op when it is already loaded alike."""
+    def load(self, path: str, params: LoadParams | None = None,
+             progress: Callable[[float], None] | None = None) -> LoadedModel:
+        """Load `path`, releasing any other model first. A no-op when it is already loaded alike.
+        `progress`, when given, is called on the loading thread with the fraction done (0 to 1,
+        rising); a backend that cannot tell may never call it."""
 
     def unload(self) -> None:
         """Release the loaded model and its memory."""

@@ -45,6 +45,15 @@ class ModelLoading:
 
 
 @dataclass(frozen=True)
+class ModelLoadProgress:
+    """Progress of the model being loaded: `fraction` from 0 to 1, rising, 1.0 when llama.cpp is
+    done (ModelLoaded follows). At most about ten a second."""
+
+    model: str
+    fraction: float
+
+
+@dataclass(frozen=True)
 class ModelLoaded:
     model: str
     info: LoadedModel
@@ -166,5 +175,5 @@ class RunFinished:
     failures: int
 
 
-ChainEvent = Union[RunStarted, ModelDownloading, ModelLoading, ModelLoaded, AnswerStarted, AnswerToken, AnswerFinished,
-                   CodeStarted, CodeFinished, Failure, RunFinished]
+ChainEvent = Union[RunStarted, ModelDownloading, ModelLoading, ModelLoadProgress, ModelLoaded, AnswerStarted,
+                   AnswerToken, AnswerFinished, CodeStarted, CodeFinished, Failure, RunFinished]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import queue
 import random
 import threading
+import time
 from typing import Callable, Generator, Iterator, Protocol
 
-from app.core.backend import Backend, GenerationRequest, GenerationResult, TokenEvent
+from app.core.backend import Backend, GenerationRequest, GenerationResult, LoadedModel, TokenEvent
 from app.core.chain import ChainSpec, PlannedAnswer, answer_params, make_plan
 from app.core.code_blocks import choose_code
 from app.core.code_exec import CodeResult, CodeRunner, feedback_text, is_stop_signal, meets_stop_condition
@@ -27,11 +28,15 @@ from app.core.events import (
     ModelDownloading,
     ModelLoaded,
     ModelLoading,
+    ModelLoadProgress,
     RunFinished,
     RunStarted,
 )
 from app.core.hub_links import looks_like_link, parse_model_link
 from app.core.prompt_list import parse_prompt_list, parse_single_field
+from app.core.sampling import LoadParams
+
+LOAD_PROGRESS_SECONDS = 0.1  # ModelLoadProgress events: ten a second at most
 
 
 class RunRecorder(Protocol):
@@ -204,17 +209,56 @@ class ChainRunner:
                 path = yield from self._download(path, planned.model_name)
                 self._resolved[planned.model] = path
             yield ModelLoading(planned.model_name)
-            self.loading = True
-            try:
-                info = self.backend.load(path, state.spec.load)
-            finally:
-                self.loading = False
+            info = yield from self._load_model(path, planned.model_name, state.spec.load)
         except ChainStudioError as exc:
             skipped = sum(1 for p in plan if (p.loop, p.model_slot) == (planned.loop, planned.model_slot))
             yield self._fail(Failure(planned.model_name, str(exc), planned.loop, skipped=skipped), state)
             return True
         yield ModelLoaded(planned.model_name, info)
         return False
+
+    def _load_model(self, path: str, name: str, load: LoadParams) -> Generator[ChainEvent, None, LoadedModel]:
+        """Load in a helper thread, streaming the backend's progress as `ModelLoadProgress` events
+        (rising, at most one per LOAD_PROGRESS_SECONDS, the last one, 1.0, always); returns what
+        loaded. Stop all ends the load (the backend's stop_all), and so does abandoning this generator."""
+        updates: queue.Queue = queue.Queue()
+        outcome: dict[str, object] = {}
+
+        def work() -> None:
+            try:
+                outcome["info"] = self.backend.load(path, load, updates.put)
+            except BaseException as exc:  # raised again in the run's thread
+                outcome["error"] = exc
+            finally:
+                updates.put(None)
+
+        loader = threading.Thread(target=work, name=f"load {name}", daemon=True)
+        self.loading = True
+        try:
+            loader.start()
+            shown, shown_at = 0.0, float("-inf")
+            waiting: float | None = None  # a fraction not shown yet (it came too soon after the last)
+            while True:
+                timeout = 0.5 if waiting is None else max(0.0, shown_at + LOAD_PROGRESS_SECONDS - time.monotonic())
+                try:
+                    update = updates.get(timeout=timeout)  # a timeout keeps Ctrl-C prompt on Windows too
+                except queue.Empty:
+                    update = 0.0  # nothing new, only time passed (None is the end)
+                if update is None:
+                    break
+                if update > max(shown, waiting or 0.0):
+                    waiting = min(float(update), 1.0)
+                now = time.monotonic()
+                if waiting is not None and (waiting >= 1.0 or now - shown_at >= LOAD_PROGRESS_SECONDS):
+                    yield ModelLoadProgress(name, waiting)
+                    shown, shown_at, waiting = waiting, now, None
+        finally:
+            self.loading = False
+            if loader.is_alive():  # the consumer went away mid-load
+                self.backend.stop_all()
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        return outcome["info"]  # type: ignore[return-value]
 
     def _answer(self, planned: PlannedAnswer, state: "_Run") -> Generator[ChainEvent, None, Answer | None]:
         spec = state.spec

@@ -17,7 +17,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from app import settings
 from app.core.backend import (
@@ -35,8 +35,15 @@ from app.core.errors import (
     WorkerCrashedError,
 )
 from app.core.sampling import LoadParams
-from app.models.gguf_file import inspect_gguf
-from app.models.memory import available_memory, estimate_memory
+from app.models.gguf_file import GGUFInfo, inspect_gguf
+from app.models.memory import (
+    CONTEXT_STEP,
+    MemoryEstimate,
+    available_memory,
+    estimate_memory,
+    largest_context,
+    private_memory,
+)
 from app.models.worker_link import FramedPipe, StopFlag
 from app.spawn import on_spawner_thread
 
@@ -98,6 +105,25 @@ def crash_diagnosis(path: Path, lines: int = 3) -> str:
     ]
     hits = [line for line in kept if _DIAGNOSTIC.search(line)]
     return "\n".join((hits or kept[-lines:])[:lines])
+
+
+def memory_refusal(info: GGUFInfo, params: LoadParams, needed: MemoryEstimate, available: int,
+                   releasable: int = 0) -> str:
+    """Why a load is refused for memory: the model, its n_ctx, the estimate and what is available,
+    and the largest n_ctx that would fit."""
+    gib = 2**30
+    trained = " (its trained context, n_ctx 0)" if params.n_ctx == 0 else ""
+    freed = f", counting the {releasable / gib:.2f} GB the loaded model would give back" if releasable else ""
+    fits = largest_context(info, available, params.n_batch, below=needed.n_ctx)
+    if fits:
+        advice = (f"n_ctx {fits:,} or less would fit: lower n_ctx (Settings > Model loading, or --set n_ctx=N) "
+                  "or close other programs")
+    else:
+        advice = (f"not even n_ctx {CONTEXT_STEP} would fit: close other programs or choose a smaller model "
+                  "(or a smaller quantization)")
+    return (f"{info.file_name} at n_ctx {needed.n_ctx:,}{trained} needs about {needed.total / gib:.2f} GB of "
+            f"memory (weights {needed.weights / gib:.2f} GB, KV cache {needed.kv_cache / gib:.2f} GB, compute "
+            f"{needed.compute / gib:.2f} GB), but only {available / gib:.2f} GB is available{freed}; {advice}")
 
 
 class LocalBackend:
@@ -238,8 +264,14 @@ class LocalBackend:
         """True while a generation is running."""
         return not self._idle.is_set()
 
-    def load(self, path: str | os.PathLike[str], params: LoadParams | None = None) -> LoadedModel:
-        """Load `path` (checked first, without llama.cpp); a no-op when it is loaded alike."""
+    def load(self, path: str | os.PathLike[str], params: LoadParams | None = None,
+             progress: Callable[[float], None] | None = None) -> LoadedModel:
+        """Load `path` (checked first, without llama.cpp); a no-op when it is loaded alike.
+
+        A load whose memory estimate (KV cache at its n_ctx included) exceeds the memory available,
+        counting what unloading the current model gives back, is refused with a ModelLoadError
+        before anything is unloaded or started. While llama.cpp loads, `progress` is called on this
+        thread with the fraction done (rising, 1.0 last, about ten times a second)."""
         params = params or LoadParams()
         info = inspect_gguf(path)  # raises ModelFileError for anything that is not a usable GGUF
         resolved = info.path
@@ -253,9 +285,12 @@ class LocalBackend:
                 and self._worker.process.poll() is None
             ):
                 return self._loaded
-            self._end_worker()  # the old model's memory is back before the next one is measured
-            needed = self._check_memory(info, params)
-            limit = needed + max(MEMORY_MARGIN_BYTES, int(needed * MEMORY_MARGIN_SHARE))
+            needed = estimate_memory(info, params.n_ctx, params.n_batch)
+            # Refused before unloading: a load that cannot fit leaves the loaded model in place.
+            self._check_memory(info, params, needed, self._releasable())
+            self._end_worker()
+            self._check_memory(info, params, needed, 0)  # what unloading really gave back
+            limit = needed.total + max(MEMORY_MARGIN_BYTES, int(needed.total * MEMORY_MARGIN_SHARE))
             timeout = self._load_timeout or LOAD_SECONDS_BASE + LOAD_SECONDS_PER_GB * info.file_size / 2**30
             worker = self._start_worker()
             self._loading, self._load_ended_by = worker, None
@@ -263,8 +298,12 @@ class LocalBackend:
             watchdog.daemon = True
             watchdog.start()
             try:
-                self._send(worker, ("load", resolved, params, limit))
+                self._send(worker, ("load", resolved, params, limit, needed.kv_cache))
                 reply = self._recv(worker)
+                while reply[0] == "progress":
+                    if progress is not None:
+                        progress(reply[1])
+                    reply = self._recv(worker)
             except _WorkerGone as gone:
                 ended_by = self._load_ended_by
                 if ended_by is None:
@@ -274,6 +313,9 @@ class LocalBackend:
                     raise ModelLoadError(f"loading {info.file_name} took longer than {timeout:.3g} s, so it was "
                                          "ended; the worker log is in the logs folder") from None
                 raise ModelLoadError(f"loading {info.file_name} was stopped") from None
+            except BaseException:
+                self._end_worker()  # e.g. the progress callback raised: the worker is mid-load, out of step
+                raise
             finally:
                 watchdog.cancel()
                 self._loading = None
@@ -283,18 +325,19 @@ class LocalBackend:
             self._loaded_stamp = _file_stamp(resolved)
             return self._loaded
 
+    def _releasable(self) -> int:
+        """The memory that ending the current worker would give back (0 without one)."""
+        worker = self._worker
+        if worker is None or worker.process.poll() is not None:
+            return 0
+        return private_memory(worker.process.pid) or 0
+
     @staticmethod
-    def _check_memory(info: Any, params: LoadParams) -> int:
-        """Refuse a load that cannot fit, before the machine starts swapping or the worker is killed;
-        returns the estimated need in bytes."""
-        needed = estimate_memory(info, params.n_ctx, params.n_batch)
+    def _check_memory(info: GGUFInfo, params: LoadParams, needed: MemoryEstimate, releasable: int) -> None:
+        """Refuse a load that cannot fit, before the machine starts swapping or the worker is killed."""
         free = available_memory()
-        if free is not None and needed.total > free:
-            raise ModelLoadError(
-                f"{info.file_name} needs {needed.describe()}, but only {free / 2**30:.2f} GB of memory is "
-                "available: lower n_ctx (Model loading) or close other programs"
-            )
-        return needed.total
+        if free is not None and needed.total > free + releasable:
+            raise ModelLoadError(memory_refusal(info, params, needed, free + releasable, releasable))
 
     def _end_load(self, worker: _Worker, reason: str) -> bool:
         """End a worker that is still loading (its load then fails with a message); False when no

@@ -6,12 +6,16 @@ the studio's own process. The parent (`local_backend.LocalBackend`) starts
 (`worker_link.FramedPipe`); the worker's stderr (and anything llama.cpp prints) goes to a log file
 whose tail explains a crash:
 
-    parent -> worker   ("load", path, LoadParams) | ("generate", GenerationRequest) |
+    parent -> worker   ("load", path, LoadParams, memory_limit, context_bytes) |
+                       ("generate", GenerationRequest) |
                        ("tokenize", text, add_special) | ("vocab",) | ("metadata",) | ("exit",)
                        ("ack",) after each batch of tokens it has handled, during a generation
     worker -> parent   ("ok", value) | ("err", kind, message, extra) |
+                       ("progress", fraction) ... while loading, then ("progress", 1.0) before "ok" |
                        ("toks", [(token_id, text, choice), ...]) ... ("done", GenerationResult)
                        (choice: a learning.TokenChoice in learning mode, else None)
+
+A load reports its progress at most every `PROGRESS_SECONDS` (see `LoadProgress`).
 
 Tokens are sent in batches: the first at once, then at most one message per `FLUSH_SECONDS`. On a
 machine whose cores all run llama.cpp threads, every wake-up of the studio process costs a compute
@@ -25,6 +29,7 @@ request. When the studio dies, the worker's next read or write on the pipe fails
 from __future__ import annotations
 
 import codecs
+import contextlib
 import dataclasses
 import os
 import random
@@ -32,7 +37,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from app.core.backend import GenerationRequest, GenerationResult, LoadedModel, StopReason
 from app.core.errors import GenerationError
@@ -44,6 +49,7 @@ from app.models.chat_template import render_chat
 from app.models.worker_link import FramedPipe, StopFlag
 
 FLUSH_SECONDS = 0.05  # one message per page update at most (the UI shows ~20 a second)
+PROGRESS_SECONDS = 0.1  # load progress: ten messages a second at most
 INSTALL_HINT = "llama-cpp-python is not installed in this environment; run ./install.sh (or install.bat)"
 
 
@@ -85,6 +91,109 @@ class _UncompiledChatFormatter:
             raise RuntimeError("the studio renders chat templates itself (app/models/chat_template.py)")
 
         return refuse
+
+
+def private_memory_bytes() -> int | None:
+    """This process's anonymous (heap, private) resident memory: what the KV cache adds while it is
+    written. Falls back to the whole resident size where /proc does not say."""
+    try:
+        with open("/proc/self/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resident_memory_bytes()
+
+
+class LoadProgress:
+    """The progress of one load, from 0 to 1, sent as ("progress", fraction) messages.
+
+    A load has two parts: llama.cpp reads (or maps) the weights, reporting its own progress through
+    its progress callback, then it creates the context, writing the whole KV cache, which has no
+    callback and takes most of the time at a large n_ctx (seconds per GB). The second part is
+    measured by the growth of this process's private memory against the KV cache's expected size.
+    Each part counts for its share of the bytes. A reporter thread sends the fraction at most every
+    `PROGRESS_SECONDS`, only when it grew, and never 1.0 before `finish()`."""
+
+    def __init__(self, send: Callable[[tuple], None], weights_bytes: int, context_bytes: int) -> None:
+        self._send = send
+        total = max(1, weights_bytes + context_bytes)
+        self._weights_share = weights_bytes / total
+        self._context_bytes = context_bytes
+        self._weights = 0.0
+        self._context_baseline: int | None = None  # private memory when the weights were done
+        self._sent = -1.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._report, name="load progress", daemon=True)
+
+    def start(self) -> "LoadProgress":
+        self._thread.start()
+        return self
+
+    def weights(self, fraction: float) -> None:
+        """llama.cpp's progress of reading the weights (called from its progress callback)."""
+        self._weights = min(1.0, max(self._weights, fraction))
+        if self._weights >= 1.0 and self._context_baseline is None:
+            self._context_baseline = private_memory_bytes() or 0
+
+    def fraction(self) -> float:
+        """The load's progress so far, below 1 until `finish()`."""
+        done = self._weights_share * self._weights
+        baseline = self._context_baseline
+        if baseline is not None and self._context_bytes > 0:
+            grown = max(0, (private_memory_bytes() or 0) - baseline)
+            done += (1 - self._weights_share) * min(1.0, grown / self._context_bytes)
+        return min(done, 0.99)
+
+    def _report(self) -> None:
+        while not self._done.wait(PROGRESS_SECONDS):
+            self._maybe_send(self.fraction())
+
+    def _maybe_send(self, fraction: float) -> None:
+        if fraction > self._sent:
+            self._sent = fraction
+            try:
+                self._send(("progress", round(fraction, 4)))
+            except (OSError, ValueError):
+                self._done.set()  # the studio went away: the main loop notices on its next read
+
+    def finish(self, loaded: bool) -> None:
+        """Stop reporting (before anything else is sent); a finished load reports 1.0."""
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if loaded:
+            self._maybe_send(1.0)
+
+
+@contextlib.contextmanager
+def _weights_progress(llama_cpp: Any, report: Callable[[float], None]) -> Iterator[Any]:
+    """Hand llama.cpp a progress callback for the weights. This llama-cpp-python's `Llama` does not
+    take one, so the default model parameters it starts from get it while `Llama(...)` runs. Yields
+    the C callback: keep it as long as the model (llama.cpp keeps a pointer to it)."""
+    low_level = llama_cpp.llama_cpp
+    default_params = low_level.llama_model_default_params
+
+    def on_progress(fraction: float, _user_data: Any) -> bool:
+        try:
+            report(float(fraction))
+        except Exception:  # an exception here would abort the load: never let one out
+            pass
+        return True  # go on loading (Stop all ends the process instead)
+
+    callback = low_level.llama_progress_callback(on_progress)  # kept alive until the load ends
+
+    def with_progress() -> Any:
+        params = default_params()
+        params.progress_callback = callback
+        return params
+
+    low_level.llama_model_default_params = with_progress
+    try:
+        yield callback
+    finally:
+        low_level.llama_model_default_params = default_params
 
 
 def limit_data_memory(limit_bytes: int) -> None:
@@ -136,7 +245,8 @@ def guard_process(parent_pid: int) -> None:
 class ModelSession:
     """One loaded model and the operations on it."""
 
-    def __init__(self, path: str, params: LoadParams, memory_limit: int = 0) -> None:
+    def __init__(self, path: str, params: LoadParams, memory_limit: int = 0,
+                 progress: LoadProgress | None = None) -> None:
         try:
             import llama_cpp
             import llama_cpp.llama_chat_format as chat_format
@@ -146,26 +256,29 @@ class ModelSession:
         limit_data_memory(memory_limit)
         self._lib = llama_cpp
         threads = params.n_threads or os.cpu_count() or 1
+        report: Callable[[float], None] = progress.weights if progress else (lambda _fraction: None)
         started = time.perf_counter()
         try:
-            # Never logits_all: it costs n_ctx x n_vocab floats. The last row is read from the
-            # context when our own sampler needs it.
-            self.llm = llama_cpp.Llama(
-                model_path=path,
-                n_ctx=params.n_ctx,
-                n_batch=params.n_batch,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=params.seed if params.seed != SEED_RANDOM else random.randrange(2**32),
-                logits_all=False,
-                verbose=True,  # goes to the worker log: the parent shows its tail on failures
-            )
+            with _weights_progress(llama_cpp, report) as callback:
+                # Never logits_all: it costs n_ctx x n_vocab floats. The last row is read from the
+                # context when our own sampler needs it.
+                self.llm = llama_cpp.Llama(
+                    model_path=path,
+                    n_ctx=params.n_ctx,
+                    n_batch=params.n_batch,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    seed=params.seed if params.seed != SEED_RANDOM else random.randrange(2**32),
+                    logits_all=False,
+                    verbose=True,  # goes to the worker log: the parent shows its tail on failures
+                )
         except MemoryError:
             raise _Failure("load", f"{os.path.basename(path)} needs more memory than the studio estimated "
                                    f"({memory_limit / 2**30:.2f} GB allowed): lower n_ctx") from None
         except Exception as exc:  # llama-cpp-python raises ValueError for files llama.cpp refuses
             raise _Failure("load", f"llama.cpp could not load {os.path.basename(path)}: {exc}") from exc
         self.load_seconds = time.perf_counter() - started
+        self._progress_callback = callback
         self.path = path
         self.params = params
         self.vocab = self.llm._model.vocab
@@ -389,6 +502,13 @@ class ModelSession:
         )
 
 
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def _serve(conn: FramedPipe, stop: StopFlag) -> None:
     session: ModelSession | None = None
 
@@ -411,7 +531,12 @@ def _serve(conn: FramedPipe, stop: StopFlag) -> None:
                 continue
             if op == "load":
                 session = None  # drop any previous model before loading the next one
-                session = ModelSession(*args)
+                path, params, memory_limit, context_bytes = args
+                progress = LoadProgress(conn.send, _file_size(path), context_bytes).start()
+                try:
+                    session = ModelSession(path, params, memory_limit, progress)
+                finally:
+                    progress.finish(loaded=session is not None)
                 conn.send(("ok", session.describe()))
             elif op == "generate":
                 result = need_session().generate(args[0], conn, stop)

@@ -20,6 +20,7 @@ from app.core.events import (
     ModelDownloading,
     ModelLoaded,
     ModelLoading,
+    ModelLoadProgress,
     RunFinished,
     RunStarted,
 )
@@ -85,6 +86,9 @@ class TranscriptBuilder:
             self.status = f"{event.text}{bar}"
         elif isinstance(event, ModelLoading):
             self.status = f"Loading {event.model}…"
+        elif isinstance(event, ModelLoadProgress):
+            self.status = (f"Loading {event.model}… {event.fraction:.0%}"
+                           f'<br><progress id="load-progress" value="{event.fraction:.3f}" max="1"></progress>')
         elif isinstance(event, ModelLoaded):
             self.status = f"{event.model} loaded in {event.info.load_seconds:.1f} s"
         elif isinstance(event, AnswerStarted):

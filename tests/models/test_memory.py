@@ -52,7 +52,7 @@ def test_a_model_that_cannot_fit_is_refused_before_loading(demo_model: Path, tmp
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backend_module, "available_memory", lambda: 50 * 2**20)
     backend = LocalBackend(log_dir=tmp_path)
-    with pytest.raises(ModelLoadError, match="only 0.05 GB of memory is available: lower n_ctx"):
+    with pytest.raises(ModelLoadError, match="but only 0.05 GB is available; not even n_ctx 256 would fit"):
         backend.load(demo_model, LoadParams(n_ctx=4096))
     assert backend._worker is None
 
