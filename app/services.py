@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Callable
 
 from app.core.backend import Backend
 from app.core.runner import ChainRunner
-from app.models.hub import HubDownloader
+from app.models.gguf_file import GGUFInfo, inspect_gguf
+from app.models.hub import HubDownloader, HubModelSource
 from app.models.local_backend import LocalBackend
-from app.models.model_folder import list_model_files, prepare_models_folder
+from app.models.memory import MemoryEstimate, estimate_memory
+from app.models.model_folder import ModelFile, describe_model_file, list_model_files, prepare_models_folder
 from app.store.journal import Journal
 
 if TYPE_CHECKING:
@@ -79,6 +81,22 @@ class Services:
         if key not in self._downloaders:
             self._downloaders[key] = HubDownloader(Path(key))
         return self._downloaders[key]
+
+    def model_source(self, folder: str | Path, testing: bool = False) -> HubModelSource:
+        """Where a run's model links are downloaded to and verified (`testing`: keep only the newest)."""
+        return HubModelSource(self.downloader(Path(folder)), testing=testing)
+
+    def model_header(self, path: str | Path) -> GGUFInfo:
+        """What a GGUF file's header says (raises ChainStudioError for a file that is not usable)."""
+        return inspect_gguf(path)
+
+    def memory_needed(self, info: GGUFInfo, n_ctx: int) -> MemoryEstimate:
+        """How much memory `info`'s model needs with an `n_ctx`-token context."""
+        return estimate_memory(info, n_ctx)
+
+    def model_file(self, path: Path) -> ModelFile:
+        """A file of a models folder with its header, or the reason it cannot be used."""
+        return describe_model_file(path)
 
     def model_files(self, folder: Path | None = None) -> list[Path]:
         """GGUF files in a models folder (demo model first)."""

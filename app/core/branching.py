@@ -27,6 +27,12 @@ class BranchPoint:
     params: SamplingParams
     token_ids: tuple[int, ...]
 
+    @classmethod
+    def from_answer(cls, run_id: int, answer: Answer) -> "BranchPoint":
+        """The branch point of a finished learning-mode answer of run `run_id`."""
+        return cls(run_id, answer.index, answer.model_path, answer.item, answer.response, answer.loop,
+                   answer.messages, answer.params, tuple(c.chosen for c in answer.choices))
+
 
 def grow_branch(
     backend: Backend, base: BranchPoint, position: int, token: int, new_seq: int, learning_top: int,

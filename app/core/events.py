@@ -123,6 +123,17 @@ class AnswerFinished:
 
 
 @dataclass(frozen=True)
+class BranchFinished:
+    """A branch grown in learning mode: `answer` starts like answer `parent_seq` up to `position`,
+    where it took `token`."""
+
+    answer: Answer
+    parent_seq: int
+    position: int
+    token: int
+
+
+@dataclass(frozen=True)
 class CodeStarted:
     """The code of answer `index` starts running (`source`: "answer", or "pasted" for #IDE code)."""
 
@@ -176,4 +187,4 @@ class RunFinished:
 
 
 ChainEvent = Union[RunStarted, ModelDownloading, ModelLoading, ModelLoadProgress, ModelLoaded, AnswerStarted,
-                   AnswerToken, AnswerFinished, CodeStarted, CodeFinished, Failure, RunFinished]
+                   AnswerToken, AnswerFinished, BranchFinished, CodeStarted, CodeFinished, Failure, RunFinished]

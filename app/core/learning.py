@@ -47,6 +47,20 @@ class TokenChoice:
                             [round(p, 6) for p in c.stage_probs], c.removed_by] for c in self.candidates],
         }
 
+    @classmethod
+    def from_record(cls, record: dict) -> "TokenChoice":
+        """Back from the journal's plain data (`to_record`)."""
+        candidates = tuple(Candidate(int(token), str(piece), float(logit), float(prob),
+                                     tuple(float(p) for p in stage_probs), removed or None)
+                           for token, piece, logit, prob, stage_probs, removed in record["candidates"])
+        return cls(int(record["position"]), int(record["chosen"]), int(record["rank"]),
+                   tuple(record["stages"]), candidates)
+
+    @property
+    def chosen_candidate(self) -> Candidate:
+        """The candidate that was picked (always among the candidates)."""
+        return next(c for c in self.candidates if c.token_id == self.chosen)
+
 
 def describe_pick(logits: np.ndarray, pick: Pick, pieces: Sequence[str], position: int, k: int) -> TokenChoice:
     """The top-`k` candidates by raw logit (the chosen token is always included) and their fate."""

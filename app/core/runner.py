@@ -10,6 +10,7 @@ import time
 from typing import Callable, Generator, Iterator, Protocol
 
 from app.core.backend import Backend, GenerationRequest, GenerationResult, LoadedModel, TokenEvent
+from app.core.branching import BranchPoint, grow_branch
 from app.core.chain import ChainSpec, PlannedAnswer, answer_params, make_plan
 from app.core.code_blocks import choose_code
 from app.core.code_exec import CodeResult, CodeRunner, feedback_text, is_stop_signal, meets_stop_condition
@@ -21,6 +22,7 @@ from app.core.events import (
     AnswerFinished,
     AnswerStarted,
     AnswerToken,
+    BranchFinished,
     ChainEvent,
     CodeFinished,
     CodeStarted,
@@ -51,6 +53,10 @@ class RunRecorder(Protocol):
     def finish_run(self, run_id: int, reason: str) -> None: ...
 
     def record_code_run(self, run_id: int | None, seq: int | None, source: str, result: CodeResult) -> int: ...
+
+    def next_answer_seq(self, run_id: int) -> int: ...
+
+    def record_branch(self, run_id: int, answer: Answer, parent_seq: int, position: int, token: int) -> None: ...
 
 
 class ModelSource(Protocol):
@@ -273,15 +279,25 @@ class ChainRunner:
         yield AnswerStarted(planned.index, planned.model_name, item.number, planned.response, planned.loop, prompt, params)
         result: GenerationResult | None = None
         choices: list = []
+        streamed: list[TokenEvent] = []
+        stream = self.backend.generate(request)
         try:
             self.generating = True
-            for event in self.backend.generate(request):
+            for event in stream:
                 if isinstance(event, TokenEvent):
+                    streamed.append(event)
                     if event.choice is not None:
                         choices.append(event.choice)
                     yield AnswerToken(planned.index, event.text, event.token_id, event.choice)
                 else:
                     result = event
+        except GeneratorExit:
+            # The consumer went away mid-answer (a closed browser tab): the model stops, and the
+            # part written so far is kept like a Stop/Next would keep it.
+            stream.close()  # type: ignore[attr-defined]
+            if streamed and self.recorder and state.run_id is not None:
+                self.recorder.record_answer(state.run_id, self._partial_answer(planned, prompt, request, streamed))
+            raise
         except ChainStudioError as exc:
             message = str(exc)
             if isinstance(exc, ContextOverflowError):
@@ -316,6 +332,43 @@ class ChainRunner:
             self.recorder.record_answer(state.run_id, answer)
         yield AnswerFinished(answer)
         return answer
+
+    def _partial_answer(self, planned: PlannedAnswer, prompt: str, request: GenerationRequest,
+                        streamed: list[TokenEvent]) -> Answer:
+        """What an abandoned answer had written, as a stopped answer."""
+        return Answer(
+            index=planned.index, model=planned.model_name,
+            model_path=self._resolved.get(planned.model, planned.model), item=planned.item.number,
+            response=planned.response, loop=planned.loop, prompt=prompt, messages=request.messages,
+            params=request.params, text="".join(e.text for e in streamed), prompt_tokens=0,
+            tokens=len(streamed), seconds=0.0, stop_reason="stopped", seed=request.params.seed,
+            choices=tuple(e.choice for e in streamed if e.choice is not None),
+        )
+
+    def branch(self, base: BranchPoint, position: int, token: int, learning_top: int,
+               load: LoadParams | None = None) -> Iterator[ChainEvent]:
+        """Grow a branch of a finished answer (learning mode): keep its tokens before `position`,
+        take `token` there and let the model go on. Streams `AnswerToken`s, then `BranchFinished`;
+        the branch is journaled as a new answer of the same run, linked to its parent. Stop/Next and
+        Stop all end it like an answer."""
+        self.control.reset()
+        seq = self.recorder.next_answer_seq(base.run_id) if self.recorder else base.seq + 1
+        self.running = True
+        self.generating = True
+        try:
+            answer: Answer | None = None
+            for event in grow_branch(self.backend, base, position, token, seq, learning_top, load):
+                if isinstance(event, TokenEvent):
+                    yield AnswerToken(seq, event.text, event.token_id, event.choice)
+                else:
+                    answer = event
+        finally:
+            self.generating = False
+            self.running = False
+        assert answer is not None
+        if self.recorder:
+            self.recorder.record_branch(base.run_id, answer, base.seq, position, token)
+        yield BranchFinished(answer, base.seq, position, token)
 
     def _run_code(self, answer: Answer, state: "_Run") -> Generator[ChainEvent, None, CodeResult | None]:
         """Run the code of `answer` (or the person's #IDE code); None when there is none."""

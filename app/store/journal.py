@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from app import settings
+from app.core.backend import ChatMessage
 from app.core.chain import ChainSpec
 from app.core.code_exec import CodeResult
-from app.core.errors import StorageError
+from app.core.errors import ChainStudioError, StorageError
 from app.core.events import Answer, Failure
+from app.core.learning import TokenChoice
+from app.core.sampling import SamplingParams
 from app.store.salvage import read_readable_rows
 
 SCHEMA = """
@@ -123,9 +126,36 @@ class RunSummary:
     finished_at: str | None
     end_reason: str | None  # None: still running, or the process was killed
     planned: int
-    answers: int
+    answers: int  # the run's own answers (branches grown later are counted apart)
     failures: int
     models: list[str]
+    branches: int = 0
+    first_prompt: str = ""  # the first line of the prompt list, as typed
+
+
+@dataclass(frozen=True)
+class BranchLink:
+    """Answer `seq` is a branch of answer `parent_seq`: it took `token` at `position`."""
+
+    seq: int
+    parent_seq: int
+    position: int
+    token: int
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One run as the journal keeps it, as the same typed records the run produced."""
+
+    summary: RunSummary
+    spec: dict[str, Any]
+    answers: list[Answer]  # in order; branches included (see `branches`), learning records attached
+    failures: list[Failure]
+    branches: list[BranchLink]
+    code_runs: dict[int, CodeResult]  # by answer seq
+
+    def branch_of(self, seq: int) -> BranchLink | None:
+        return next((b for b in self.branches if b.seq == seq), None)
 
 
 @dataclass(frozen=True)
@@ -414,35 +444,53 @@ class Journal:
 
     # -- reading -----------------------------------------------------------------------------
 
+    _SUMMARY_SELECT = (
+        "SELECT r.*, (SELECT COUNT(*) FROM answers a WHERE a.run_id = r.id) AS n_all,"
+        " (SELECT COUNT(*) FROM branches b WHERE b.run_id = r.id) AS n_branches,"
+        " (SELECT COUNT(*) FROM failures f WHERE f.run_id = r.id) AS n_failures FROM runs r"
+    )
+
     def runs(self, limit: int = 50) -> list[RunSummary]:
         """Recent runs, newest first."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT r.*, (SELECT COUNT(*) FROM answers a WHERE a.run_id = r.id) AS n_answers,"
-                " (SELECT COUNT(*) FROM failures f WHERE f.run_id = r.id) AS n_failures"
-                " FROM runs r ORDER BY r.id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+            rows = self._db.execute(self._SUMMARY_SELECT + " ORDER BY r.id DESC LIMIT ?", (limit,)).fetchall()
         return [self._summary(row) for row in rows]
 
     @staticmethod
     def _summary(row: sqlite3.Row) -> RunSummary:
         spec = json.loads(row["spec"])
+        prompts = str(spec.get("prompts", "") or "")
+        first = next((line.strip() for line in prompts.splitlines() if line.strip()), "")
         return RunSummary(
             id=row["id"], started_at=row["started_at"], finished_at=row["finished_at"],
-            end_reason=row["end_reason"], planned=row["planned"], answers=row["n_answers"],
+            end_reason=row["end_reason"], planned=row["planned"], answers=row["n_all"] - row["n_branches"],
             failures=row["n_failures"], models=[Path(m).name for m in spec.get("models", [])],
+            branches=row["n_branches"], first_prompt=first,
         )
+
+    def stored_run(self, run_id: int) -> StoredRun | None:
+        """One run with typed answers (learning records attached), failures, branches and code runs."""
+        with self._lock:
+            row = self._db.execute(self._SUMMARY_SELECT + " WHERE r.id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            answer_rows = self._db.execute("SELECT * FROM answers WHERE run_id = ? ORDER BY seq",
+                                           (run_id,)).fetchall()
+            token_rows = self._db.execute("SELECT seq, choices FROM answer_tokens WHERE run_id = ?",
+                                          (run_id,)).fetchall()
+            failure_rows = self._db.execute("SELECT record FROM failures WHERE run_id = ? ORDER BY id",
+                                            (run_id,)).fetchall()
+        choices = {r["seq"]: r["choices"] for r in token_rows}
+        answers = [_answer_from_row(a, choices.get(a["seq"])) for a in answer_rows]
+        failures = [_failure_from_record(json.loads(f["record"])) for f in failure_rows]
+        branches = [BranchLink(**b) for b in self.branches_of(run_id)]
+        code = {c["seq"]: CodeResult.from_record(c) for c in self.code_runs(run_id) if c["seq"] is not None}
+        return StoredRun(self._summary(row), json.loads(row["spec"]), answers, failures, branches, code)
 
     def run(self, run_id: int) -> tuple[RunSummary, dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
         """One run: its summary, spec, answer records (public JSON form) and failure records."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT r.*, (SELECT COUNT(*) FROM answers a WHERE a.run_id = r.id) AS n_answers,"
-                " (SELECT COUNT(*) FROM failures f WHERE f.run_id = r.id) AS n_failures"
-                " FROM runs r WHERE r.id = ?",
-                (run_id,),
-            ).fetchone()
+            row = self._db.execute(self._SUMMARY_SELECT + " WHERE r.id = ?", (run_id,)).fetchone()
             if row is None:
                 return None
             answers = self._db.execute("SELECT * FROM answers WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
@@ -577,6 +625,29 @@ class Journal:
             db.execute("ROLLBACK")
             raise
         return report
+
+
+def _params(data: dict[str, Any]) -> SamplingParams:
+    try:
+        return SamplingParams().with_overrides(data)
+    except (ChainStudioError, TypeError):  # settings of an older version: shown with today's defaults
+        return SamplingParams()
+
+
+def _answer_from_row(row: sqlite3.Row, choices: str | None) -> Answer:
+    messages = tuple(ChatMessage(m["role"], m["content"]) for m in json.loads(row["messages"]))
+    return Answer(
+        index=row["seq"], model=row["model"], model_path=row["model_path"], item=row["item"],
+        response=row["response"], loop=row["loop"], prompt=row["prompt"], messages=messages,
+        params=_params(json.loads(row["params"])), text=row["text"], prompt_tokens=row["prompt_tokens"],
+        tokens=row["tokens"], seconds=row["seconds"], stop_reason=row["stop_reason"], seed=row["seed"],
+        choices=tuple(TokenChoice.from_record(c) for c in json.loads(choices)) if choices else (),
+    )
+
+
+def _failure_from_record(record: dict[str, Any]) -> Failure:
+    known = {"model", "message", "loop", "index", "item", "response", "skipped"}
+    return Failure(**{k: v for k, v in record.items() if k in known})
 
 
 def _json_ok(table: str, row: dict[str, Any]) -> bool:

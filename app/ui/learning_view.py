@@ -1,18 +1,32 @@
-"""What the Learning tab shows, from learning mode's per-token records (`TokenChoice.to_record()`,
-the same form the journal keeps, so a reopened run shows exactly what was seen). No gradio here."""
+"""What the Learning tab shows, from learning mode's per-token `TokenChoice`s (the live run's, or the
+journal's for a reopened run, so both look exactly alike). No gradio here."""
 
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Any, Sequence
 
-from app.core.sampler_pipeline import ALL_STAGES
+from app.core.learning import TokenChoice
 
 BEFORE = "before sampling"
-TABLE_HEADERS = ["rank", "id", "token", "logit", BEFORE, *ALL_STAGES, "removed by"]
-STAGES_NOTE = ("Every stage the pick went through is shown, in the order applied; stages that are "
-               "off stay empty. Mirostat replaces top_k … top_n_sigma by one truncation, shown as "
-               "its own stage.")
+# Short column names for the sampler stages, with what each does for the header's tooltip.
+STAGE_COLUMNS = {
+    "penalties": ("pen.", "after the repeat, frequency and presence penalties"),
+    "dry": ("DRY", "after DRY (penalises repeating sequences)"),
+    "top_k": ("top-k", "after top_k (keeps the k most likely)"),
+    "tfs_z": ("TFS", "after tail-free sampling (tfs_z)"),
+    "typical_p": ("typ.", "after typical sampling (typical_p)"),
+    "top_p": ("top-p", "after top_p (nucleus: the most likely until their sum reaches p)"),
+    "min_p": ("min-p", "after min_p (drops tokens below min_p × the top probability)"),
+    "xtc": ("XTC", "after XTC (sometimes removes the most likely tokens)"),
+    "top_n_sigma": ("nσ", "after top-n-sigma (keeps logits within n standard deviations of the top)"),
+    "temperature": ("temp.", "after temperature (the distribution the pick is drawn from)"),
+    "mirostat": ("miro.", "after Mirostat (replaces top_k … top_n_sigma by its own truncation)"),
+}
+STAGES_NOTE = ("Only the stages this answer went through are shown, in the order applied (hover a "
+               "column for what it does). Mirostat replaces top_k … top_n_sigma by one truncation.")
+PLOT_CANDIDATES = 25  # the bar plot shows at most this many candidates
+PLOT_LABEL_CHARS = 12
 
 
 def visible(piece: str) -> str:
@@ -20,67 +34,87 @@ def visible(piece: str) -> str:
     return piece.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
-def _chosen(record: dict[str, Any]) -> list[Any]:
-    return next(c for c in record["candidates"] if c[0] == record["chosen"])
-
-
-def candidate_rows(record: dict[str, Any]) -> list[list[Any]]:
-    """Rows of the candidates table; stages that were not applied stay empty."""
-    applied = record["stages"]
+def candidates_table(choice: TokenChoice | None) -> str:
+    """The candidates of one token as an HTML table: rank, id, token, logit, probability before
+    sampling and after each stage that was applied, and the stage that removed it."""
+    if choice is None:
+        return '<p class="learning-empty"><em>No token yet.</em></p>'
+    heads = [("rank", "rank by raw logit"), ("id", "token id"), ("token", "the token (✔: the pick)"),
+             ("logit", "raw logit"), ("p", "probability before sampling (softmax of the logits)")]
+    heads += [STAGE_COLUMNS.get(stage, (stage, stage)) for stage in choice.stages]
+    heads.append(("removed by", "the stage that removed the candidate"))
+    header = "".join(f'<th title="{html.escape(tip, quote=True)}">{html.escape(name)}</th>' for name, tip in heads)
     rows = []
-    for rank, (token, piece, logit, prob, stage_probs, removed) in enumerate(record["candidates"], start=1):
-        by_stage = dict(zip(applied, stage_probs, strict=False))
-        marker = " ✔" if token == record["chosen"] else ""
-        rows.append([rank, token, visible(piece) + marker, round(logit, 3), round(prob, 4),
-                     *[round(by_stage[s], 4) if s in by_stage else "" for s in ALL_STAGES], removed or ""])
+    for rank, c in enumerate(choice.candidates, start=1):
+        mark = " ✔" if c.token_id == choice.chosen else ""
+        cells = [str(rank), str(c.token_id), html.escape(visible(c.piece)) + mark, f"{c.logit:.3f}", f"{c.prob:.4f}"]
+        cells += [f"{p:.4f}" for p in c.stage_probs]
+        cells.append(html.escape(c.removed_by or ""))
+        chosen = ' class="chosen"' if mark else ""
+        rows.append(f"<tr{chosen}>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    return (f'<div class="learning-table-box"><table class="learning-table"><thead><tr>{header}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def stage_choices(choice: TokenChoice | None) -> list[str]:
+    """What the plot can show for this token: before sampling, then each applied stage."""
+    return [BEFORE, *(choice.stages if choice is not None else ())]
+
+
+def probability_rows(choice: TokenChoice, stage: str) -> list[dict[str, Any]]:
+    """Bar-plot data: each candidate's probability before sampling or after `stage` (labels cut
+    short so they stay legible; the id keeps them apart)."""
+    rows = []
+    for c in choice.candidates[:PLOT_CANDIDATES]:
+        by_stage = dict(zip(choice.stages, c.stage_probs, strict=False))
+        value = c.prob if stage == BEFORE else by_stage.get(stage, 0.0)
+        piece = visible(c.piece)
+        if len(piece) > PLOT_LABEL_CHARS:
+            piece = piece[: PLOT_LABEL_CHARS - 1] + "…"
+        rows.append({"token": f"{piece} ({c.token_id})", "probability": value,
+                     "pick": "chosen" if c.token_id == choice.chosen else "other"})
     return rows
 
 
-def probability_rows(record: dict[str, Any], stage: str) -> list[dict[str, Any]]:
-    """Bar-plot data: each candidate's probability before sampling or after `stage`."""
-    applied = record["stages"]
-    rows = []
-    for token, piece, _logit, prob, stage_probs, _removed in record["candidates"]:
-        value = prob if stage == BEFORE else dict(zip(applied, stage_probs, strict=False)).get(stage, 0.0)
-        label = f"{visible(piece)} ({token})"
-        rows.append({"token": label, "probability": value,
-                     "pick": "chosen" if token == record["chosen"] else "other"})
-    return rows
-
-
-def unlikely_picks(records: list[dict[str, Any]]) -> str:
+def unlikely_picks(choices: Sequence[TokenChoice]) -> str:
     """Markdown list of the tokens picked at rank 2 or lower."""
-    picks = [f"- position {r['position']}: **{html.escape(visible(_chosen(r)[1]))}** (rank {r['rank']})"
-             for r in records if r["rank"] > 1]
+    picks = [f"- position {c.position}: **{html.escape(visible(c.chosen_candidate.piece))}** (rank {c.chosen_rank})"
+             for c in choices if c.chosen_rank > 1]
     return "\n".join(picks) if picks else "*Every token so far was the most likely one.*"
 
 
-def last_tokens(records: list[dict[str, Any]], count: int = 10) -> str:
+def last_tokens(choices: Sequence[TokenChoice], count: int = 10) -> str:
     """The last tokens with their probability before sampling."""
-    shown = [f"`{visible(_chosen(r)[1])}` {_chosen(r)[3]:.0%}" for r in records[-count:]]
+    shown = [f"`{visible(c.chosen_candidate.piece)}` {c.chosen_candidate.prob:.0%}" for c in choices[-count:]]
     return " · ".join(shown) if shown else "*No tokens yet.*"
 
 
-def rank_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def rank_rows(choices: Sequence[TokenChoice]) -> list[dict[str, Any]]:
     """Plot data: the rank of every pick over the answer."""
-    return [{"position": r["position"], "rank": r["rank"]} for r in records]
+    return [{"position": c.position, "rank": c.chosen_rank} for c in choices]
 
 
-def token_view(records: list[dict[str, Any]]) -> str:
+def token_view(choices: Sequence[TokenChoice]) -> str:
     """The answer as tokens coloured by the chosen token's probability; hovering shows the id and
     the alternatives."""
-    if not records:
+    if not choices:
         return "<p><em>Turn on learning mode and start: the answer's tokens appear here.</em></p>"
     spans = []
-    for r in records:
-        token, piece, _logit, prob, _stages, _removed = _chosen(r)
-        alternatives = ", ".join(f"{visible(c[1])} {c[3]:.1%}" for c in r["candidates"] if c[0] != token)[:400]
+    for c in choices:
+        chosen = c.chosen_candidate
+        alternatives = ", ".join(f"{visible(o.piece)} {o.prob:.1%}" for o in c.candidates if o.token_id != c.chosen)[:400]
         # Green for confident picks, red for unlikely ones.
-        hue = int(120 * max(0.0, min(1.0, prob)))
-        tip = f"id {token} · p {prob:.1%} · rank {r['rank']} · alternatives: {alternatives}"
+        hue = int(120 * max(0.0, min(1.0, chosen.prob)))
+        tip = f"id {c.chosen} · p {chosen.prob:.1%} · rank {c.chosen_rank} · alternatives: {alternatives}"
         spans.append(
-            f'<span class="token" title="{html.escape(tip, quote=True)}" data-position="{r["position"]}" '
+            f'<span class="token" title="{html.escape(tip, quote=True)}" data-position="{c.position}" '
             f'style="background:hsla({hue},70%,40%,0.55);border-radius:3px;padding:0 1px;margin:0 1px;'
-            f'white-space:pre-wrap">{html.escape(piece)}</span>'
+            f'white-space:pre-wrap">{html.escape(chosen.piece)}</span>'
         )
     return f'<div id="token-spans" style="line-height:1.9;font-family:monospace">{"".join(spans)}</div>'
+
+
+def candidate_choices(choice: TokenChoice) -> list[tuple[str, int]]:
+    """The other candidates at one position, as (label, token id) for the branch dropdown."""
+    return [(f"{visible(c.piece)} (id {c.token_id}, {c.prob:.1%})", c.token_id)
+            for c in choice.candidates if c.token_id != choice.chosen]

@@ -1,14 +1,31 @@
 """Browser-side behaviour the page needs (run once when the page loads)."""
 
-# - dark theme by default;
+# - the theme follows the browser's preference (light or dark) unless the person chose one with the
+#   switch in Settings (remembered in this browser);
 # - Enter anywhere on the page starts the chain (text fields submit by themselves; multi-line
-#   fields and buttons keep their own meaning of Enter);
+#   fields and buttons keep their own meaning of Enter); Esc is Stop/Next, Shift+Esc Stop all,
+#   Alt+N the next token;
+# - the transcript follows a streaming answer while the person is at its end (scrolling up stops
+#   that; scrolling back down resumes it);
 # - short start/end sounds made by the browser (Web Audio), unless turned off;
 # - the reading-aloud queue (voice_panel): each new WAV plays after the one playing.
 PAGE_JS = """
 () => {
-  document.body.classList.add('dark');
+  const chosenTheme = localStorage.getItem('chain-studio-theme');
+  const prefersDark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
+  document.body.classList.toggle('dark', chosenTheme ? chosenTheme === 'dark' : prefersDark);
+  const click = (selector) => { const button = document.querySelector(selector); if (button) button.click(); };
   document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && !event.isComposing) {
+      event.preventDefault();
+      click(event.shiftKey ? '#stop-all' : '#stop-next');
+      return;
+    }
+    if (event.altKey && !event.ctrlKey && !event.metaKey && event.code === 'KeyN') {
+      event.preventDefault();
+      click('#next-token');
+      return;
+    }
     if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
     const target = event.target;
     const tag = (target && target.tagName) || '';
@@ -17,6 +34,20 @@ PAGE_JS = """
     const start = document.querySelector('#start');
     if (start) { event.preventDefault(); start.click(); }
   });
+  // Follow the streaming answer: the transcript box scrolls to its end as text arrives, unless
+  // the person scrolled up to read.
+  const follow = { stick: true };
+  const watchTranscript = () => {
+    const box = document.querySelector('#transcript');
+    if (!box) { setTimeout(watchTranscript, 300); return; }
+    box.addEventListener('scroll', () => {
+      follow.stick = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+    });
+    new MutationObserver(() => {
+      if (follow.stick) box.scrollTop = box.scrollHeight;
+    }).observe(box, { childList: true, subtree: true, characterData: true });
+  };
+  watchTranscript();
   // Reading aloud: WAVs made by the server play one after another in #speech-audio.
   const speech = { queue: [], playing: false };
   const player = () => document.querySelector('#speech-audio');
@@ -68,3 +99,32 @@ PAGE_JS = """
 SOUND_START_JS = "(...args) => { window.chainStudioSound && window.chainStudioSound('start'); return args; }"
 SOUND_END_JS = "(...args) => { window.chainStudioSound && window.chainStudioSound('end'); return args; }"
 COPY_JS = "(text) => { navigator.clipboard.writeText(text || ''); return text; }"
+THEME_TOGGLE_JS = """() => {
+  const dark = !document.body.classList.contains('dark');
+  document.body.classList.toggle('dark', dark);
+  localStorage.setItem('chain-studio-theme', dark ? 'dark' : 'light');
+}"""
+
+# Sizes and places the default theme does not give: readable footers and code status, a transcript
+# box that scrolls by itself (so the page layout stays put at 1280x720), compact prompt items, the
+# learning table, dropdowns that show their whole text.
+PAGE_CSS = """
+#transcript { max-height: calc(100vh - 140px); overflow-y: auto; padding-right: 6px; }
+#transcript sub, #code-output sub, #code-status, .code-status { font-size: 0.85rem; vertical-align: baseline; }
+#transcript .asked { color: var(--body-text-color-subdued); font-size: 0.9rem; margin: 2px 0 6px;
+  white-space: pre-wrap; }
+#transcript details.asked summary { cursor: pointer; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+#transcript .asked-full { white-space: pre-wrap; max-height: 16em; overflow-y: auto; }
+.small-note, .small-note p { font-size: 0.85rem; color: var(--body-text-color-subdued); }
+#status { min-height: 1.6em; }
+.learning-table-box { overflow-x: auto; }
+table.learning-table { border-collapse: collapse; font-size: 0.85rem; width: auto; }
+table.learning-table th, table.learning-table td { padding: 2px 8px; text-align: right; white-space: nowrap;
+  border-bottom: 1px solid var(--border-color-primary); writing-mode: horizontal-tb; }
+table.learning-table th { cursor: help; }
+table.learning-table td:nth-child(3) { text-align: left; font-family: monospace; }
+table.learning-table tr.chosen td { font-weight: 600; }
+#model-pick input, #history-set-aside input { text-overflow: ellipsis; }
+#model-pick ul.options li, #tts-voice ul.options li { white-space: normal; }
+#keyboard-shortcuts { font-size: 0.8rem; color: var(--body-text-color-subdued); }
+"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, replace
 
 from app.core.chain import RANDOM_RANGES
@@ -13,6 +14,7 @@ from app.core.events import (
     AnswerFinished,
     AnswerStarted,
     AnswerToken,
+    BranchFinished,
     ChainEvent,
     CodeFinished,
     CodeStarted,
@@ -33,6 +35,19 @@ RUN_END_TEXT = {
     "error": "Run ended: every answer failed.",
 }
 EMPTY_TRANSCRIPT = "*Type a prompt and press Enter. The demo model answers offline.*"
+PROMPT_SHOWN_CHARS = 160  # a longer prompt item is shown folded under its first line
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")  # what can start emphasis, code, links, HTML
+
+
+def escape_markdown(text: str) -> str:
+    """`text` shown literally in Markdown (a message quoting user input must not turn into bold,
+    links or HTML)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def plural(count: int, word: str) -> str:
+    """"1 answer", "2 answers"."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,17 @@ class Entry:
     note: str = ""
     kind: str = "answer"  # "answer" | "failure" | "run"
     code: str = ""  # Markdown of the answer's code run, shown under it
+    prompt: str = ""  # what was asked (the prompt item as sent)
+
+
+def answer_title(model: str, item: int, response: int, loop: int) -> str:
+    return f"{model} · item {item} · response {response} · loop {loop}"
+
+
+def answer_entry(answer: Answer, code: str = "", note: str = "") -> Entry:
+    """A finished answer as the transcript shows it (live, or replayed from the journal)."""
+    return Entry(answer_title(answer.model, answer.item, answer.response, answer.loop), text=answer.text,
+                 footer=answer_footer(answer), code=code, note=note, prompt=answer.prompt)
 
 
 def answer_footer(answer: Answer) -> str:
@@ -67,6 +93,7 @@ class TranscriptBuilder:
         self.status = ""
         self.last_answer = ""
         self.last_code = ""  # the latest code run, fully shown (the Code tab's output)
+        self.last_failure = ""
         self._current: int | None = None
         self._parts: list[str] = []
         self._answer_entries: dict[int, int] = {}  # answer index -> entry position
@@ -78,7 +105,7 @@ class TranscriptBuilder:
             return False
         if isinstance(event, RunStarted):
             self.entries.append(Entry(f"Run {event.run_id}" if event.run_id else "Run",
-                                      note=f"{event.planned} answers planned", kind="run"))
+                                      note=f"{plural(event.planned, 'answer')} planned", kind="run"))
             self.status = "Starting…"
         elif isinstance(event, ModelDownloading):
             bar = (f'<br><progress id="download-progress" value="{event.fraction:.3f}" max="1"></progress>'
@@ -95,8 +122,8 @@ class TranscriptBuilder:
             note = ""
             if self.show_params:
                 note = ", ".join(f"{name}={getattr(event.params, name)}" for name in RANDOM_RANGES)
-            title = f"{event.model} · item {event.item} · response {event.response} · loop {event.loop}"
-            self.entries.append(Entry(title, note=note))
+            title = answer_title(event.model, event.item, event.response, event.loop)
+            self.entries.append(Entry(title, note=note, prompt=event.prompt))
             self._current = len(self.entries) - 1
             self._answer_entries[event.index] = self._current
             self._parts = []
@@ -115,10 +142,15 @@ class TranscriptBuilder:
         elif isinstance(event, CodeFinished):
             self.last_code = code_markdown(event.result)
             self._set_code(event.index, code_markdown(event.result, hidden=event.hidden))
+        elif isinstance(event, BranchFinished):
+            self.last_answer = event.answer.text
         elif isinstance(event, Failure):
             self.entries.append(Entry(event.model, error=event.message, kind="failure"))
+            self.last_failure = f"{event.model}: {event.message}"
         elif isinstance(event, RunFinished):
             self.status = RUN_END_TEXT.get(event.reason, event.reason)
+            if event.reason == "error" and self.last_failure:  # say why, not only that it failed
+                self.status += f" ⚠️ {escape_markdown(self.last_failure)}"
         return True
 
     def _set_code(self, index: int, text: str) -> None:
@@ -145,8 +177,10 @@ def render_entry(entry: Entry, raw: bool = False) -> str:
     if entry.kind == "run":
         return f"##### {entry.title} · {entry.note}"
     if entry.kind == "failure":
-        return f"> ⚠️ **{entry.title}:** {entry.error}"
+        return f"> ⚠️ **{escape_markdown(entry.title)}:** {escape_markdown(entry.error)}"
     parts = [f"#### {entry.title}"]
+    if entry.prompt:
+        parts.append(asked(entry.prompt))
     if entry.note:
         parts.append(f"<sub>{entry.note}</sub>")
     body = entry.text or "…"
@@ -156,6 +190,17 @@ def render_entry(entry: Entry, raw: bool = False) -> str:
     if entry.code:
         parts.append(entry.code)
     return "\n\n".join(parts)
+
+
+def asked(prompt: str) -> str:
+    """The prompt item above its answer: whole when short, else folded under its first line."""
+    text = prompt.strip()
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if len(text) <= PROMPT_SHOWN_CHARS and "\n" not in text:
+        return f'<div class="asked">› {html.escape(text)}</div>'
+    summary = first if len(first) <= PROMPT_SHOWN_CHARS else first[: PROMPT_SHOWN_CHARS - 1] + "…"
+    return (f'<details class="asked"><summary>› {html.escape(summary)}</summary>'
+            f'<div class="asked-full">{html.escape(text)}</div></details>')
 
 
 CODE_STATUS_TEXT = {

@@ -8,14 +8,40 @@ import gradio as gr
 
 from app.core.sampling import LOAD_SPECS, SAMPLING_SPECS, LoadParams, SamplingParams
 
-_SLIDER_MAX = {"temperature": 2.0, "presence_penalty": 2.0, "frequency_penalty": 2.0, "repeat_penalty": 2.0}
+
+def _named_range_errors(component: Any) -> Any:
+    """Make `component`'s out-of-range message name the field (Gradio's own says only "Value 7 is
+    greater than maximum value 5"). Wrapped on the instance: a subclass of a Gradio component would
+    make Gradio write a .pyi file next to this module."""
+    check = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return check(payload)
+        except gr.Error as exc:
+            raise gr.Error(f"{component.label}: {exc.message}") from None
+
+    component.preprocess = preprocess
+    return component
+
+
+def NamedNumber(**kwargs: Any) -> gr.Number:  # noqa: N802 - reads like the component it builds
+    """A gr.Number whose range errors name the field."""
+    return _named_range_errors(gr.Number(**kwargs))
+
+
+def NamedSlider(**kwargs: Any) -> gr.Slider:  # noqa: N802
+    """A gr.Slider whose range errors name the field."""
+    return _named_range_errors(gr.Slider(**kwargs))
 
 
 def _control(name: str, default: Any, spec_kind: type, minimum: float, maximum: float, info: str) -> gr.components.Component:
+    # The slider spans the setting's whole valid range, so its number box and the slider agree.
     if spec_kind is float:
-        top = _SLIDER_MAX.get(name, maximum)
-        return gr.Slider(minimum=minimum, maximum=top, value=default, step=0.01, label=name, info=info)
-    return gr.Number(value=default, minimum=minimum, maximum=maximum, precision=0, label=name, info=info)
+        return NamedSlider(minimum=minimum, maximum=maximum, value=default, step=0.01, label=name, info=info,
+                           elem_id=f"setting-{name}")
+    return NamedNumber(value=default, minimum=minimum, maximum=maximum, precision=0, label=name, info=info,
+                       elem_id=f"setting-{name}")
 
 
 def build_sampling_controls() -> dict[str, gr.components.Component]:
@@ -26,7 +52,7 @@ def build_sampling_controls() -> dict[str, gr.components.Component]:
         for name, spec in SAMPLING_SPECS.items()
     }
     controls["stop"] = gr.Textbox(
-        label="stop", lines=2, info=r"stop strings, one per line (\n means a line break)"
+        label="stop", lines=2, info=r"stop strings, one per line (\n means a line break)", elem_id="setting-stop"
     )
     controls["order"] = gr.Textbox(
         label="order", value=", ".join(defaults.order), elem_id="sampler-order",

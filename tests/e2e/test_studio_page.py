@@ -33,7 +33,7 @@ def test_enter_runs_and_shift_enter_adds_a_line(page) -> None:
 
 def test_enter_anywhere_on_the_page_starts(page) -> None:
     page.locator("#user-prompt textarea").fill("hi")
-    page.locator("h1").click()  # focus leaves the fields
+    page.locator("#page-title").click()  # focus leaves the fields
     page.keyboard.press("Enter")
     wait_status(page, "Run finished.")
     assert HELLO in page.locator("#transcript").inner_text()

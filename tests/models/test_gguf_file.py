@@ -162,7 +162,8 @@ def test_a_fifo_named_gguf_is_refused_at_once(tmp_path: Path) -> None:
 def test_the_model_list_survives_any_file(tmp_path: Path, demo_model: Path) -> None:
     """One bad file in the models folder shows with its problem; the list and the page still open."""
     from app.models.model_folder import describe_model_file, list_model_files
-    from app.ui.app import model_choice
+    from app.services import Services
+    from app.ui.panels.models_panel import model_choice
 
     folder = tmp_path / "models"
     folder.mkdir()
@@ -178,7 +179,11 @@ def test_the_model_list_survives_any_file(tmp_path: Path, demo_model: Path) -> N
     assert described[1].info is None and "nests arrays more than 8 deep" in described[1].problem
     assert described[2].info is None and "HTML web page" in described[2].problem
     assert describe_model_file(folder / "pipe.gguf").problem.startswith("this is a named pipe (FIFO)")
-    labels = [model_choice(p) for p in files]
+    services = Services(models_dir=folder)
+    try:
+        labels = [model_choice(services, p) for p in files]
+    finally:
+        services.close()
     assert labels[0][0].startswith("chain-studio-demo.gguf · llama · ")
     assert labels[1] == ("deep.gguf (not usable: corrupt GGUF header: metadata test.nested nests arrays more than "
                          "8 deep: the file is damaged or not a real model)", "deep.gguf")

@@ -35,6 +35,7 @@ def test_builder_streams_then_settles_on_the_final_text() -> None:
     assert builder.status == "Run finished." and builder.last_answer == "Hello!"
     markdown = render_transcript(entries)
     assert "##### Run 7 · 2 answers planned" in markdown and "⚠️ **bad.gguf:** no such file" in markdown
+    assert "<div class=\"asked\">› p</div>" in markdown  # what was asked, above its answer
     assert "````text\nHello!\n````" in render_transcript(entries, raw=True)
     assert plain_transcript(entries) == "m.gguf · item 1 · response 1 · loop 1\nHello!"
 

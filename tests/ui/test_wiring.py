@@ -4,7 +4,7 @@ import dataclasses
 
 from app.core.chain import ChainSpec
 from app.core.sampling import LOAD_SPECS, SAMPLING_SPECS
-from app.ui.app import OPTION_LABELS
+from app.ui.panels.settings_panel import OPTION_LABELS
 from app.ui.sampling_controls import build_load_controls, build_sampling_controls
 
 
@@ -20,3 +20,17 @@ def test_every_generation_and_loading_setting_has_a_control() -> None:
     with gr.Blocks():
         assert set(build_sampling_controls()) == set(SAMPLING_SPECS) | {"stop", "order"}
         assert set(build_load_controls()) == set(LOAD_SPECS) - {"seed"}
+
+
+def test_building_the_page_writes_nothing_into_the_install_folder(studio_home) -> None:
+    """Gradio writes a .pyi next to the module of any component subclass: the page must have none."""
+    from app.services import Services
+    from app.settings import PROJECT_ROOT
+    from app.ui.app import build_ui
+
+    services = Services(models_dir=studio_home / "models")
+    try:
+        build_ui(services)
+    finally:
+        services.close()
+    assert sorted(PROJECT_ROOT.glob("app/**/*.pyi")) == []

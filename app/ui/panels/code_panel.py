@@ -4,6 +4,8 @@ hand, saved .py files, JupyterLab, and "Close Python"."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,9 +16,11 @@ from app import settings
 from app.core.code_blocks import IDE_MARKER, answer_code
 from app.core.code_exec import DEFAULT_TIMEOUT_SECONDS, CodeOptions, CodeResult
 from app.core.errors import ChainStudioError
+from app.core.events import ChainEvent, CodeFinished
 from app.execution.sandbox import sandbox_status
 from app.services import Services
-from app.ui.render import code_markdown
+from app.ui.page import PageHandles, Panel, RunData, session_of
+from app.ui.render import code_markdown, escape_markdown
 
 BANNER = ("⚠️ **Code execution is on:** the Python in each answer runs on this computer "
           "(in venvs/jupyter) when the answer ends. Turn it off in the Code tab.")
@@ -26,7 +30,7 @@ OPEN_URL_JS = "(url) => { if (url) { window.open(url, '_blank', 'noopener'); } r
 
 
 @dataclass
-class CodePanel:
+class CodePanel(Panel):
     enabled: gr.Checkbox
     stop_condition: gr.Checkbox
     feed_output: gr.Checkbox
@@ -52,6 +56,60 @@ class CodePanel:
         return [self.enabled, self.stop_condition, self.feed_output, self.hide_output, self.persistent,
                 self.timeout, self.editor, self.offline]
 
+    def run_inputs(self) -> list[Any]:
+        return self.options_components()
+
+    def run_outputs(self) -> list[Any]:
+        return [self.output]
+
+    def spec_fields(self, data: RunData) -> dict[str, Any]:
+        return {"code": code_options(*[data[c] for c in self.options_components()])}
+
+    def run_view(self, data: RunData, services: Services) -> CodeRunView | None:
+        return CodeRunView(self) if data[self.enabled] else None
+
+
+class CodeRunView:
+    """The tab's output area shows the latest code run of a chain in full (even when the transcript
+    hides it)."""
+
+    def __init__(self, panel: CodePanel) -> None:
+        self.panel = panel
+        self.latest: str | None = None
+
+    def on_event(self, event: ChainEvent) -> None:
+        if isinstance(event, CodeFinished):
+            self.latest = code_markdown(event.result)
+
+    def values(self, complete: bool) -> dict[Any, Any]:
+        latest, self.latest = self.latest, None
+        return {self.panel.output: latest} if latest is not None else {}
+
+
+class _ManualRuns:
+    """Runs started with Run / Run saved file, per tab: a second one while the first runs is
+    refused with a message instead of being dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: dict[str, float] = {}
+
+    def begin(self, session: str) -> float | None:
+        """None when the tab may run; else the seconds its current run has taken so far."""
+        with self._lock:
+            started = self._since.get(session)
+            if started is not None:
+                return time.monotonic() - started
+            self._since[session] = time.monotonic()
+            return None
+
+    def end(self, session: str) -> None:
+        with self._lock:
+            self._since.pop(session, None)
+
+
+MANUAL_RUNS = _ManualRuns()
+
 
 def saved_files() -> list[str]:
     """The saved .py files, newest first."""
@@ -59,7 +117,7 @@ def saved_files() -> list[str]:
     return [p.name for p in files]
 
 
-def build() -> CodePanel:
+def build(services: Services | None = None) -> CodePanel:
     """Lay out the Code tab (wired by `wire`)."""
     enabled = gr.Checkbox(label="Run the code the models write (after each answer, on this computer)", value=False,
                           elem_id="option-run-code")
@@ -120,8 +178,9 @@ def safe_file_name(name: str) -> str:
     return f"{stem}.py"
 
 
-def wire(panel: CodePanel, services: Services, last_answer: gr.Textbox, banner: gr.Markdown) -> None:
+def wire(panel: CodePanel, services: Services, page: PageHandles) -> None:
     """Connect the tab's controls."""
+    last_answer, banner = page.last_answer, page.code_banner
 
     def show_result(result: CodeResult) -> str:
         apps = services.running_apps()
@@ -132,25 +191,36 @@ def wire(panel: CodePanel, services: Services, last_answer: gr.Textbox, banner: 
         return "\n\n".join(lines)
 
     def run_code(code: str | None, timeout: float | None, persistent: bool, offline: bool,
-                 source: str) -> Iterator[tuple]:
+                 source: str, session: str) -> Iterator[tuple]:
         if not (code or "").strip():
             yield gr.update(), "⚠️ There is no code to run: write or paste some, or let a model answer with ```python."
             return
-        yield gr.update(), "▶ Running…"
-        try:
-            result = services.code().run(code or "", float(timeout or DEFAULT_TIMEOUT_SECONDS), bool(persistent),
-                                         offline=bool(offline))
-        except ChainStudioError as exc:
-            gr.Warning(str(exc))
-            yield gr.update(), f"⚠️ {exc}"
+        busy_for = MANUAL_RUNS.begin(session)
+        if busy_for is not None:
+            gr.Warning("Code is still running")
+            yield gr.update(), (f"⚠️ Busy: the code started {busy_for:.0f} s ago is still running. Wait for it, "
+                                "or press Close Python to stop it.")
             return
+        try:
+            yield gr.update(), "▶ Running…"
+            try:
+                result = services.code().run(code or "", float(timeout or DEFAULT_TIMEOUT_SECONDS),
+                                             bool(persistent), offline=bool(offline))
+            except ChainStudioError as exc:
+                gr.Warning(str(exc))
+                yield gr.update(), f"⚠️ {escape_markdown(str(exc))}"
+                return
+        finally:
+            MANUAL_RUNS.end(session)
         services.journal.record_code_run(None, None, source, result)
         yield show_result(result), f"Code: {result.status} in {result.seconds:.2f} s"
 
-    def run_editor(code: str | None, timeout: float | None, persistent: bool, offline: bool) -> Iterator[tuple]:
-        yield from run_code(code, timeout, persistent, offline, "manual")
+    def run_editor(code: str | None, timeout: float | None, persistent: bool, offline: bool,
+                   request: gr.Request) -> Iterator[tuple]:
+        yield from run_code(code, timeout, persistent, offline, "manual", session_of(request))
 
-    def run_file(name: str | None, timeout: float | None, persistent: bool, offline: bool) -> Iterator[tuple]:
+    def run_file(name: str | None, timeout: float | None, persistent: bool, offline: bool,
+                 request: gr.Request) -> Iterator[tuple]:
         if not name:
             yield gr.update(), "⚠️ Choose a saved file first."
             return
@@ -159,7 +229,7 @@ def wire(panel: CodePanel, services: Services, last_answer: gr.Textbox, banner: 
             yield gr.update(), f"⚠️ {path.name} is no longer in {path.parent}."
             return
         yield from run_code(path.read_text(encoding="utf-8", errors="replace"), timeout, persistent, offline,
-                            f"file {path.name}")
+                            f"file {path.name}", session_of(request))
 
     def save_code(code: str | None, name: str | None) -> tuple[Any, str]:
         try:
@@ -200,10 +270,11 @@ def wire(panel: CodePanel, services: Services, last_answer: gr.Textbox, banner: 
                 "The next run starts a fresh kernel."), ""
 
     panel.enabled.change(toggled, [panel.enabled, panel.persistent, panel.offline], banner)
+    # trigger_mode "multiple": a click while code runs reaches the handler, which says it is busy.
     panel.run.click(run_editor, [panel.editor, panel.timeout, panel.persistent, panel.offline],
-                    [panel.output, panel.status], concurrency_limit=None)
+                    [panel.output, panel.status], concurrency_limit=None, trigger_mode="multiple")
     panel.run_saved.click(run_file, [panel.saved, panel.timeout, panel.persistent, panel.offline],
-                          [panel.output, panel.status], concurrency_limit=None)
+                          [panel.output, panel.status], concurrency_limit=None, trigger_mode="multiple")
     panel.save.click(save_code, [panel.editor, panel.file_name], [panel.saved, panel.status])
     panel.saved.focus(lambda current: gr.update(choices=saved_files(), value=current), panel.saved, panel.saved)
     last_answer.change(follow_answer, [last_answer, panel.editor], panel.editor)

@@ -10,19 +10,22 @@ import gradio as gr
 from app.core.errors import ChainStudioError
 from app.media.pdf import PdfPrompt, pdf_as_one_item, pdf_as_page_items
 from app.media.text_files import read_text_file
+from app.services import Services
+from app.ui.page import PageHandles, Panel
+from app.ui.render import escape_markdown
 
 MAX_UPLOAD = "200mb"  # passed to launch(max_file_size=...): larger uploads are refused by the server
 
 
 @dataclass
-class FilesPanel:
+class FilesPanel(Panel):
     upload: gr.File
     pdf_pages: gr.Button
     pdf_whole: gr.Button
     text_targets: dict[str, gr.Button]
 
 
-def build() -> FilesPanel:
+def build(services: Services | None = None) -> FilesPanel:
     upload = gr.File(label="PDF or text file", file_types=[".pdf", ".txt", ".md", ".csv"], elem_id="file-upload")
     with gr.Row():
         pdf_pages = gr.Button("PDF → one item per page", size="sm", elem_id="pdf-pages")
@@ -46,7 +49,7 @@ def _loader(read: Callable[[str], str | PdfPrompt], what: str) -> Callable[[str 
             loaded = read(path)
         except ChainStudioError as exc:
             gr.Warning(str(exc))
-            return gr.update(), f"⚠️ {exc}"
+            return gr.update(), f"⚠️ {escape_markdown(str(exc))}"
         if isinstance(loaded, PdfPrompt):
             if loaded.note:  # part of the document was left out: say how much was kept
                 gr.Warning(loaded.note)
@@ -57,7 +60,9 @@ def _loader(read: Callable[[str], str | PdfPrompt], what: str) -> Callable[[str 
     return load
 
 
-def wire(panel: FilesPanel, fields: dict[str, gr.Textbox], status: gr.Markdown) -> None:
+def wire(panel: FilesPanel, services: Services, page: PageHandles) -> None:
+    """Each button loads the chosen file into its field."""
+    fields, status = page.prompt_fields(), page.status
     panel.pdf_pages.click(_loader(pdf_as_page_items, "the PDF, one item per page"), panel.upload,
                           [fields["prompt"], status])
     panel.pdf_whole.click(_loader(pdf_as_one_item, "the PDF as one item"), panel.upload, [fields["prompt"], status])

@@ -9,17 +9,17 @@ from typing import Any
 
 import gradio as gr
 
-from app.core.code_exec import CodeResult
 from app.core.errors import ChainStudioError
-from app.core.events import STOP_REASON_TEXT
 from app.services import Services
-from app.ui.render import Entry, code_markdown, render_transcript
+from app.store.journal import StoredRun
+from app.ui.page import PageHandles, Panel
+from app.ui.render import Entry, answer_entry, code_markdown, plural, render_transcript
 
 FIELDS = {"prompts": "User prompt", "system": "System prompt", "previous": "Previous response"}
 
 
 @dataclass
-class HistoryPanel:
+class HistoryPanel(Panel):
     runs: gr.Dataframe
     refresh: gr.Button
     run_id: gr.Number
@@ -32,12 +32,39 @@ class HistoryPanel:
     salvage: gr.Button
 
 
+RUN_HEADERS = ["run", "started (UTC)", "end", "answers", "first prompt", "models"]
+PROMPT_SHOWN = 80
+
+
 def runs_table(services: Services) -> list[list[Any]]:
-    return [
-        [run.id, run.started_at[:19].replace("T", " "), run.end_reason or "unfinished",
-         f"{run.answers}/{run.planned}", ", ".join(run.models)]
-        for run in services.journal.runs(100)
-    ]
+    """Recent runs, newest first: answers count the run's own (branches apart), the first prompt
+    item and every model."""
+    rows = []
+    for run in services.journal.runs(100):
+        answers = f"{run.answers}/{run.planned}" + (f" + {plural(run.branches, 'branch')}" if run.branches else "")
+        prompt = run.first_prompt if len(run.first_prompt) <= PROMPT_SHOWN else run.first_prompt[:PROMPT_SHOWN - 1] + "…"
+        rows.append([run.id, run.started_at[:19].replace("T", " "), run.end_reason or "unfinished", answers, prompt,
+                     "\n".join(run.models)])
+    return rows
+
+
+def replay_run(services: Services, run_id: int) -> tuple[list[Entry], StoredRun] | None:
+    """A journaled run as transcript entries, through the same builders as a live run."""
+    stored = services.journal.stored_run(run_id)
+    if stored is None:
+        return None
+    summary = stored.summary
+    branches = f" + {plural(summary.branches, 'branch')}" if summary.branches else ""
+    shown = [Entry(f"Run {summary.id}", note=f"{summary.answers} of {plural(summary.planned, 'answer')}{branches} · "
+                   f"{summary.end_reason or 'unfinished'}", kind="run")]
+    hide_code = bool(stored.spec.get("code", {}).get("hide_output"))
+    for answer in stored.answers:
+        link = stored.branch_of(answer.index)
+        note = f"branch of answer {link.parent_seq} at position {link.position}" if link else ""
+        ran = stored.code_runs.get(answer.index)
+        shown.append(answer_entry(answer, code=code_markdown(ran, hidden=hide_code) if ran else "", note=note))
+    shown += [Entry(f.model, error=f.message, kind="failure") for f in stored.failures]
+    return shown, stored
 
 
 def journal_notice(services: Services) -> str:
@@ -79,8 +106,8 @@ def salvage_journal(services: Services, path: str | None) -> tuple[str, list[lis
 def build(services: Services) -> HistoryPanel:
     refresh = gr.Button("Refresh", size="sm", elem_id="history-refresh")
     runs = gr.Dataframe(
-        headers=["run", "started (UTC)", "end", "answers", "models"], value=runs_table(services),
-        interactive=False, wrap=True, elem_id="history-runs",
+        headers=RUN_HEADERS, value=runs_table(services), interactive=False, wrap=True, elem_id="history-runs",
+        column_widths=["7%", "17%", "12%", "12%", "27%", "25%"], max_height=420,
     )
     with gr.Row():
         run_id = gr.Number(label="Run", precision=0, elem_id="history-run-id", scale=2)
@@ -104,80 +131,80 @@ def _field_key(label: str) -> str:
     return next((key for key, shown in FIELDS.items() if shown == label), "prompts")
 
 
-def wire(panel: HistoryPanel, services: Services, fields: dict[str, gr.Textbox], models: gr.Textbox,
-         transcript: gr.Markdown, entries: gr.State, status: gr.Markdown, raw: gr.Checkbox,
-         learning_records: gr.State, notice: gr.Markdown | None = None) -> Any:
-    """Wire the panel; returns the reopen event so the page can refresh what depends on it.
-    `notice` is the page's damaged-journal line, hidden once that journal is salvaged."""
-    def reopen(run_id: float | None, raw_mode: bool) -> tuple:
-        found = services.journal.run(int(run_id)) if run_id else None
-        if found is None:
-            message = f"⚠️ No run {int(run_id)} in the journal." if run_id else "⚠️ Choose a run number first."
-            return (gr.update(),) * 6 + (message, gr.update())
-        summary, spec, answers, failures = found
-        shown = [Entry(f"Run {summary.id}", note=f"{summary.answers} of {summary.planned} answers · "
-                       f"{summary.end_reason or 'unfinished'}", kind="run")]
-        code_runs = {c["seq"]: c for c in services.journal.code_runs(summary.id)}
-        hide_code = bool(spec.get("code", {}).get("hide_output"))
-        for answer in answers:
-            speed = answer["tokens"] / answer["seconds"] if answer["seconds"] else 0.0
-            ran = code_runs.get(answer["index"])
-            shown.append(Entry(
-                f"{answer['model']} · item {answer['item']} · response {answer['response']} · loop {answer['loop']}",
-                text=answer["text"],
-                footer=(f"{answer['prompt_tokens']} prompt + {answer['tokens']} generated tokens · "
-                        f"{answer['seconds']:.2f} s · {speed:.1f} tok/s · "
-                        f"{STOP_REASON_TEXT.get(answer['stop_reason'], answer['stop_reason'])}"),
-                code=code_markdown(CodeResult.from_record(ran), hidden=hide_code) if ran else "",
-            ))
-        shown += [Entry(f["model"], error=f["message"], kind="failure") for f in failures]
-        model_lines = "\n".join(Path(m).name for m in spec.get("models", []))
-        # Learning mode's records of the last answer that has them, as they were seen.
-        records: list = []
-        for answer in reversed(answers):
-            records = services.journal.answer_choices(summary.id, answer["index"])
-            if records:
-                break
-        return (render_transcript(shown, raw_mode), shown, spec.get("system", ""), spec.get("previous", ""),
-                spec.get("prompts", ""), model_lines, f"Reopened run {summary.id}.", records)
+def reopen(services: Services, run_id: float | None, raw_mode: bool) -> tuple:
+    """"Reopen run": the run's transcript and fields back on the page (values in `reopen_outputs` order)."""
+    found = replay_run(services, int(run_id)) if run_id else None
+    if found is None:
+        message = f"⚠️ No run {int(run_id)} in the journal." if run_id else "⚠️ Choose a run number first."
+        return (gr.update(),) * 6 + (message, gr.update())
+    shown, stored = found
+    spec = stored.spec
+    model_lines = "\n".join(Path(m).name for m in spec.get("models", []))
+    return (render_transcript(shown, raw_mode), shown, spec.get("system", ""), spec.get("previous", ""),
+            spec.get("prompts", ""), model_lines, f"Reopened run {stored.summary.id}.", stored.summary.id)
 
-    def list_versions(label: str) -> Any:
-        versions = services.journal.input_versions(_field_key(label))
-        choices = [(f"{v.created_at[:19].replace('T', ' ')} · {v.text[:60]!r}", v.id) for v in versions]
-        return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
-    def restore(label: str, version_id: int | None) -> tuple[Any, Any, Any, str]:
-        key = _field_key(label)
-        version = next((v for v in services.journal.input_versions(key, 1000) if v.id == version_id), None)
-        if version is None:
-            return gr.update(), gr.update(), gr.update(), "⚠️ Choose a version first."
-        values = {name: gr.update() for name in ("system", "previous", "prompts")}
-        values[key] = version.text
-        return values["system"], values["previous"], values["prompts"], f"Restored the {label.lower()}."
+def restore_transcript(services: Services, run_id: Any) -> tuple:
+    """After a page reload: this browser's newest run back in the transcript (fields stay as the
+    person left them)."""
+    found = replay_run(services, int(run_id)) if isinstance(run_id, (int, float)) and run_id else None
+    if found is None:
+        return gr.update(), gr.update(), gr.update()
+    shown, stored = found
+    return render_transcript(shown), shown, stored.summary.id
+
+
+def list_versions(services: Services, label: str) -> Any:
+    versions = services.journal.input_versions(_field_key(label))
+    choices = [(f"{v.created_at[:19].replace('T', ' ')} · {v.text[:60]!r}", v.id) for v in versions]
+    return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+
+def restore_version(services: Services, label: str, version_id: int | None) -> tuple[Any, Any, Any, str]:
+    key = _field_key(label)
+    version = next((v for v in services.journal.input_versions(key, 1000) if v.id == version_id), None)
+    if version is None:
+        return gr.update(), gr.update(), gr.update(), "⚠️ Choose a version first."
+    values = {name: gr.update() for name in ("system", "previous", "prompts")}
+    values[key] = version.text
+    return values["system"], values["previous"], values["prompts"], f"Restored the {label.lower()}."
+
+
+def wire(panel: HistoryPanel, services: Services, page: PageHandles) -> None:
+    """Wire the panel: the list loads when the tab opens and after each run; the page's
+    damaged-journal line hides once that journal is salvaged."""
+    fields = page.prompt_fields()
 
     def autosave(key: str):
         def save(text: str) -> None:
             services.journal.save_input(key, text or "")
         return save
 
-    panel.refresh.click(lambda: runs_table(services), None, panel.runs)
     def pick_run(event: gr.SelectData) -> Any:
         row = getattr(event, "row_value", None)
         return row[0] if row else gr.update()
 
+    def show_runs() -> list[list[Any]]:
+        return runs_table(services)
+
+    for trigger in (panel.refresh.click, page.run_done.change, *( [panel.tab.select] if panel.tab else [])):
+        trigger(show_runs, None, panel.runs, queue=False, show_progress="hidden")
     panel.runs.select(pick_run, None, panel.run_id)
-    reopened = panel.reopen.click(
-        reopen, [panel.run_id, raw],
-        [transcript, entries, fields["system"], fields["previous"], fields["prompt"], models, status, learning_records],
+    panel.reopen.click(
+        lambda run_id, raw_mode: reopen(services, run_id, raw_mode), [panel.run_id, page.raw],
+        [page.transcript, page.entries, fields["system"], fields["previous"], fields["prompt"], page.models,
+         page.status, page.reopened_run],
     )
-    salvaged = [status, panel.runs, panel.set_aside, panel.damaged] + ([notice] if notice is not None else [])
+    salvaged = [page.status, panel.runs, panel.set_aside, panel.damaged, page.journal_notice]
     panel.salvage.click(lambda path: salvage_journal(services, path)[:len(salvaged)], panel.set_aside, salvaged)
-    panel.field.change(list_versions, panel.field, panel.versions)
-    panel.refresh.click(list_versions, panel.field, panel.versions)
-    panel.restore.click(restore, [panel.field, panel.versions],
-                        [fields["system"], fields["previous"], fields["prompt"], status])
+    panel.field.change(lambda label: list_versions(services, label), panel.field, panel.versions)
+    panel.refresh.click(lambda label: list_versions(services, label), panel.field, panel.versions)
+    panel.restore.click(lambda label, version: restore_version(services, label, version),
+                        [panel.field, panel.versions], [fields["system"], fields["previous"], fields["prompt"],
+                                                         page.status])
     # Nothing typed is lost: a field is kept as a new version when it loses focus with new text.
     fields["system"].blur(autosave("system"), fields["system"], None)
     fields["previous"].blur(autosave("previous"), fields["previous"], None)
     fields["prompt"].blur(autosave("prompts"), fields["prompt"], None)
-    return reopened
+    page.blocks.load(lambda run_id: restore_transcript(services, run_id), page.last_run_store,
+                     [page.transcript, page.entries, page.reopened_run])

@@ -10,11 +10,14 @@ import gradio as gr
 
 from app import settings
 from app.core.errors import ChainStudioError
+from app.services import Services
 from app.store.library import entry_label, library_entries, save_prompt
+from app.ui.page import PageHandles, Panel
+from app.ui.render import escape_markdown
 
 
 @dataclass
-class LibraryPanel:
+class LibraryPanel(Panel):
     file: gr.Dropdown
     examples: gr.Dataset
     save_name: gr.Textbox
@@ -34,7 +37,7 @@ def _samples(path: str | None) -> list[list[str]]:
         return []
 
 
-def build() -> LibraryPanel:
+def build(services: Services | None = None) -> LibraryPanel:
     choices = _choices()
     first = choices[0][1] if choices else None
     file = gr.Dropdown(choices=choices, value=first, label="Prompt library", elem_id="library-file")
@@ -48,7 +51,9 @@ def build() -> LibraryPanel:
     return LibraryPanel(file, examples, save_name, save)
 
 
-def wire(panel: LibraryPanel, system: gr.Textbox, prompt: gr.Textbox, status: gr.Markdown) -> None:
+def wire(panel: LibraryPanel, services: Services, page: PageHandles) -> None:
+    """Clicking an entry fills the system prompt or the prompt list; Save appends the prompt list."""
+    system, prompt, status = page.system, page.prompt, page.status
     def show_file(path: str | None) -> Any:
         return gr.Dataset(samples=_samples(path))
 
@@ -69,8 +74,8 @@ def wire(panel: LibraryPanel, system: gr.Textbox, prompt: gr.Textbox, status: gr
             saved = save_prompt(settings.prompts_dir(), name, text or "")
         except ChainStudioError as exc:
             gr.Warning(str(exc))
-            return gr.update(), f"⚠️ {exc}"
-        return gr.update(choices=_choices(), value=current), f"Saved to {saved}"
+            return gr.update(), f"⚠️ {escape_markdown(str(exc))}"
+        return gr.update(choices=_choices(), value=str(saved)), f"Saved to {escape_markdown(str(saved))}"
 
     panel.file.change(show_file, panel.file, panel.examples)
     panel.examples.click(use_entry, [panel.file, panel.examples], [system, prompt, status])

@@ -9,6 +9,7 @@ import gradio as gr
 
 from app.core.errors import ChainStudioError
 from app.services import Services
+from app.ui.page import PageHandles
 
 PAGE_SIZE = 100
 
@@ -24,8 +25,11 @@ class ModelPanel:
 
 
 def loaded_markdown(services: Services) -> str:
+    """The model in memory (the one that is running, whatever the list selects)."""
     info = services.backend.loaded
     if info is None:
+        if getattr(services.backend, "loading", False):
+            return "*Loading a model…*"
         return "*No model in memory. It is loaded at the next start.*"
     memory = f"{info.memory_bytes / 2**20:,.0f} MiB" if info.memory_bytes else "unknown"
     return (
@@ -33,6 +37,14 @@ def loaded_markdown(services: Services) -> str:
         f"memory in use {memory} · context {info.n_ctx:,} tokens (trained {info.n_ctx_train:,}) · "
         f"vocabulary {info.n_vocab:,} tokens"
     )
+
+
+def unload_model(services: Services) -> str:
+    """"Unload model": free the memory now (refused while a run generates)."""
+    if services.backend.busy:
+        return "The model is generating: stop the run first."
+    services.backend.unload()
+    return "Model unloaded: it loads again at the next start."
 
 
 def visible_piece(piece: str) -> str:
@@ -61,7 +73,9 @@ def build(services: Services) -> ModelPanel:
     return ModelPanel(loaded, show_loaded, search, page, show_vocab, vocabulary)
 
 
-def wire(panel: ModelPanel, services: Services, status: gr.Markdown) -> None:
+def wire(panel: ModelPanel, services: Services, page: PageHandles) -> None:
+    """Connect the vocabulary browser; the in-memory line follows Unload and Stop all."""
+    status = page.status
     def show(search: str, page: float) -> tuple[Any, Any, str]:
         if services.backend.loaded is None:
             return gr.update(), gr.update(), "⚠️ No model in memory: press Start once, then show its vocabulary."
@@ -71,6 +85,9 @@ def wire(panel: ModelPanel, services: Services, status: gr.Markdown) -> None:
             return gr.update(), gr.update(), f"⚠️ {exc}"
         return rows, shown_page, f"Vocabulary page {shown_page} of {pages}."
 
-    panel.show_loaded.click(lambda: loaded_markdown(services), None, panel.loaded)
+    for trigger in (panel.show_loaded.click, page.model_changed.change, page.run_done.change):
+        trigger(lambda: loaded_markdown(services), None, panel.loaded, queue=False)
+    page.unload.click(lambda: (unload_model(services), loaded_markdown(services)), None, [page.status, panel.loaded],
+                      queue=False)
     panel.show_vocab.click(show, [panel.search, panel.page], [panel.vocabulary, panel.page, status])
     panel.search.submit(show, [panel.search, panel.page], [panel.vocabulary, panel.page, status])

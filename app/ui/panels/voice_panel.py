@@ -15,8 +15,10 @@ import gradio as gr
 
 from app import settings
 from app.core.errors import ChainStudioError
+from app.core.events import AnswerFinished, ChainEvent
 from app.media.voice_commands import VoiceCommand, parse_command
 from app.services import Services
+from app.ui.page import PageHandles, Panel, RunData
 
 DEFAULT_WAKE_WORD = "samantha"
 DEFAULT_RATE = 175
@@ -41,7 +43,7 @@ PLAYER_HTML = (
 
 
 @dataclass
-class VoicePanel:
+class VoicePanel(Panel):
     model_folder: gr.Textbox
     wake_word: gr.Textbox
     listen: gr.Checkbox
@@ -58,6 +60,47 @@ class VoicePanel:
     stop_reading: gr.Button
     speech_file: gr.File
     speech_status: gr.Markdown
+
+    def run_inputs(self) -> list[Any]:
+        return [self.auto_read, self.voice, self.rate]
+
+    def run_outputs(self) -> list[Any]:
+        return [self.speech_file]
+
+    def run_view(self, data: RunData, services: Services) -> ReadAloud | None:
+        return ReadAloud(self, data[self.voice], data[self.rate]) if data[self.auto_read] else None
+
+
+class ReadAloud:
+    """"Read each answer aloud": every finished answer becomes a WAV in the page's speech queue."""
+
+    def __init__(self, panel: VoicePanel, voice: str | None, rate: float | None) -> None:
+        self.panel = panel
+        self.voice = voice
+        self.rate = rate
+        self.pending: str | None = None
+
+    def on_event(self, event: ChainEvent) -> None:
+        if isinstance(event, AnswerFinished) and event.answer.text.strip():
+            try:
+                self.pending = str(speak(event.answer.text, self.voice, self.rate))
+            except ChainStudioError as exc:
+                gr.Warning(f"Reading aloud: {exc}")
+
+    def values(self, complete: bool) -> dict[Any, Any]:
+        pending, self.pending = self.pending, None
+        return {self.panel.speech_file: pending} if pending is not None else {}
+
+
+def listening_problem(folder: Path) -> str | None:
+    """Why spoken commands cannot work here (no Vosk model, no microphone), or None."""
+    from app.media import stt
+
+    try:
+        stt.check_model_folder(folder)
+    except ChainStudioError as exc:
+        return str(exc)
+    return stt.microphone_problem()
 
 
 @dataclass
@@ -97,7 +140,7 @@ def voice_choices() -> tuple[list[tuple[str, str]], str]:
     return [(v.name, v.id) for v in tts.list_voices()], ""
 
 
-def build() -> VoicePanel:
+def build(services: Services | None = None) -> VoicePanel:
     """Lay out the Voice tab (wired by `wire`)."""
     gr.Markdown("#### Spoken commands")
     with gr.Row():
@@ -106,7 +149,10 @@ def build() -> VoicePanel:
                                   info="An unzipped model from alphacephei.com/vosk/models (the studio never downloads one)")
         wake_word = gr.Textbox(label="Wake word", value=DEFAULT_WAKE_WORD, lines=1, elem_id="wake-word", scale=1)
     listen = gr.Checkbox(label="Voice: listen for commands", value=False, elem_id="voice-listen")
-    listen_status = gr.Markdown(COMMANDS_HELP, elem_id="voice-status")
+    # Said before the box is ticked: what is missing and how to add it.
+    problem = listening_problem(settings.vosk_model_dir())
+    listen_status = gr.Markdown(f"⚠️ Listening is not available yet: {problem}\n\n{COMMANDS_HELP}" if problem
+                                else COMMANDS_HELP, elem_id="voice-status")
     heard = gr.Markdown("", elem_id="voice-heard")
     timer = gr.Timer(POLL_SECONDS, active=False)
     action = gr.Textbox(visible=False, elem_id="voice-action")
@@ -199,9 +245,10 @@ class _Listeners:
             self.stop(session)
 
 
-def wire(panel: VoicePanel, services: Services, prompt: gr.Textbox, last_answer: gr.Textbox,
-         entries: gr.State, stop_buttons: list[gr.Button]) -> None:
-    """Connect the tab; `stop_buttons` (Stop/Next, Stop all) also stop the reading."""
+def wire(panel: VoicePanel, services: Services, page: PageHandles) -> None:
+    """Connect the tab; Stop/Next and Stop all also stop the reading."""
+    prompt, last_answer, entries = page.prompt, page.last_answer, page.entries
+    stop_buttons = [page.stop_next, page.stop_all]
     listeners = _Listeners()
     services.on_close(listeners.stop_all)
     services.on_session_close(listeners.stop)
@@ -255,6 +302,11 @@ def wire(panel: VoicePanel, services: Services, prompt: gr.Textbox, last_answer:
         live = f"Heard: *{update.live}*" if update.live else gr.update()
         return live, prompt_value, action, speech, speech_status, listen, timer, status
 
+    def folder_changed(folder: str) -> str:
+        problem = listening_problem(Path(folder or "").expanduser())
+        return f"⚠️ Listening is not available yet: {problem}\n\n{COMMANDS_HELP}" if problem else COMMANDS_HELP
+
+    panel.model_folder.blur(folder_changed, panel.model_folder, panel.listen_status)
     panel.listen.change(toggle, [panel.listen, panel.model_folder], [panel.listen, panel.timer, panel.listen_status])
     panel.timer.tick(tick, [panel.wake_word, last_answer, panel.voice, panel.rate],
                      [panel.heard, prompt, panel.action, panel.speech_file, panel.speech_status, panel.listen,

@@ -1,0 +1,101 @@
+"""The Settings tab: the chain options, responses and loops, every generation and loading setting,
+presets, display options (fast mode, sounds, theme) and "reset to defaults"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from app.services import Services
+from app.ui.page import PageHandles, Panel, RunData
+from app.ui.page_js import THEME_TOGGLE_JS
+from app.ui.sampling_controls import (
+    DETERMINISTIC_PRESET,
+    STOCHASTIC_PRESET,
+    NamedNumber,
+    build_load_controls,
+    build_sampling_controls,
+    load_from_values,
+    preset_values,
+    sampling_from_values,
+)
+
+OPTION_LABELS = {
+    "feedback": "Feedback loop",
+    "cumulative": "Cumulative response",
+    "single_response": "Single response per model",
+    "shuffle": "Shuffle models",
+    "reset": "Reset model before each answer",
+    "random_params": "Random hyperparameters",
+}
+
+
+@dataclass
+class SettingsPanel(Panel):
+    deterministic: gr.Button
+    stochastic: gr.Button
+    options: dict[str, gr.Checkbox]
+    fast: gr.Checkbox
+    sounds: gr.Checkbox
+    theme: gr.Button
+    responses: gr.Number
+    loops: gr.Number
+    sampling: dict[str, Any]
+    loading: dict[str, Any]
+    reset: gr.Button
+
+    def run_inputs(self) -> list[Any]:
+        return [*self.options.values(), self.responses, self.loops, *self.sampling.values(), *self.loading.values()]
+
+    def spec_fields(self, data: RunData) -> dict[str, Any]:
+        return {
+            "responses": int(data[self.responses] or 1),
+            "loops": int(data[self.loops] or 1),
+            "sampling": sampling_from_values(list(self.sampling), [data[c] for c in self.sampling.values()]),
+            "load": load_from_values(list(self.loading), [data[c] for c in self.loading.values()]),
+            **{name: bool(data[box]) for name, box in self.options.items()},
+        }
+
+
+def build(services: Services) -> SettingsPanel:
+    """Lay out the Settings tab (wired by `wire`)."""
+    with gr.Row():
+        deterministic = gr.Button("Deterministic preset", size="sm", elem_id="preset-deterministic")
+        stochastic = gr.Button("Stochastic preset", size="sm", elem_id="preset-stochastic")
+        reset = gr.Button("Reset to defaults", size="sm", elem_id="reset-defaults")
+    options = {name: gr.Checkbox(label=label, value=False, elem_id=f"option-{name.replace('_', '-')}")
+               for name, label in OPTION_LABELS.items()}
+    fast = gr.Checkbox(label="Fast mode (show each answer when it is complete)", value=False, elem_id="option-fast")
+    with gr.Row():
+        # Read by the page's own script (page_js.PAGE_JS), which plays the sounds.
+        sounds = gr.Checkbox(label="Sounds at start and end", value=True, elem_id="sounds", interactive=True)
+        theme = gr.Button("Light / dark theme", size="sm", elem_id="theme-toggle")
+    with gr.Row():
+        responses = NamedNumber(label="Responses per model", value=1, minimum=1, precision=0, elem_id="responses")
+        loops = NamedNumber(label="Loops", value=1, minimum=1, precision=0, elem_id="loops")
+    with gr.Accordion("Generation settings", open=True):
+        sampling = build_sampling_controls()
+    with gr.Accordion("Model loading", open=False):
+        loading = build_load_controls()
+    return SettingsPanel(deterministic, stochastic, options, fast, sounds, theme, responses, loops, sampling,
+                         loading, reset)
+
+
+def n_ctx_changed(services: Services, value: float | None) -> str:
+    loaded = services.backend.loaded
+    if loaded is not None and int(value or 0) != loaded.load.n_ctx:
+        return f"n_ctx is now {int(value or 0)}: the model reloads at the next start."
+    return ""
+
+
+def wire(panel: SettingsPanel, services: Services, page: PageHandles) -> None:
+    """Connect the presets, the theme switch and the n_ctx note ("reset to defaults" is wired with
+    the page's memory of settings, in `persistence`)."""
+    names = list(panel.sampling)
+    controls = list(panel.sampling.values())
+    panel.deterministic.click(lambda: preset_values(names, DETERMINISTIC_PRESET), None, controls)
+    panel.stochastic.click(lambda: preset_values(names, STOCHASTIC_PRESET), None, controls)
+    panel.theme.click(None, None, None, js=THEME_TOGGLE_JS)
+    panel.loading["n_ctx"].change(lambda value: n_ctx_changed(services, value), panel.loading["n_ctx"], page.status)
