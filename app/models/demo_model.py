@@ -15,6 +15,7 @@ The script (a contract other parts and the README rely on), by the prompt's last
     '#' -> "```python\\nprint('STOP_SAMANTHA')\\n```"
     '%' -> "```python\\nprint(6 * 7)\\n```"
     '~' -> " la" repeated until max_tokens (it never stops by itself)
+    '^' -> "Roses are red\nViolets are blue\nThe end." (lines with single line breaks)
     anything else -> "Hello from the demo model."
 """
 
@@ -34,6 +35,7 @@ CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor 
 SCRIPT_HELLO = "Hello from the demo model."
 SCRIPT_STOP = "```python\nprint('STOP_SAMANTHA')\n```"
 SCRIPT_CODE = "```python\nprint(6 * 7)\n```"
+SCRIPT_LINES = "Roses are red\nViolets are blue\nThe end."
 LOOP_PIECE = " la"
 
 INTENDED_LOGIT = 10.0
@@ -74,9 +76,15 @@ TRANSITIONS: dict[str, tuple[str, str]] = {
     f"{_S}la": (f"{_S}la", f"{_S}lo"),
     f"{_S}lo": (f"{_S}la", f"{_S}li"),
     f"{_S}li": (f"{_S}la", f"{_S}lo"),
+    # '^': three short lines
+    "Roses": (f"{_S}are{_S}red\n", f"{_S}from"),
+    f"{_S}are{_S}red\n": ("Violets", f"The{_S}end."),
+    "Violets": (f"{_S}are{_S}blue\n", f"{_S}are{_S}red\n"),
+    f"{_S}are{_S}blue\n": (f"The{_S}end.", "Roses"),
+    f"The{_S}end.": (EOS, f"{_S}Enjoy!"),
 }
 # What follows the prompt's last byte (or a special token).
-START_BY_LAST_CHAR = {"#": "```python\n", "%": "```", "~": f"{_S}la"}
+START_BY_LAST_CHAR = {"#": "```python\n", "%": "```", "~": f"{_S}la", "^": "Roses"}
 DEFAULT_START = ("Hello", "Greetings")
 
 
@@ -168,5 +176,7 @@ def expected_reply(prompt: str, max_tokens: int) -> str:
         return SCRIPT_CODE
     if last == "~":
         return LOOP_PIECE * max_tokens
+    if last == "^":
+        return SCRIPT_LINES
     return SCRIPT_HELLO
 

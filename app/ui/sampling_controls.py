@@ -9,38 +9,35 @@ import gradio as gr
 from app.core.sampling import LOAD_SPECS, SAMPLING_SPECS, LoadParams, SamplingParams
 
 
-def _named_range_errors(component: Any) -> Any:
-    """Make `component`'s out-of-range message name the field (Gradio's own says only "Value 7 is
-    greater than maximum value 5"). Wrapped on the instance: a subclass of a Gradio component would
+def name_range_errors(component_class: Any) -> None:
+    """Make the out-of-range message of every `component_class` name its field (Gradio's own says
+    only "Value 7 is greater than maximum value 5"). Patched on the class: Gradio rebuilds a
+    component from each update, so an instance-level wrapper would not last, and a subclass would
     make Gradio write a .pyi file next to this module."""
-    check = component.preprocess
+    check = component_class.preprocess
+    if getattr(check, "names_its_field", False):
+        return
 
-    def preprocess(payload: Any) -> Any:
+    def preprocess(self: Any, payload: Any) -> Any:
         try:
-            return check(payload)
+            return check(self, payload)
         except gr.Error as exc:
-            raise gr.Error(f"{component.label}: {exc.message}") from None
+            raise gr.Error(f"{self.label}: {exc.message}" if self.label else exc.message) from None
 
-    component.preprocess = preprocess
-    return component
-
-
-def NamedNumber(**kwargs: Any) -> gr.Number:  # noqa: N802 - reads like the component it builds
-    """A gr.Number whose range errors name the field."""
-    return _named_range_errors(gr.Number(**kwargs))
+    preprocess.names_its_field = True  # type: ignore[attr-defined]
+    component_class.preprocess = preprocess
 
 
-def NamedSlider(**kwargs: Any) -> gr.Slider:  # noqa: N802
-    """A gr.Slider whose range errors name the field."""
-    return _named_range_errors(gr.Slider(**kwargs))
+name_range_errors(gr.Number)
+name_range_errors(gr.Slider)
 
 
 def _control(name: str, default: Any, spec_kind: type, minimum: float, maximum: float, info: str) -> gr.components.Component:
     # The slider spans the setting's whole valid range, so its number box and the slider agree.
     if spec_kind is float:
-        return NamedSlider(minimum=minimum, maximum=maximum, value=default, step=0.01, label=name, info=info,
+        return gr.Slider(minimum=minimum, maximum=maximum, value=default, step=0.01, label=name, info=info,
                            elem_id=f"setting-{name}")
-    return NamedNumber(value=default, minimum=minimum, maximum=maximum, precision=0, label=name, info=info,
+    return gr.Number(value=default, minimum=minimum, maximum=maximum, precision=0, label=name, info=info,
                        elem_id=f"setting-{name}")
 
 

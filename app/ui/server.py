@@ -18,7 +18,7 @@ import psutil
 
 from app.core.errors import ChainStudioError
 from app.services import Services
-from app.ui.page_js import PAGE_JS
+from app.ui.page_js import PAGE_CSS, PAGE_JS
 from app.ui.panels.files_panel import MAX_UPLOAD
 from app.ui.request_guard import RequestGuard
 
@@ -124,6 +124,7 @@ def launch(
             strict_cors=True,
             footer_links=["settings"],
             js=PAGE_JS,
+            css=PAGE_CSS,
             show_error=True,
             max_file_size=MAX_UPLOAD,
             app_kwargs={"middleware": [guard], "lifespan": guard_first_lifespan},

@@ -126,7 +126,9 @@ def wire(panel: ChainPanel, services: Services, page: PageHandles) -> None:
 
     for trigger in (page.start.click, page.prompt.submit, page.system.submit, page.previous.submit, page.urls.submit):
         # A second start while this tab runs is refused with a message; the first run keeps streaming.
-        trigger(refuse_second_start, None, None, queue=False, show_progress="hidden").success(
+        # (queued: Gradio shows the error of a queued event as a notice; concurrency_limit None: it
+        # never waits behind other events)
+        trigger(refuse_second_start, None, None, concurrency_limit=None, show_progress="hidden").success(
             None, None, None, js=SOUND_START_JS
         ).success(run, inputs, outputs, concurrency_limit=None, show_progress="hidden").then(
             lambda: gr.update(interactive=True, value="Start"), None, page.start  # also after an error

@@ -14,7 +14,6 @@ from app.ui.page_js import THEME_TOGGLE_JS
 from app.ui.sampling_controls import (
     DETERMINISTIC_PRESET,
     STOCHASTIC_PRESET,
-    NamedNumber,
     build_load_controls,
     build_sampling_controls,
     load_from_values,
@@ -73,8 +72,8 @@ def build(services: Services) -> SettingsPanel:
         sounds = gr.Checkbox(label="Sounds at start and end", value=True, elem_id="sounds", interactive=True)
         theme = gr.Button("Light / dark theme", size="sm", elem_id="theme-toggle")
     with gr.Row():
-        responses = NamedNumber(label="Responses per model", value=1, minimum=1, precision=0, elem_id="responses")
-        loops = NamedNumber(label="Loops", value=1, minimum=1, precision=0, elem_id="loops")
+        responses = gr.Number(label="Responses per model", value=1, minimum=1, precision=0, elem_id="responses")
+        loops = gr.Number(label="Loops", value=1, minimum=1, precision=0, elem_id="loops")
     with gr.Accordion("Generation settings", open=True):
         sampling = build_sampling_controls()
     with gr.Accordion("Model loading", open=False):
