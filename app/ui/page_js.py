@@ -117,6 +117,10 @@ PAGE_CSS = """
 #transcript .asked-full { white-space: pre-wrap; max-height: 16em; overflow-y: auto; }
 .small-note, .small-note p { font-size: 0.85rem; color: var(--body-text-color-subdued); }
 #status { min-height: 1.6em; }
+#speech-player-box, #status, #plan-preview, #code-on-banner { padding-top: 0; padding-bottom: 0; min-height: 0; }
+#speech-player-box { border: none; background: none; }
+#speech-player-box:not(:has(#speech-player[style*="flex"])) { display: none; }
+#transcript-tools { align-items: center; gap: 6px; }
 .learning-table-box { overflow-x: auto; }
 table.learning-table { border-collapse: collapse; font-size: 0.85rem; width: auto; }
 table.learning-table th, table.learning-table td { padding: 2px 8px; text-align: right; white-space: nowrap;

@@ -13,7 +13,7 @@ from app.ui.page import PageHandles
 
 STORAGE_KEY = "chain-studio-settings"
 REMEMBERED_KINDS = (gr.Textbox, gr.Number, gr.Slider, gr.Checkbox, gr.Radio)
-NEVER_REMEMBERED = {"option-run-code", "code-editor"}
+NEVER_REMEMBERED = {"option-run-code", "code-editor", "stepping"}  # a run must never wait for clicks unasked
 
 
 def remembered(page: PageHandles) -> dict[str, Any]:

@@ -343,3 +343,26 @@ def test_closing_the_tab_mid_answer_keeps_the_partial_answer(studio_server: Runn
     assert found is not None, "the partial answer was not journaled"
     text, reason = found
     assert reason == "stopped" and text.startswith(" la la la la")
+
+
+def test_run_in_the_code_tab_while_code_runs_says_it_is_busy(page, artifacts_dir: Path) -> None:
+    page.get_by_role("tab", name="Code").click()
+    editor = page.locator("#code-editor .cm-content")
+    editor.click(timeout=120_000)
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    editor.fill("import time\ntime.sleep(6)\nprint('slept')")
+    page.locator("#run-code").click()
+    page.locator("#code-status").get_by_text("Running").wait_for(timeout=60_000)
+    page.locator("#run-code").click()
+    page.locator("#code-status").get_by_text("Busy: the code started").wait_for(timeout=30_000)
+    page.locator("#code-output").get_by_text("slept").wait_for(timeout=120_000)
+    page.screenshot(path=str(artifacts_dir / "code-busy.png"))
+
+
+def test_the_model_list_shows_its_whole_label(page) -> None:
+    page.get_by_role("tab", name="Models").click()
+    field = page.locator("#model-pick input")
+    assert field.input_value().startswith("chain-studio-demo.gguf · llama · ")
+    assert page.evaluate("() => { const i = document.querySelector('#model-pick input');"
+                         " return i.scrollWidth <= i.clientWidth + 1; }")

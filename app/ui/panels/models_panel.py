@@ -148,7 +148,7 @@ def model_info_markdown(services: Services, path: str | None) -> str:
         ("Vocabulary", f"{info.vocab_size:,} tokens" if info.vocab_size else "unknown"),
         ("File size", f"{info.file_size / 2**20:,.1f} MiB"),
         ("Chat template", "yes" if info.chat_template else "none (plain transcript format)"),
-        ("Memory needed", services.memory_needed(info, 4096).describe() + " (4,096-token context)"),
+        ("Memory needed", services.memory_needed(info, 4096).describe()),
     ]
     return ("| Selected file | |\n|---|---|\n"
             + "\n".join(f"| {k} | {escape_markdown(str(v))} |" for k, v in rows))
@@ -184,11 +184,13 @@ def build(services: Services) -> ModelsPanel:
     names = [p.name for p in files]
     models = gr.Textbox(label="Models", value=names[0] if names else "", lines=2, max_lines=12, elem_id="models",
                         info="One per line, in order; repeats allowed; --- skips a line")
+    # The dropdown has the whole width: its labels (name · architecture · size · quantization ·
+    # context · file size) are long.
+    pick = gr.Dropdown(choices=[model_choice(services, p) for p in files], value=names[0] if names else None,
+                       label="Models in the folder", elem_id="model-pick")
     with gr.Row():
-        pick = gr.Dropdown(choices=[model_choice(services, p) for p in files], value=names[0] if names else None,
-                           label="Models in the folder", elem_id="model-pick", scale=4)
-        add = gr.Button("Add", size="sm", elem_id="add-model", scale=1, min_width=60)
-        refresh = gr.Button("Refresh", size="sm", elem_id="refresh-models", scale=1, min_width=60)
+        add = gr.Button("Add to Models", size="sm", elem_id="add-model", min_width=60)
+        refresh = gr.Button("Refresh the list", size="sm", elem_id="refresh-models", min_width=60)
     urls = gr.Textbox(
         label="Model URLs", lines=1, max_lines=10, elem_id="model-urls",
         info="Hugging Face GGUF links, one per line (--- skips a line), or the text of a repo's Files and "
