@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--cumulative", action="store_true", help="with --feedback: append answers instead")
     chain.add_argument("--reset", action="store_true", help="clear the model's state before each answer")
     chain.add_argument("--random-params", action="store_true", help="draw sampling settings for each answer")
+    chain.add_argument("--feed-reasoning", action="store_true",
+                       help="feed an answer's reasoning (<think>...</think>) back to the next model too")
+    chain.add_argument("--template", default="auto", metavar="FORMAT",
+                       help="prompt format: auto (the model's template, or raw without one), model, raw "
+                            "(plain text the model continues) or a llama.cpp template such as chatml, "
+                            "llama3, gemma; an item's {template=...} wins")
     chain.add_argument("--seed", type=int, help="seed for shuffling, random settings and sampling")
     chain.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="a generation setting (temperature=0.7, stop=['\\n'], n_ctx=2048, ...)")

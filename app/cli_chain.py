@@ -109,6 +109,8 @@ def build_spec(args: Any) -> ChainSpec:
         sampling=SamplingParams().with_overrides(sampling_overrides),
         load=LoadParams(**load_overrides),
         code=code_options(args),
+        template=getattr(args, "template", "auto"),
+        feed_reasoning=bool(getattr(args, "feed_reasoning", False)),
     )
 
 

@@ -24,6 +24,17 @@ def cached_benchmark_model() -> Path:
     return ensure_benchmark_model(path)
 
 
+def cached_small_modern_model() -> Path:
+    """The random-weight model shaped like a small modern one (18 layers, width 640, 262,144-token
+    vocabulary, Q8_0, about 280 MB), written once into bench/.cache."""
+    from app.models.benchmark_model import SMALL_MODERN_SHAPE, ensure_benchmark_model
+
+    path = CACHE / "random-0.27b-262k-q8_0.gguf"
+    if not path.exists():
+        print(f"writing the 262k-vocabulary benchmark model to {path} (once)...", file=sys.stderr, flush=True)
+    return ensure_benchmark_model(path, SMALL_MODERN_SHAPE)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

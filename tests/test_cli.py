@@ -23,7 +23,7 @@ def test_info_prints_the_header_as_one_json_line(demo_model: Path) -> None:
     assert len(lines) == 1
     info = json.loads(lines[0])
     assert info["architecture"] == "llama"
-    assert info["vocab_size"] == 291 and info["context_length"] == 4096
+    assert info["vocab_size"] == 294 and info["context_length"] == 4096
     assert info["quantization"] == "F32" and info["file_size"] == demo_model.stat().st_size
     for key in ("name", "size_label", "parameter_count", "chat_template", "version"):
         assert key in info

@@ -40,6 +40,7 @@ class GenerationRequest:
     stepping: str = "off"  # "off" | "delay": wait step_delay seconds per token | "manual": wait for step()
     step_delay: float = 0.0
     forced_tokens: tuple[int, ...] = ()  # branching: the answer starts with these tokens, then goes on
+    template: str = "auto"  # prompt format of `messages`: app.core.prompt_format (auto, model, raw, a built-in)
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (not self.messages):
@@ -79,6 +80,8 @@ class GenerationResult:
     seconds: float
     prompt_seconds: float
     seed: int
+    prompt_text: str = ""  # exactly the text the model read (the messages in their prompt format)
+    prompt_format: str = ""  # the format used: "model", "raw" or a built-in template's name
 
     @property
     def generated_tokens(self) -> int:

@@ -26,12 +26,14 @@ class BranchPoint:
     messages: tuple[ChatMessage, ...]
     params: SamplingParams
     token_ids: tuple[int, ...]
+    template: str = "auto"  # the prompt format the answer was written in
 
     @classmethod
     def from_answer(cls, run_id: int, answer: Answer) -> "BranchPoint":
         """The branch point of a finished learning-mode answer of run `run_id`."""
         return cls(run_id, answer.index, answer.model_path, answer.item, answer.response, answer.loop,
-                   answer.messages, answer.params, tuple(c.chosen for c in answer.choices))
+                   answer.messages, answer.params, tuple(c.chosen for c in answer.choices),
+                   answer.prompt_format or "auto")
 
 
 def grow_branch(
@@ -44,7 +46,7 @@ def grow_branch(
     backend.load(base.model_path, load)
     forced = base.token_ids[:position] + (token,)
     request = GenerationRequest(messages=base.messages, params=base.params, learning_top=learning_top,
-                                forced_tokens=forced)
+                                forced_tokens=forced, template=base.template)
     choices = []
     result: GenerationResult | None = None
     for event in backend.generate(request):
@@ -60,5 +62,6 @@ def grow_branch(
         response=base.response, loop=base.loop, prompt=base.messages[-1].content, messages=base.messages,
         params=base.params, text=result.text, prompt_tokens=result.prompt_tokens, tokens=result.generated_tokens,
         seconds=result.seconds, stop_reason=result.stop_reason, seed=result.seed,
-        choices=tuple(choices[: result.generated_tokens]),
+        choices=tuple(choices[: result.generated_tokens]), prompt_format=result.prompt_format,
+        sent=result.prompt_text,
     )

@@ -15,6 +15,7 @@ from typing import Any
 from app.core.code_exec import CodeOptions
 from app.core.errors import SettingsError
 from app.core.hub_links import display_name
+from app.core.prompt_format import check_format
 from app.core.prompt_list import PromptItem, PromptList
 from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
 
@@ -55,6 +56,8 @@ class ChainSpec:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     load: LoadParams = field(default_factory=LoadParams)
     code: CodeOptions = field(default_factory=CodeOptions)  # running the code in answers (off by default)
+    feed_reasoning: bool = False  # feed an answer's reasoning back to the next model too
+    template: str = "auto"  # prompt format (app.core.prompt_format): auto, model, raw or a llama.cpp template
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -67,6 +70,7 @@ class ChainSpec:
             raise SettingsError("the delay between tokens must be 0 to 60 seconds")
         if not 0 <= self.learning_top <= 100:
             raise SettingsError("learning mode shows 1 to 100 candidates per token (0 = off)")
+        object.__setattr__(self, "template", check_format(self.template))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the journal and `runs show`)."""
@@ -108,6 +112,8 @@ def shuffled_models(models: list[str], rng: random.Random, previous: str | None)
 
 def make_plan(spec: ChainSpec, prompts: PromptList, rng: random.Random) -> list[PlannedAnswer]:
     """Every answer of the run, in order."""
+    for item in prompts.items:  # a wrong {template=…} is refused before anything runs
+        answer_template(spec, item)
     plan: list[PlannedAnswer] = []
     if spec.single_response:
         for slot, (model, item) in enumerate(zip(spec.models, prompts.items, strict=False)):
@@ -129,14 +135,21 @@ def draw_random_params(rng: random.Random) -> dict[str, float]:
     return {name: round(rng.uniform(low, high), 2) for name, (low, high) in RANDOM_RANGES.items()}
 
 
+def answer_template(spec: ChainSpec, item: PromptItem) -> str:
+    """The prompt format of one answer: the item's `{template=…}`, else the run's."""
+    given = item.overrides.get("template")
+    return check_format(given, f"item {item.number}: template") if given is not None else spec.template
+
+
 def answer_params(spec: ChainSpec, item: PromptItem, rng: random.Random) -> SamplingParams:
     """Settings for one answer: the run's, then random draws, then the item's own {…} settings.
     With a run seed, every answer also gets a seed drawn from it, so the whole run repeats."""
     params = spec.sampling
     if spec.random_params:
         params = params.with_overrides(draw_random_params(rng))
-    if item.overrides:
-        params = params.with_overrides(item.overrides)
+    overrides = {k: v for k, v in item.overrides.items() if k != "template"}
+    if overrides:
+        params = params.with_overrides(overrides)
     if spec.seed is not None and params.seed == SEED_RANDOM:
         params = params.with_overrides({"seed": rng.randrange(2**32)})
     return params

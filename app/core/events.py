@@ -98,6 +98,9 @@ class Answer:
     stop_reason: str
     seed: int
     choices: tuple[Any, ...] = ()  # learning mode: one TokenChoice per generated token
+    prompt_format: str = ""  # "model", "raw" or a llama.cpp template's name
+    sent: str = ""  # exactly the text the model read
+    reasoning: str = ""  # the answer's reasoning (<think>…</think>), kept apart from `text`
 
     def to_record(self) -> dict[str, Any]:
         """The public JSON form (the CLI's "answer" line)."""
@@ -114,6 +117,8 @@ class Answer:
             "tokens": self.tokens,
             "seconds": round(self.seconds, 4),
             "stop_reason": self.stop_reason,
+            "prompt_format": self.prompt_format,
+            "reasoning": self.reasoning,
         }
 
 

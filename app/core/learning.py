@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from app.core.sampler_pipeline import STAGES, Pick, softmax
+from app.core.sampler_pipeline import STAGES, Pick, StageRecord, VocabularyLogits, top_indices
 
 MAX_CANDIDATES = 100
 
@@ -63,38 +63,45 @@ class TokenChoice:
 
 
 def describe_pick(logits: np.ndarray, pick: Pick, pieces: Sequence[str], position: int, k: int) -> TokenChoice:
-    """The top-`k` candidates by raw logit (the chosen token is always included) and their fate."""
+    """The top-`k` candidates by raw logit (the chosen token is always included) and their fate.
+
+    Only the candidates are looked at: the pipeline's records give their probabilities (a stage
+    that kept the whole vocabulary, from its log-sum-exp), and the most likely tokens come from the
+    pick's own pass over the vocabulary when it made one (`Pick.top`)."""
     k = max(1, min(k, MAX_CANDIDATES, len(logits)))
-    top_k_stage = next((r for r in pick.stages if r.stage == "top_k"), None)
-    if top_k_stage is not None and not pick.penalized and len(top_k_stage.token_ids) >= k:
-        # The top_k stage already holds the most likely tokens, sorted: no second pass over the vocabulary.
-        top = top_k_stage.token_ids[:k]
-    else:
-        top = np.argpartition(-logits, k - 1)[:k]
-        top = top[np.argsort(-logits[top], kind="stable")]
-    if pick.token_id not in top:
+    top = pick.top[:k] if pick.top is not None and len(pick.top) >= k else top_indices(logits, k)
+    chosen_at = np.flatnonzero(top == pick.token_id)
+    if not len(chosen_at):
         top = np.append(top, pick.token_id)
-    before = pick.raw_probs if pick.raw_probs is not None else softmax(logits)
+    top = top.astype(np.int64, copy=False)
+    raw = pick.raw if pick.raw is not None else StageRecord("raw", vocabulary=VocabularyLogits(logits))
+    before, _ = raw.probs_of(top)
     names = tuple(r.stage for r in pick.stages)
-    stage_probs: list[np.ndarray] = []
-    stage_kept: list[np.ndarray] = []
-    for record in pick.stages:
-        if len(record.token_ids) == len(logits):  # a stage that keeps the whole vocabulary
-            stage_probs.append(record.probs[top])
-            stage_kept.append(np.ones(len(top), dtype=bool))
-        else:
-            table = dict(zip(record.token_ids.tolist(), record.probs.tolist(), strict=False))
-            stage_probs.append(np.array([table.get(int(i), 0.0) for i in top]))
-            stage_kept.append(np.array([int(i) in table for i in top]))
-    candidates = []
-    for column, token in enumerate(top.tolist()):
-        probs = tuple(float(p[column]) for p in stage_probs)
+    if pick.stages:
+        looked_up = [record.probs_of(top) for record in pick.stages]
+        stage_probs = np.array([probs for probs, _ in looked_up], dtype=np.float64).T.tolist()
+        kept = np.array([flags for _, flags in looked_up])
         # Removal is membership, not a zero: a survivor's probability can underflow to 0.
-        removed = next((names[i] for i, kept in enumerate(stage_kept) if not kept[column]), None)
-        candidates.append(Candidate(token, pieces[token] if token < len(pieces) else "", float(logits[token]),
-                                    float(before[token]), probs, removed))
-    rank = int(np.count_nonzero(logits > logits[pick.token_id])) + 1
-    return TokenChoice(position, pick.token_id, rank, names, tuple(candidates))
+        first_gone = np.where(kept.all(axis=0), -1, np.argmin(kept, axis=0)).tolist()
+    else:
+        stage_probs = [[] for _ in range(len(top))]
+        first_gone = [-1] * len(top)
+    values = np.asarray(logits)[top]
+    ids = top.tolist()
+    n_pieces = len(pieces)
+    candidates = tuple(
+        Candidate(token, pieces[token] if token < n_pieces else "", logit, prob, tuple(probs),
+                  names[gone] if gone >= 0 else None)
+        for token, logit, prob, probs, gone in zip(ids, values.tolist(), before.tolist(), stage_probs, first_gone,
+                                                   strict=True)
+    )
+    chosen_logit = values[len(top) - 1] if not len(chosen_at) else values[chosen_at[0]]
+    if len(chosen_at):
+        # Every token above the chosen one is among the candidates (they are the most likely).
+        rank = int(np.count_nonzero(values > chosen_logit)) + 1
+    else:
+        rank = int(np.count_nonzero(np.asarray(logits) > chosen_logit)) + 1
+    return TokenChoice(position, pick.token_id, rank, names, candidates)
 
 
 __all__ = ["Candidate", "TokenChoice", "describe_pick", "STAGES", "MAX_CANDIDATES"]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.errors import PromptSyntaxError, SettingsError
+from app.core.prompt_format import check_format
 from app.core.sampling import SAMPLING_SPECS, SamplingParams, shown_number
 
 ITEM_SEPARATOR = "$$$"
@@ -146,7 +147,11 @@ def parse_settings_block(block: str, where: str) -> dict[str, Any]:
         except ValueError as exc:
             raise PromptSyntaxError(f"{where}: value of {key}: {exc}") from None
     try:
-        SamplingParams().with_overrides(overrides)  # names and ranges checked by the same rules
+        # names and ranges checked by the same rules as the run's settings; `template` is the
+        # item's prompt format (app.core.prompt_format), not a sampling setting
+        SamplingParams().with_overrides({k: v for k, v in overrides.items() if k != "template"})
+        if "template" in overrides:
+            overrides["template"] = check_format(overrides["template"])
     except SettingsError as exc:
         raise PromptSyntaxError(f"{where}: {exc}") from None
     return overrides

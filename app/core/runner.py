@@ -3,6 +3,7 @@ events, and hand every finished answer to a recorder (the journal) as it happens
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import random
 import threading
@@ -11,7 +12,7 @@ from typing import Callable, Generator, Iterator, Protocol
 
 from app.core.backend import Backend, GenerationRequest, GenerationResult, LoadedModel, TokenEvent
 from app.core.branching import BranchPoint, grow_branch
-from app.core.chain import ChainSpec, PlannedAnswer, answer_params, make_plan
+from app.core.chain import ChainSpec, PlannedAnswer, answer_params, answer_template, make_plan
 from app.core.code_blocks import choose_code
 from app.core.code_exec import CodeResult, CodeRunner, feedback_text, is_stop_signal, meets_stop_condition
 from app.core.control import RunControl
@@ -36,6 +37,7 @@ from app.core.events import (
 )
 from app.core.hub_links import looks_like_link, parse_model_link
 from app.core.prompt_list import parse_prompt_list, parse_single_field
+from app.core.reasoning import split_reasoning, with_reasoning
 from app.core.sampling import LoadParams
 
 LOAD_PROGRESS_SECONDS = 0.1  # ModelLoadProgress events: ten a second at most
@@ -272,10 +274,9 @@ class ChainRunner:
         prompt = item.prompt(state.pre_prompt, state.texts if item.collects_answers else None)
         params = answer_params(spec, item, state.rng)
         request = GenerationRequest.chat(prompt, state.system, params, previous=state.previous)
-        if spec.reset or spec.learning_top or spec.stepping != "off":
-            request = GenerationRequest(request.messages, params=params, fresh_context=spec.reset,
-                                        learning_top=spec.learning_top, stepping=spec.stepping,
-                                        step_delay=spec.step_delay)
+        request = dataclasses.replace(request, fresh_context=spec.reset, learning_top=spec.learning_top,
+                                      stepping=spec.stepping, step_delay=spec.step_delay,
+                                      template=answer_template(spec, item))
         yield AnswerStarted(planned.index, planned.model_name, item.number, planned.response, planned.loop, prompt, params)
         result: GenerationResult | None = None
         choices: list = []
@@ -310,6 +311,7 @@ class ChainRunner:
         finally:
             self.generating = False
         assert result is not None
+        reasoning, text = split_reasoning(result.text)  # reasoning is shown and kept, never acted on
         answer = Answer(
             index=planned.index,
             model=planned.model_name,
@@ -320,13 +322,16 @@ class ChainRunner:
             prompt=prompt,
             messages=request.messages,
             params=params,
-            text=result.text,
+            text=text,
             prompt_tokens=result.prompt_tokens,
             tokens=result.generated_tokens,
             seconds=result.seconds,
             stop_reason=result.stop_reason,
             seed=result.seed,
             choices=tuple(choices[: result.generated_tokens]),  # a stopped answer keeps what was shown
+            prompt_format=result.prompt_format,
+            sent=result.prompt_text,
+            reasoning=reasoning,
         )
         if self.recorder and state.run_id is not None:
             self.recorder.record_answer(state.run_id, answer)
@@ -410,11 +415,12 @@ class _Run:
         """Count a finished answer. With feedback it becomes the next answer's previous response;
         with "feed back only the interpreter output", what its code printed does instead."""
         self.answers += 1
-        self.texts.append(answer.text)
+        shown = with_reasoning(answer.reasoning, answer.text) if self.spec.feed_reasoning else answer.text
+        self.texts.append(shown)
         if code is not None and self.spec.code.feed_output:
             text = feedback_text(code)
         elif self.spec.feedback:
-            text = answer.text
+            text = shown
         else:
             return
         if self.spec.cumulative and self.previous:

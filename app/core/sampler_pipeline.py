@@ -23,24 +23,11 @@ ALL_STAGES = ("penalties", "dry", "top_k", "tfs_z", "typical_p", "top_p", "min_p
 """Every stage a pick can go through (DRY, XTC, top-n-sigma and Mirostat only when switched on)."""
 
 
-@dataclass(frozen=True)
-class StageRecord:
-    """The candidates left after one stage and their probabilities (summing to 1)."""
-
-    stage: str
-    token_ids: np.ndarray
-    probs: np.ndarray
-
-
-@dataclass(frozen=True)
-class Pick:
-    """The drawn token and, when recording, the distribution after every stage. `raw_probs` is the
-    softmax of the raw logits (when recording); `penalized` says whether penalties changed them."""
-
-    token_id: int
-    stages: tuple[StageRecord, ...]
-    raw_probs: np.ndarray | None = None
-    penalized: bool = False
+_EXACT_BELOW = 4096
+"""Vocabularies smaller than this get their log-sum-exp in float64 throughout (it is cheap there)."""
+_STRIDE = 64
+_SUM_BLOCK = 4096
+"""One logit in `_STRIDE` is sampled to set the threshold of the top-candidates pass."""
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -48,6 +35,233 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.asarray(logits, dtype=np.float64) - np.max(logits)
     weights = np.exp(shifted)
     return weights / weights.sum()
+
+
+def log_sum_exp(values: np.ndarray, scratch: np.ndarray | None = None) -> float:
+    """log(sum(exp(values))). A large float32 vector takes one float32 pass (exp in float32 into
+    `scratch`, summed in float32 blocks of 4096 and the blocks in float64: about 1e-8 relative
+    error, a tenth of a float32 step); small or float64 vectors are done in float64."""
+    values = np.asarray(values)
+    if len(values) == 0:
+        return float("-inf")
+    top = float(values.max())
+    if not np.isfinite(top):
+        return top  # +inf / nan: no finite distribution; all -inf: log(0)
+    if values.dtype != np.float32 or len(values) < _EXACT_BELOW:
+        return top + float(np.log(np.exp(np.asarray(values, dtype=np.float64) - top).sum()))
+    if scratch is None or len(scratch) < len(values) or scratch.dtype != np.float32:
+        scratch = np.empty(len(values), dtype=np.float32)
+    out = scratch[: len(values)]
+    # Logits well inside float32's range need no shift (exp(60) x 2^31 tokens still fits): one
+    # pass less. Otherwise the usual shift by the maximum.
+    shift = 0.0 if -60.0 < top < 60.0 else top
+    if shift:
+        np.subtract(values, np.float32(shift), out=out)
+        np.exp(out, out=out)
+    else:
+        np.exp(values, out=out)
+    whole = len(out) - len(out) % _SUM_BLOCK
+    total = float(out[:whole].reshape(-1, _SUM_BLOCK).sum(axis=1).sum(dtype=np.float64))
+    total += float(out[whole:].sum(dtype=np.float64))
+    if total <= 0.0:  # every exp underflowed: redo with the shift
+        np.subtract(values, np.float32(top), out=out)
+        np.exp(out, out=out)
+        return top + float(np.log(out.sum(dtype=np.float64)))
+    return shift + float(np.log(total))
+
+
+def _top_of(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """`ids` (ascending) of the n largest `values`, largest first, equal values lower id first, NaN
+    after everything (the order of a stable sort of -values)."""
+    if len(values) > n:
+        negated = -values
+        nth = np.partition(negated, n - 1)[n - 1]
+        if np.isnan(nth):  # fewer than n numbers: all of them, then the first NaNs
+            better, tied = ~np.isnan(negated), np.isnan(negated)
+        else:
+            better, tied = negated < nth, negated == nth
+        chosen = better
+        chosen[np.flatnonzero(tied)[: n - int(np.count_nonzero(better))]] = True
+        values, ids = values[chosen], ids[chosen]
+    return ids[np.argsort(-values, kind="stable")]
+
+
+def top_indices(values: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest values, largest first; equal values in index order, NaN last: the
+    first n of `np.argsort(-values, kind="stable")` (which argpartition + sort also give, up to the
+    order it picks among values tied at the n-th place), without sorting or partitioning the whole
+    vector. A strided sample sets a threshold that about 10 x n values pass; the survivors are found
+    in one comparison pass and only they are partitioned. When the sample misleads (fewer than n
+    pass), the whole vector is partitioned: slower, same answer."""
+    values = np.asarray(values)
+    size = len(values)
+    n = min(int(n), size)
+    if n <= 0:
+        return np.empty(0, dtype=np.intp)
+    if size >= 8 * _STRIDE * (n // _STRIDE + 8):
+        sample = -values[::_STRIDE]
+        rank = min(len(sample), 2 * -(-n // _STRIDE) + 8)
+        threshold = -np.partition(sample, rank - 1)[rank - 1]
+        if not np.isnan(threshold):
+            survivors = np.flatnonzero(values >= threshold)
+            if len(survivors) >= n:
+                return _top_of(values[survivors], survivors, n)
+    return _top_of(values, np.arange(size), n)
+
+
+class VocabularyLogits:
+    """One position's logits over the whole vocabulary after the penalties (and DRY), without a
+    copy: the float32 logits as llama.cpp left them (a view of its buffer, valid until the next
+    decode) and, kept apart in float64, the few tokens the penalties changed. Everything asked of it
+    costs one float32 pass over the vocabulary at most; the exact float64 values are computed only
+    for the tokens asked about."""
+
+    def __init__(self, raw: np.ndarray, scratch: np.ndarray | None = None,
+                 changed_ids: np.ndarray | None = None, changed_values: np.ndarray | None = None) -> None:
+        self.raw = np.asarray(raw)
+        self.scratch = scratch
+        self.changed_ids = changed_ids if changed_ids is not None else np.empty(0, dtype=np.int64)
+        self.changed_values = changed_values if changed_values is not None else np.empty(0)
+        self._log_total: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @property
+    def changed(self) -> bool:
+        return len(self.changed_ids) > 0
+
+    def with_changes(self, ids: np.ndarray, values: np.ndarray) -> "VocabularyLogits":
+        """These logits with the tokens `ids` set to `values` (float64)."""
+        merged = dict(zip(self.changed_ids.tolist(), self.changed_values.tolist(), strict=True))
+        merged.update(zip(np.asarray(ids).tolist(), np.asarray(values, dtype=np.float64).tolist(), strict=True))
+        order = sorted(merged)
+        return VocabularyLogits(self.raw, self.scratch, np.array(order, dtype=np.int64),
+                                np.array([merged[t] for t in order], dtype=np.float64))
+
+    def exact(self, tokens: np.ndarray) -> np.ndarray:
+        """The float64 values of `tokens`."""
+        out = self.raw[tokens].astype(np.float64)
+        if self.changed:
+            where = np.minimum(np.searchsorted(self.changed_ids, tokens), len(self.changed_ids) - 1)
+            hit = self.changed_ids[where] == tokens
+            out[hit] = self.changed_values[where[hit]]
+        return out
+
+    def full(self) -> np.ndarray:
+        """The whole vector in float64 (a copy: for the stages that need every token)."""
+        out = self.raw.astype(np.float64)
+        out[self.changed_ids] = self.changed_values
+        return out
+
+    def top(self, n: int, raw_top: np.ndarray | None = None) -> np.ndarray:
+        """The n most likely tokens, most likely first, equal values lower id first. Only the
+        changed tokens can move: the raw top n + (changed count) and the changed tokens hold them
+        (`raw_top`, the raw logits' most likely tokens in that order, saves the pass when long enough)."""
+        wanted = min(n + len(self.changed_ids), len(self.raw))
+        if raw_top is None or len(raw_top) < wanted:
+            raw_top = top_indices(self.raw, wanted)
+        if not self.changed:
+            return raw_top[:n]
+        pool = np.union1d(raw_top[:wanted], self.changed_ids)
+        return pool[np.argsort(-self.exact(pool), kind="stable")][:n]
+
+    def argmax(self, raw_top: np.ndarray | None = None) -> int:
+        """The most likely token (the lowest id among equals), as np.argmax over the values."""
+        return int(np.argmax(self.raw)) if not self.changed else int(self.top(1, raw_top)[0])
+
+    def log_total(self) -> float:
+        """log-sum-exp of the values (one float32 pass, computed once)."""
+        if self._log_total is None:
+            if not self.changed:
+                self._log_total = log_sum_exp(self.raw, self.scratch)
+            elif len(self.raw) < _EXACT_BELOW or self.raw.dtype != np.float32:
+                self._log_total = log_sum_exp(self.full())
+            else:
+                if self.scratch is None or len(self.scratch) < len(self.raw):
+                    self.scratch = np.empty(len(self.raw), dtype=np.float32)
+                values = self.scratch[: len(self.raw)]
+                np.copyto(values, self.raw)
+                values[self.changed_ids] = self.changed_values
+                self._log_total = log_sum_exp(values, values)
+        return self._log_total
+
+
+class StageRecord:
+    """The candidates left after one stage and their probabilities (summing to 1).
+
+    A stage that keeps the whole vocabulary is recorded as its logits (`VocabularyLogits`, no copy)
+    and their log-sum-exp: `probs_of` gives the probabilities of the tokens asked about;
+    `token_ids` and `probs` build the whole vectors only when read."""
+
+    def __init__(self, stage: str, token_ids: np.ndarray | None = None, probs: np.ndarray | None = None,
+                 vocabulary: VocabularyLogits | None = None) -> None:
+        if (vocabulary is None) == (token_ids is None or probs is None):
+            raise ValueError("a stage record holds either token ids and probabilities or the vocabulary")
+        self.stage = stage
+        self.vocabulary = vocabulary
+        self._token_ids = token_ids
+        self._probs = probs
+        self._positions: np.ndarray | None = None
+
+    @property
+    def whole(self) -> bool:
+        """True when the stage kept every token of the vocabulary (stored as the vocabulary's logits)."""
+        return self.vocabulary is not None
+
+    @property
+    def token_ids(self) -> np.ndarray:
+        if self._token_ids is None:
+            assert self.vocabulary is not None
+            self._token_ids = np.arange(len(self.vocabulary))
+        return self._token_ids
+
+    @property
+    def probs(self) -> np.ndarray:
+        if self._probs is None:
+            assert self.vocabulary is not None
+            self._probs = softmax(self.vocabulary.full())
+        return self._probs
+
+    def __len__(self) -> int:
+        return len(self.vocabulary) if self.vocabulary is not None else len(self.token_ids)
+
+    def probs_of(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The probabilities of `tokens` after this stage (0 for a removed token) and whether each
+        was kept, without touching the rest of the vocabulary."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        if self.vocabulary is not None:
+            log_total = self.vocabulary.log_total()
+            return np.exp(self.vocabulary.exact(tokens) - log_total), np.ones(len(tokens), dtype=bool)
+        ids = self.token_ids
+        if len(ids) == 0:
+            return np.zeros(len(tokens)), np.zeros(len(tokens), dtype=bool)
+        if self._positions is None:
+            self._positions = np.argsort(ids, kind="stable")
+        where = np.minimum(np.searchsorted(ids[self._positions], tokens), len(ids) - 1)
+        index = self._positions[where]
+        kept = ids[index] == tokens
+        return np.where(kept, self.probs[index], 0.0), kept
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The drawn token and, when recording, the distribution after every stage. `raw` is the raw
+    logits' distribution ("before sampling") and `top` the most likely tokens by raw logit (most
+    likely first, at least the candidates asked for), when recording; `penalized` says whether
+    penalties changed the logits. Records of whole-vocabulary stages read the logits they were
+    made from: describe a pick before the next decode overwrites them."""
+
+    token_id: int
+    stages: tuple[StageRecord, ...]
+    raw: StageRecord | None = None
+    penalized: bool = False
+    top: np.ndarray | None = None
+
+    @property
+    def raw_probs(self) -> np.ndarray | None:
+        """The softmax of the raw logits over the whole vocabulary (computed when read)."""
+        return self.raw.probs if self.raw is not None else None
 
 
 def apply_penalties(
@@ -64,6 +278,20 @@ def apply_penalties(
     values = np.where(values > 0, values / repeat, values * repeat)
     out[ids] = values - counts * frequency - presence
     return out
+
+
+def penalty_changes(
+    logits: np.ndarray, recent: Sequence[int], repeat: float, presence: float, frequency: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`apply_penalties` for the recent tokens only: their ids (ascending) and new float64 values,
+    the same numbers `apply_penalties` gives them."""
+    if not len(recent) or (repeat == 1.0 and presence == 0.0 and frequency == 0.0):
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    ids, counts = np.unique(np.asarray(recent, dtype=np.int64), return_counts=True)
+    ids, counts = ids[ids < len(logits)], counts[ids < len(logits)]
+    values = np.asarray(logits)[ids].astype(np.float64)
+    values = np.where(values > 0, values / repeat, values * repeat)
+    return ids, values - counts * frequency - presence
 
 
 def top_k_keep(logits: np.ndarray, k: int) -> np.ndarray:
@@ -167,59 +395,91 @@ class SamplerPipeline:
     """Draws tokens from full logit vectors with the stages in `STAGES` and a seeded generator.
     Extra stages (DRY, XTC, top-n-sigma, Mirostat) run and are recorded only when switched on; the
     order of the filter stages is `params.order`. One pipeline serves one generation (Mirostat
-    keeps its state from token to token)."""
+    keeps its state from token to token).
+
+    Per token, with top_k first (the default order) or greedy decoding, the work over the whole
+    vocabulary is one threshold pass for the most likely tokens and, when recording, one float32
+    log-sum-exp pass (two when penalties changed something); every stage after top_k works on the
+    top_k candidates only. With top_k off (0 or not first in the order) or Mirostat, the stages see
+    the whole vocabulary, sorted, in float64: that costs a full sort per token."""
 
     def __init__(self, params: SamplingParams, seed: int) -> None:
         self.params = params
         self.rng = np.random.default_rng(seed)
         self.mu = 2.0 * params.mirostat_tau
+        self._scratch: np.ndarray | None = None  # one float32 vector, reused for every token
 
-    def pick(self, logits: np.ndarray, recent: Sequence[int], record: bool = False) -> Pick:
-        """Choose the next token from `logits` given the recent tokens (for the penalties)."""
+    def pick(self, logits: np.ndarray, recent: Sequence[int], record: bool = False, candidates: int = 0) -> Pick:
+        """Choose the next token from `logits` given the recent tokens (for the penalties). With
+        `record`, the distribution after every stage is recorded and `Pick.top` holds at least the
+        `candidates` most likely tokens by raw logit."""
         prm = self.params
+        raw = np.asarray(logits)
+        if raw.dtype not in (np.float32, np.float64):
+            raw = raw.astype(np.float64)
+        n_vocab = len(raw)
+        if record and raw.dtype == np.float32 and n_vocab >= _EXACT_BELOW:
+            if self._scratch is None or len(self._scratch) != n_vocab:
+                self._scratch = np.empty(n_vocab, dtype=np.float32)
+        vocab = VocabularyLogits(raw, self._scratch)
         records: list[StageRecord] = []
-        ids = np.arange(len(logits))
         recent_tokens = list(recent)[-prm.repeat_last_n :] if prm.repeat_last_n else []
         penalized = bool(recent_tokens) and (
             prm.repeat_penalty != 1.0 or prm.presence_penalty != 0.0 or prm.frequency_penalty != 0.0
         )
-        values = apply_penalties(logits, recent_tokens, prm.repeat_penalty, prm.presence_penalty,
-                                 prm.frequency_penalty)
-        raw_probs = None
+        raw_record = StageRecord("raw", vocabulary=vocab) if record else None
+        if penalized:
+            changed_ids, changed_values = penalty_changes(raw, recent_tokens, prm.repeat_penalty,
+                                                          prm.presence_penalty, prm.frequency_penalty)
+            vocab = vocab.with_changes(changed_ids, changed_values)
+        if record:
+            records.append(StageRecord("penalties", vocabulary=vocab))
+        if prm.dry_multiplier > 0:
+            context = list(recent)[-prm.dry_last_n :] if prm.dry_last_n else list(recent)
+            dry = {token: penalty for token, penalty in
+                   dry_penalties(context, prm.dry_multiplier, prm.dry_base, prm.dry_allowed_length).items()
+                   if token < n_vocab}
+            if dry:
+                tokens = np.array(sorted(dry), dtype=np.int64)
+                vocab = vocab.with_changes(tokens, vocab.exact(tokens) - np.array([dry[t] for t in tokens.tolist()]))
+                penalized = True
+            if record:
+                records.append(StageRecord("dry", vocabulary=vocab))
+        top_k_first = prm.order[0] == "top_k" and 0 < prm.top_k < n_vocab and not prm.mirostat
+        top_raw = None
+        if record and candidates > 0:
+            # The candidates shown and what the sampler needs come from the same pass: the raw
+            # top (need) + (tokens the penalties changed) hold the top (need) after the penalties.
+            wanted = candidates
+            if prm.is_greedy and vocab.changed:
+                wanted = max(wanted, 1 + len(vocab.changed_ids))
+            elif top_k_first and not prm.is_greedy:
+                wanted = max(wanted, prm.top_k + len(vocab.changed_ids))
+            top_raw = top_indices(raw, min(wanted, n_vocab))
+
+        def done(token: int) -> Pick:
+            return Pick(token, tuple(records), raw_record, penalized, top_raw)
+
+        if prm.is_greedy:
+            return done(vocab.argmax(top_raw))
+        if prm.mirostat:
+            token = self._mirostat(np.arange(n_vocab), vocab.full(), records if record else None)
+            return done(token)
+
+        if top_k_first:
+            # Only the top_k candidates go on: found without sorting the vocabulary, in
+            # descending order (equal logits lower id first), their values exact in float64.
+            ids = vocab.top(prm.top_k, top_raw)
+            values = vocab.exact(ids)
+        else:
+            values = vocab.full()
+            ids = np.argsort(-values, kind="stable")
+            values = values[ids]
 
         def note(stage: str) -> None:
             if record:
                 records.append(StageRecord(stage, ids.copy(), softmax(values)))
 
-        if record:
-            # Over the whole vocabulary this is the costly part: computed once, shared by the
-            # "before sampling" column and the penalties stage when penalties change nothing.
-            raw_probs = softmax(values)
-            records.append(StageRecord("penalties", ids, raw_probs if not penalized else softmax(values)))
-            if penalized:
-                raw_probs = softmax(np.asarray(logits, dtype=np.float64))
-        if prm.dry_multiplier > 0:
-            context = list(recent)[-prm.dry_last_n :] if prm.dry_last_n else list(recent)
-            dry = dry_penalties(context, prm.dry_multiplier, prm.dry_base, prm.dry_allowed_length)
-            if dry:
-                values = values.copy()
-                for token, penalty in dry.items():
-                    if token < len(values):
-                        values[token] -= penalty
-                penalized = True
-            note("dry")
-        if prm.is_greedy:
-            best = int(ids[np.argmax(values)])
-            return Pick(best, tuple(records), raw_probs, penalized)
-        if prm.mirostat:
-            return self._mirostat(ids, values, records if record else None, raw_probs, penalized)
-
-        if prm.order[0] == "top_k" and 0 < prm.top_k < len(values):
-            keep = top_k_keep(values, prm.top_k)  # a partial sort: no full sort of the vocabulary
-            ids, values = ids[keep], values[keep]
-        # The stages work on a descending order, as llama.cpp's do.
-        order = np.argsort(-values, kind="stable")
-        ids, values = ids[order], values[order]
         for stage in prm.order:
             if stage == "top_k":
                 count = prm.top_k if prm.top_k > 0 else len(values)
@@ -251,11 +511,9 @@ class SamplerPipeline:
         values = values / prm.temperature
         note("temperature")
         probs = softmax(values)
-        chosen = int(ids[self.rng.choice(len(ids), p=probs)])
-        return Pick(chosen, tuple(records), raw_probs, penalized)
+        return done(int(ids[self.rng.choice(len(ids), p=probs)]))
 
-    def _mirostat(self, ids: np.ndarray, values: np.ndarray, records: list[StageRecord] | None,
-                  raw_probs: np.ndarray | None, penalized: bool) -> Pick:
+    def _mirostat(self, ids: np.ndarray, values: np.ndarray, records: list[StageRecord] | None) -> int:
         """Mirostat 1 or 2: truncate to keep the surprise near tau, draw, and steer mu."""
         prm = self.params
 
@@ -289,4 +547,4 @@ class SamplerPipeline:
         index = int(self.rng.choice(len(ids), p=probs))
         observed = -np.log2(max(probs[index], 1e-300))
         self.mu -= prm.mirostat_eta * (observed - prm.mirostat_tau)
-        return Pick(int(ids[index]), tuple(records or ()), raw_probs, penalized)
+        return int(ids[index])

@@ -2,7 +2,7 @@
 
 The weights are random, so the text is nonsense, but llama.cpp does the full work of a real model
 of that size. The default shape is that of a 0.5B-parameter model (24 layers, 896 wide, 152k
-vocabulary) quantized to Q8_0.
+vocabulary) quantized to Q8_0; `SMALL_MODERN_SHAPE` is a 0.27B one with a 262k vocabulary.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ from app.models.gguf_writer import LlamaShape, Quant, q8_0_random, spm_vocabular
 REALISTIC_SHAPE = LlamaShape(
     n_vocab=151_936, n_embd=896, n_layer=24, n_head=14, n_head_kv=2, n_ff=4864, n_ctx_train=32_768
 )
+SMALL_MODERN_SHAPE = LlamaShape(
+    n_vocab=262_144, n_embd=640, n_layer=18, n_head=4, n_head_kv=1, n_ff=2048, n_ctx_train=32_768
+)
+"""A small modern model's shape (about 0.27B parameters, most of them in the 262k-token vocabulary's
+embeddings, as in Gemma 3 270M): cheap layers, so reading the vocabulary's logits weighs more."""
 
 
 def _vocabulary_strings(n_vocab: int) -> list[str]:

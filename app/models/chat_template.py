@@ -85,24 +85,13 @@ def _environment() -> ImmutableSandboxedEnvironment:
 _ENV = _environment()
 
 
-def plain_transcript(messages: Sequence[ChatMessage]) -> str:
-    """Fallback format for models that ship no chat template."""
-    parts = []
-    for message in messages:
-        if message.role == "system":
-            parts.append(f"{message.content}\n\n")
-        else:
-            parts.append(f"{message.role.capitalize()}: {message.content}\n")
-    parts.append("Assistant:")
-    return "".join(parts)
-
-
 def render_chat(
     messages: Sequence[ChatMessage], template: str | None, bos_token: str, eos_token: str
 ) -> RenderedPrompt:
-    """Apply `template` (or the plain fallback) to `messages`, ready for the assistant's turn."""
+    """Apply the model's own `template` to `messages`, ready for the assistant's turn. (A model
+    without one is sent raw completion: app.core.prompt_format.)"""
     if not template:
-        return RenderedPrompt(plain_transcript(messages), add_bos=True)
+        raise GenerationError("this model's file has no chat template of its own")
     try:
         with _time_limit(RENDER_SECONDS):
             compiled = _ENV.from_string(template)

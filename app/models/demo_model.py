@@ -16,6 +16,7 @@ The script (a contract other parts and the README rely on), by the prompt's last
     '%' -> "```python\\nprint(6 * 7)\\n```"
     '~' -> " la" repeated until max_tokens (it never stops by itself)
     '^' -> "Roses are red\nViolets are blue\nThe end." (lines with single line breaks)
+    '&' -> "<think>```py\nprint('STOP_SAMANTHA')\n```</think>Hello from the demo model." (reasoning first)
     anything else -> "Hello from the demo model."
 """
 
@@ -36,6 +37,8 @@ SCRIPT_HELLO = "Hello from the demo model."
 SCRIPT_STOP = "```python\nprint('STOP_SAMANTHA')\n```"
 SCRIPT_CODE = "```python\nprint(6 * 7)\n```"
 SCRIPT_LINES = "Roses are red\nViolets are blue\nThe end."
+THOUGHT = "```py\nprint('STOP_SAMANTHA')\n```"
+SCRIPT_REASONING = f"<think>{THOUGHT}</think>{SCRIPT_HELLO}"
 LOOP_PIECE = " la"
 
 INTENDED_LOGIT = 10.0
@@ -82,9 +85,13 @@ TRANSITIONS: dict[str, tuple[str, str]] = {
     "Violets": (f"{_S}are{_S}blue\n", f"{_S}are{_S}red\n"),
     f"{_S}are{_S}blue\n": (f"The{_S}end.", "Roses"),
     f"The{_S}end.": (EOS, f"{_S}Enjoy!"),
+    # '&': reasoning (holding code and STOP_SAMANTHA, which must not be acted on), then the answer
+    "<think>": (THOUGHT.replace(" ", _S), "</think>"),
+    THOUGHT.replace(" ", _S): ("</think>", "<think>"),
+    "</think>": ("Hello", "Greetings"),
 }
 # What follows the prompt's last byte (or a special token).
-START_BY_LAST_CHAR = {"#": "```python\n", "%": "```", "~": f"{_S}la", "^": "Roses"}
+START_BY_LAST_CHAR = {"#": "```python\n", "%": "```", "~": f"{_S}la", "^": "Roses", "&": "<think>"}
 DEFAULT_START = ("Hello", "Greetings")
 
 
@@ -178,5 +185,7 @@ def expected_reply(prompt: str, max_tokens: int) -> str:
         return LOOP_PIECE * max_tokens
     if last == "^":
         return SCRIPT_LINES
+    if last == "&":
+        return SCRIPT_REASONING
     return SCRIPT_HELLO
 

@@ -37,9 +37,10 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator, Sequence, overload
 
-from app.core.backend import GenerationRequest, GenerationResult, LoadedModel, StopReason
+from app.core import prompt_format
+from app.core.backend import ChatMessage, GenerationRequest, GenerationResult, LoadedModel, StopReason
 from app.core.errors import GenerationError
 from app.core.learning import TokenChoice, describe_pick
 from app.core.sampler_pipeline import SamplerPipeline
@@ -242,6 +243,38 @@ def guard_process(parent_pid: int) -> None:
         threading.Thread(target=watch, name="studio watch", daemon=True).start()
 
 
+class VocabularyWords(Sequence[str]):
+    """A model's `vocabulary()`, each text made when read. The pieces the worker decodes text with
+    (`ModelSession.pieces`, kept in every mode) give most of them: a token whose piece is not empty
+    reads the same with special tokens shown. Only an empty piece (a control token) or a piece that
+    is not text on its own asks llama.cpp again."""
+
+    def __init__(self, session: "ModelSession") -> None:
+        self._session = session
+        self._size = session.llm.n_vocab()
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._size))]
+        if not -self._size <= index < self._size:
+            raise IndexError(index)
+        token = index % self._size
+        piece = self._session.pieces[token]
+        if piece:
+            try:
+                return piece.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return self._session.word(token)
+
+
 class ModelSession:
     """One loaded model and the operations on it."""
 
@@ -283,7 +316,7 @@ class ModelSession:
         self.params = params
         self.vocab = self.llm._model.vocab
         self._pieces: list[bytes] | None = None
-        self._words: list[str] | None = None
+        self._words: VocabularyWords | None = None
 
     def describe(self) -> LoadedModel:
         meta = self.llm.metadata
@@ -315,38 +348,74 @@ class ModelSession:
             size = -n  # buffer too small: llama.cpp returns the needed size, negated
 
     @property
-    def vocabulary_words(self) -> list[str]:
-        """`vocabulary()`, computed once per model."""
+    def vocabulary_words(self) -> "VocabularyWords":
+        """`vocabulary()` as a sequence whose items are made when read (learning mode reads a hundred
+        candidates a token; a list of a 262k vocabulary's strings would cost the worker ~25 MB)."""
         if self._words is None:
-            self._words = self.vocabulary()
+            self._words = VocabularyWords(self)
         return self._words
+
+    def word(self, token: int) -> str:
+        """One token's text with special tokens shown (see `vocabulary`)."""
+        try:
+            return self._piece(token, special=True).decode("utf-8")
+        except UnicodeDecodeError:
+            return self.llm._model.token_get_text(token)
 
     def vocabulary(self) -> list[str]:
         """Every token's text with special tokens shown, indexed by id. A piece that is not text on
         its own (a lone byte of a multi-byte character) is shown by its vocabulary name, e.g. <0xE2>."""
-        words = []
-        for token in range(self.llm.n_vocab()):
-            try:
-                words.append(self._piece(token, special=True).decode("utf-8"))
-            except UnicodeDecodeError:
-                words.append(self.llm._model.token_get_text(token))
-        return words
+        return [self.word(token) for token in range(self.llm.n_vocab())]
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True)
 
-    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+    def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], str, str]:
+        """The prompt's tokens, the exact text they come from, and the prompt format used."""
         if request.prompt is not None:
-            return self.tokenize(request.prompt)
-        meta = self.llm.metadata
-        bos_id, eos_id = self.llm.token_bos(), self.llm.token_eos()
-        rendered = render_chat(
-            request.messages,
-            meta.get("tokenizer.chat_template"),
-            bos_token=self._piece(bos_id, special=True).decode("utf-8", "replace") if bos_id >= 0 else "",
-            eos_token=self._piece(eos_id, special=True).decode("utf-8", "replace") if eos_id >= 0 else "",
-        )
-        return self.tokenize(rendered.text, add_special=rendered.add_bos)
+            return self.tokenize(request.prompt), request.prompt, prompt_format.RAW
+        own = self.llm.metadata.get("tokenizer.chat_template")
+        chosen = prompt_format.check_format(request.template)
+        if chosen == prompt_format.AUTO:
+            chosen = prompt_format.MODEL if own else prompt_format.RAW
+        if chosen == prompt_format.RAW:
+            text = prompt_format.raw_completion(request.messages)
+            return self.tokenize(text, add_special=True), text, chosen
+        if chosen == prompt_format.MODEL:
+            if not own:
+                raise _Failure("generate", "this model's file has no chat template of its own: choose raw "
+                                           "completion or one of llama.cpp's templates (e.g. chatml)")
+            bos_id, eos_id = self.llm.token_bos(), self.llm.token_eos()
+            rendered = render_chat(
+                request.messages, own,
+                bos_token=self._piece(bos_id, special=True).decode("utf-8", "replace") if bos_id >= 0 else "",
+                eos_token=self._piece(eos_id, special=True).decode("utf-8", "replace") if eos_id >= 0 else "",
+            )
+            return self.tokenize(rendered.text, add_special=rendered.add_bos), rendered.text, chosen
+        text = self._builtin_template(chosen, request.messages)
+        bos_id = self.llm.token_bos()
+        bos = self._piece(bos_id, special=True).decode("utf-8", "replace") if bos_id >= 0 else ""
+        return self.tokenize(text, add_special=not (bos and text.startswith(bos))), text, chosen
+
+    def _builtin_template(self, name: str, messages: Sequence[ChatMessage]) -> str:
+        """`messages` in llama.cpp's built-in template `name`, applied by llama.cpp itself."""
+        lib = self._lib
+        chat = (lib.llama_chat_message * len(messages))()
+        keep = []  # the encoded strings must live until llama.cpp has read them
+        for slot, message in zip(chat, messages, strict=True):
+            role, content = message.role.encode("utf-8"), message.content.encode("utf-8")
+            keep += [role, content]
+            slot.role, slot.content = role, content
+        size = max(1024, 2 * sum(len(m.content) + 32 for m in messages))
+        for _attempt in range(2):
+            buffer = lib.ctypes.create_string_buffer(size)
+            written = lib.llama_chat_apply_template(name.encode(), chat, len(messages), True, buffer, size)
+            if written < 0:
+                raise _Failure("generate", f"llama.cpp cannot apply its template {name!r} to these messages")
+            if written <= size:
+                return buffer.raw[:written].decode("utf-8", "replace")
+            size = written + 1
+        raise _Failure("generate", f"llama.cpp's template {name!r} wrote more than it said it would")
 
     def _native_tokens(self, prompt: list[int], params: SamplingParams, seed: int) -> Iterator[int]:
         """llama.cpp's own samplers (with its prompt-prefix cache)."""
@@ -381,11 +450,11 @@ class ModelSession:
         llm.eval(prompt)
         pipeline = SamplerPipeline(params, seed)
         n_vocab = llm.n_vocab()
-        words = self.vocabulary_words if learning_top else []
+        words: Sequence[str] = self.vocabulary_words if learning_top else []
         generated: list[int] = []
         while True:
             logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
-            pick = pipeline.pick(logits, generated, record=bool(learning_top))
+            pick = pipeline.pick(logits, generated, record=bool(learning_top), candidates=learning_top)
             if len(generated) < len(forced):
                 # Branching: this position's token is given; its real distribution is still shown.
                 pick = dataclasses.replace(pick, token_id=forced[len(generated)])
@@ -398,7 +467,7 @@ class ModelSession:
         """Stream tokens to `conn` (see the module docstring) and return the result."""
         params = request.params
         started = time.perf_counter()
-        prompt = self._prompt_tokens(request)
+        prompt, prompt_text, used_format = self._prompt_tokens(request)
         n_ctx = self.llm.n_ctx()
         if len(prompt) >= n_ctx:
             raise _Failure("context", f"prompt has {len(prompt)} tokens, context is {n_ctx}", (len(prompt), n_ctx))
@@ -499,6 +568,8 @@ class ModelSession:
             seconds=finished - started,
             prompt_seconds=(first_token_at or finished) - started,
             seed=seed,
+            prompt_text=prompt_text,
+            prompt_format=used_format,
         )
 
 

@@ -58,7 +58,10 @@ CREATE TABLE IF NOT EXISTS answers (
     seconds REAL NOT NULL,
     stop_reason TEXT NOT NULL,
     seed INTEGER NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    prompt_format TEXT NOT NULL DEFAULT '',
+    sent TEXT NOT NULL DEFAULT '',
+    reasoning TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS answers_by_run ON answers(run_id, seq);
 CREATE TABLE IF NOT EXISTS answer_tokens (
@@ -229,6 +232,19 @@ def _check(path: Path) -> None:
         raise _Damaged(" ".join(line for line in verdict.splitlines() if not line.startswith("***")))
 
 
+# Columns added after the first release: a journal written by an older version gains them, empty.
+NEW_COLUMNS = {"answers": {"prompt_format": "TEXT NOT NULL DEFAULT ''", "sent": "TEXT NOT NULL DEFAULT ''",
+                           "reasoning": "TEXT NOT NULL DEFAULT ''"}}
+
+
+def _add_new_columns(db: sqlite3.Connection) -> None:
+    for table, columns in NEW_COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     """Open a journal that passed `_check` and set it up (the connection is closed on failure)."""
     db = _open_database(path)
@@ -238,6 +254,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(SCHEMA)
+        _add_new_columns(db)
         # sqlite quietly opens a file it may not write (read-only file or folder) for reading; a
         # rewrite of the header's user version fails now instead of the first answer failing later.
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -340,14 +357,15 @@ class Journal:
     def record_answer(self, run_id: int, answer: Answer) -> None:
         self._write(
             "INSERT INTO answers (run_id, seq, model, model_path, item, response, loop, prompt, messages,"
-            " params, text, prompt_tokens, tokens, seconds, stop_reason, seed, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " params, text, prompt_tokens, tokens, seconds, stop_reason, seed, created_at, prompt_format, sent,"
+            " reasoning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id, answer.index, answer.model, answer.model_path, answer.item, answer.response,
                 answer.loop, answer.prompt,
                 json.dumps([{"role": m.role, "content": m.content} for m in answer.messages], ensure_ascii=False),
                 json.dumps(answer.params.to_dict()), answer.text, answer.prompt_tokens, answer.tokens,
-                answer.seconds, answer.stop_reason, answer.seed, _now(),
+                answer.seconds, answer.stop_reason, answer.seed, _now(), answer.prompt_format, answer.sent,
+                answer.reasoning,
             ),
         )
         if answer.choices:
@@ -504,7 +522,8 @@ class Journal:
                     "loop": a["loop"], "prompt": a["prompt"], "params": json.loads(a["params"]),
                     "text": a["text"], "prompt_tokens": a["prompt_tokens"], "tokens": a["tokens"],
                     "seconds": round(a["seconds"], 4), "stop_reason": a["stop_reason"],
-                    "messages": json.loads(a["messages"]),
+                    "messages": json.loads(a["messages"]), "prompt_format": a["prompt_format"],
+                    "sent": a["sent"], "reasoning": a["reasoning"],
                 }
                 for a in answers
             ],
@@ -642,6 +661,7 @@ def _answer_from_row(row: sqlite3.Row, choices: str | None) -> Answer:
         params=_params(json.loads(row["params"])), text=row["text"], prompt_tokens=row["prompt_tokens"],
         tokens=row["tokens"], seconds=row["seconds"], stop_reason=row["stop_reason"], seed=row["seed"],
         choices=tuple(TokenChoice.from_record(c) for c in json.loads(choices)) if choices else (),
+        prompt_format=row["prompt_format"], sent=row["sent"], reasoning=row["reasoning"],
     )
 
 

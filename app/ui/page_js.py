@@ -114,6 +114,10 @@ PAGE_CSS = """
 #transcript .asked { color: var(--body-text-color-subdued); font-size: 0.9rem; margin: 2px 0 6px;
   white-space: pre-wrap; }
 #transcript details.asked summary { cursor: pointer; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+#transcript details.reasoning { margin: 4px 0; color: var(--body-text-color-subdued); }
+#transcript details.reasoning summary { cursor: pointer; font-style: italic; }
+#transcript .reasoning-text { white-space: pre-wrap; font-size: 0.9rem; border-left: 3px solid var(--border-color-primary);
+  padding-left: 8px; }
 #transcript .asked-full { white-space: pre-wrap; max-height: 16em; overflow-y: auto; }
 .small-note, .small-note p { font-size: 0.85rem; color: var(--body-text-color-subdued); }
 #status { min-height: 1.6em; }

@@ -12,8 +12,8 @@ import gradio as gr
 from app.ui.page import PageHandles
 
 STORAGE_KEY = "chain-studio-settings"
-REMEMBERED_KINDS = (gr.Textbox, gr.Number, gr.Slider, gr.Checkbox, gr.Radio)
-NEVER_REMEMBERED = {"option-run-code", "code-editor", "stepping"}  # a run must never wait for clicks unasked
+REMEMBERED_KINDS = (gr.Textbox, gr.Number, gr.Slider, gr.Checkbox, gr.Radio, gr.Dropdown)
+NEVER_REMEMBERED = {"option-run-code", "code-editor", "stepping", "learning-stage", "tts-voice"}  # a run must never wait for clicks unasked
 
 
 def remembered(page: PageHandles) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import html
 import re
 from dataclasses import dataclass, replace
 
+from app.core import prompt_format
 from app.core.chain import RANDOM_RANGES
 from app.core.code_exec import CodeResult
 from app.core.events import (
@@ -26,6 +27,8 @@ from app.core.events import (
     RunFinished,
     RunStarted,
 )
+from app.core.reasoning import MARKERS as REASONING_MARKERS
+from app.core.reasoning import split_reasoning
 
 RUN_END_TEXT = {
     "completed": "Run finished.",
@@ -62,6 +65,8 @@ class Entry:
     kind: str = "answer"  # "answer" | "failure" | "run"
     code: str = ""  # Markdown of the answer's code run, shown under it
     prompt: str = ""  # what was asked (the prompt item as sent)
+    reasoning: str = ""  # the answer's reasoning, shown folded
+    thinking: bool = False  # the reasoning is still being written
 
 
 def answer_title(model: str, item: int, response: int, loop: int) -> str:
@@ -70,8 +75,17 @@ def answer_title(model: str, item: int, response: int, loop: int) -> str:
 
 def answer_entry(answer: Answer, code: str = "", note: str = "") -> Entry:
     """A finished answer as the transcript shows it (live, or replayed from the journal)."""
-    return Entry(answer_title(answer.model, answer.item, answer.response, answer.loop), text=answer.text,
-                 footer=answer_footer(answer), code=code, note=note, prompt=answer.prompt)
+    return Entry(finished_title(answer), text=answer.text, footer=answer_footer(answer), code=code, note=note,
+                 prompt=answer.prompt, reasoning=answer.reasoning)
+
+
+def finished_title(answer: Answer) -> str:
+    """The header of a finished answer: who, which item, and the prompt format it was sent in when
+    that is not the model's own template (raw completion, or one of llama.cpp's templates)."""
+    title = answer_title(answer.model, answer.item, answer.response, answer.loop)
+    if answer.prompt_format in ("", prompt_format.MODEL):
+        return title
+    return f"{title} · {prompt_format.describe(answer.prompt_format)}"
 
 
 def answer_footer(answer: Answer) -> str:
@@ -132,7 +146,8 @@ class TranscriptBuilder:
             answer = event.answer
             if self._current is not None:
                 self.entries[self._current] = replace(
-                    self.entries[self._current], text=answer.text, footer=answer_footer(answer)
+                    self.entries[self._current], title=finished_title(answer), text=answer.text,
+                    footer=answer_footer(answer), reasoning=answer.reasoning, thinking=False,
                 )
             self._current, self._parts = None, []
             self.last_answer = answer.text
@@ -163,7 +178,10 @@ class TranscriptBuilder:
         if self._current is None:
             return list(self.entries)
         entries = list(self.entries)
-        entries[self._current] = replace(entries[self._current], text="".join(self._parts))
+        written = "".join(self._parts)
+        reasoning, text = split_reasoning(written)
+        thinking = bool(reasoning) and not text and not any(c in written for _o, c in REASONING_MARKERS)
+        entries[self._current] = replace(entries[self._current], text=text, reasoning=reasoning, thinking=thinking)
         return entries
 
 
@@ -183,7 +201,11 @@ def render_entry(entry: Entry, raw: bool = False) -> str:
         parts.append(asked(entry.prompt))
     if entry.note:
         parts.append(f"<sub>{entry.note}</sub>")
-    body = entry.text or "…"
+    if entry.reasoning:
+        label = "Reasoning…" if entry.thinking else "Reasoning"
+        parts.append(f'<details class="reasoning"><summary>{label}</summary>'
+                     f'<div class="reasoning-text">{html.escape(entry.reasoning)}</div></details>')
+    body = entry.text or ("" if entry.reasoning and not entry.thinking else "…")
     parts.append(_fenced(body) if raw else body)
     if entry.footer:
         parts.append(f"<sub>{entry.footer}</sub>")

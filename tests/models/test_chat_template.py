@@ -4,7 +4,8 @@ import pytest
 
 from app.core.backend import ChatMessage
 from app.core.errors import GenerationError
-from app.models.chat_template import plain_transcript, render_chat
+from app.core.prompt_format import raw_completion
+from app.models.chat_template import render_chat
 
 MESSAGES = (ChatMessage("system", "Be brief."), ChatMessage("user", "Hi"))
 CHATML = (
@@ -37,6 +38,7 @@ def test_template_raise_exception_becomes_a_message() -> None:
         render_chat(MESSAGES, "{{ raise_exception('roles must alternate') }}", "<s>", "</s>")
 
 
-def test_models_without_template_get_a_plain_transcript() -> None:
-    assert render_chat(MESSAGES, None, "<s>", "</s>").text == plain_transcript(MESSAGES)
-    assert plain_transcript(MESSAGES) == "Be brief.\n\nUser: Hi\nAssistant:"
+def test_models_without_template_get_raw_completion_not_a_made_up_transcript() -> None:
+    with pytest.raises(GenerationError, match="no chat template of its own"):
+        render_chat(MESSAGES, None, "<s>", "</s>")
+    assert raw_completion(MESSAGES) == "Be brief.\n\nHi"

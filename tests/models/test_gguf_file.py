@@ -25,7 +25,7 @@ def test_demo_model_header(demo_model: Path) -> None:
     info = inspect_gguf(demo_model)
     assert info.architecture == "llama"
     assert info.name == "Chain Studio demo model"
-    assert info.vocab_size == 291
+    assert info.vocab_size == 294
     assert info.context_length == 4096
     assert info.quantization == "F32"
     assert info.chat_template == "{% for message in messages %}{{ message['content'] }}{% endfor %}"

@@ -112,3 +112,17 @@ def test_extra_samplers_run_in_both_modes(backend: LocalBackend, demo_model: Pat
     assert list(backend.generate(GenerationRequest.chat("hi", params=mirostat)))[-1].generated_tokens > 0
     _, learned = learn(backend, "hi", mirostat)
     assert learned.generated_tokens > 0
+
+
+def test_candidate_texts_are_the_vocabulary_view(demo_model: Path) -> None:
+    """Learning mode reads candidate texts from a lazily made sequence (no list of the whole
+    vocabulary in the worker): it must read exactly what the vocabulary view shows, control and
+    byte tokens included."""
+    from app.core.sampling import LoadParams
+    from app.models.worker import ModelSession
+
+    session = ModelSession(str(demo_model), LoadParams(n_ctx=256))
+    words = session.vocabulary_words
+    assert len(words) == session.llm.n_vocab()
+    assert list(words) == session.vocabulary()
+    assert words[-1] == session.vocabulary()[-1] and words[1:4] == session.vocabulary()[1:4]

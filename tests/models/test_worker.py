@@ -139,7 +139,7 @@ def test_sampling_with_seed_is_reproducible_on_both_paths(backend: LocalBackend,
 def test_vocabulary_tokenize_metadata(backend: LocalBackend, demo_model: Path) -> None:
     loaded = backend.load(demo_model)
     vocab = backend.vocabulary()
-    assert len(vocab) == loaded.n_vocab == 291
+    assert len(vocab) == loaded.n_vocab == 294
     assert vocab[1] == "<s>" and vocab[0x41 + 3] == "A" and vocab[0xE2 + 3] == "<0xE2>"
     assert " from" in vocab
     assert backend.tokenize("AB") == [1, 0x41 + 3, 0x42 + 3]

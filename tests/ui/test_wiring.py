@@ -11,7 +11,8 @@ from app.ui.sampling_controls import build_load_controls, build_sampling_control
 def test_every_run_option_is_a_chain_setting() -> None:
     fields = {f.name for f in dataclasses.fields(ChainSpec)}
     assert set(OPTION_LABELS) <= fields
-    assert {"feedback", "cumulative", "single_response", "shuffle", "reset", "random_params"} == set(OPTION_LABELS)
+    assert {"feedback", "cumulative", "single_response", "shuffle", "reset", "random_params",
+            "feed_reasoning"} == set(OPTION_LABELS)
 
 
 def test_every_generation_and_loading_setting_has_a_control() -> None:

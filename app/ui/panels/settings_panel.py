@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from app.core.prompt_format import AUTO, FORMATS
 from app.services import Services
 from app.ui.page import PageHandles, Panel, RunData
 from app.ui.page_js import THEME_TOGGLE_JS
@@ -28,6 +29,7 @@ OPTION_LABELS = {
     "shuffle": "Shuffle models",
     "reset": "Reset model before each answer",
     "random_params": "Random hyperparameters",
+    "feed_reasoning": "Feed back reasoning (<think>…</think>) too",
 }
 
 
@@ -44,14 +46,17 @@ class SettingsPanel(Panel):
     sampling: dict[str, Any]
     loading: dict[str, Any]
     reset: gr.Button
+    template: gr.Dropdown
 
     def run_inputs(self) -> list[Any]:
-        return [*self.options.values(), self.responses, self.loops, *self.sampling.values(), *self.loading.values()]
+        return [*self.options.values(), self.responses, self.loops, self.template, *self.sampling.values(),
+                *self.loading.values()]
 
     def spec_fields(self, data: RunData) -> dict[str, Any]:
         return {
             "responses": int(data[self.responses] or 1),
             "loops": int(data[self.loops] or 1),
+            "template": str(data[self.template] or AUTO),
             "sampling": sampling_from_values(list(self.sampling), [data[c] for c in self.sampling.values()]),
             "load": load_from_values(list(self.loading), [data[c] for c in self.loading.values()]),
             **{name: bool(data[box]) for name, box in self.options.items()},
@@ -71,6 +76,10 @@ def build(services: Services) -> SettingsPanel:
         # Read by the page's own script (page_js.PAGE_JS), which plays the sounds.
         sounds = gr.Checkbox(label="Sounds at start and end", value=True, elem_id="sounds", interactive=True)
         theme = gr.Button("Light / dark theme", size="sm", elem_id="theme-toggle")
+    template = gr.Dropdown(choices=list(FORMATS), value=AUTO, label="Prompt format", elem_id="prompt-format",
+                           info="auto: the model's own chat template, or raw completion when its file has none; "
+                                "raw: plain text the model continues; or one of llama.cpp's templates. "
+                                'An item\'s {template="…"} wins.')
     with gr.Row():
         responses = gr.Number(label="Responses per model", value=1, minimum=1, precision=0, elem_id="responses")
         loops = gr.Number(label="Loops", value=1, minimum=1, precision=0, elem_id="loops")
@@ -79,7 +88,7 @@ def build(services: Services) -> SettingsPanel:
     with gr.Accordion("Model loading", open=False):
         loading = build_load_controls()
     return SettingsPanel(deterministic, stochastic, options, fast, sounds, theme, responses, loops, sampling,
-                         loading, reset)
+                         loading, reset, template)
 
 
 def n_ctx_changed(services: Services, value: float | None) -> str:
