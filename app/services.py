@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 
 from app.core.backend import Backend
 from app.core.runner import ChainRunner
+from app.models.capabilities import gpu_offload_supported
 from app.models.gguf_file import GGUFInfo, inspect_gguf
 from app.models.hub import HubDownloader, HubModelSource
 from app.models.local_backend import LocalBackend
@@ -97,6 +98,10 @@ class Services:
     def model_file(self, path: Path) -> ModelFile:
         """A file of a models folder with its header, or the reason it cannot be used."""
         return describe_model_file(path)
+
+    def gpu_offload_supported(self) -> bool:
+        """Whether the installed llama.cpp can offload layers to a GPU (asked once)."""
+        return gpu_offload_supported()
 
     def model_files(self, folder: Path | None = None) -> list[Path]:
         """GGUF files in a models folder (demo model first)."""

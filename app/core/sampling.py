@@ -114,6 +114,8 @@ LOAD_SPECS: dict[str, ParamSpec] = {
         ParamSpec("n_ctx", int, 0, 1_048_576, "context window in tokens; 0 = the model's trained context"),
         ParamSpec("n_threads", int, 0, 1024, "CPU threads; 0 = one per physical core"),
         ParamSpec("n_batch", int, 1, 65_536, "prompt tokens evaluated per batch"),
+        ParamSpec("n_gpu_layers", int, -1, 100_000,
+                  "layers offloaded to the GPU (-1 = all; needs a GPU build of llama.cpp)"),
         ParamSpec("seed", int, SEED_RANDOM, 2**32 - 1, "random seed of the model context"),
     )
 }
@@ -236,6 +238,7 @@ class LoadParams:
     n_ctx: int = 4096
     n_threads: int = 0
     n_batch: int = 512
+    n_gpu_layers: int = 0
     seed: int = SEED_RANDOM
 
     def __post_init__(self) -> None:

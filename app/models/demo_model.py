@@ -22,13 +22,14 @@ The script (a contract other parts and the README rely on), by the prompt's last
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import gguf
 import numpy as np
 
-from app.models.gguf_writer import LlamaShape, spm_vocabulary, write_llama_gguf
+from app.models.gguf_writer import LlamaShape, Vocabulary, spm_vocabulary, write_llama_gguf
 
 DEMO_MODEL_NAME = "Chain Studio demo model"
 CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
@@ -102,9 +103,21 @@ def _shape(n_vocab: int) -> LlamaShape:
     )
 
 
-def transition_logits() -> tuple[list[str], np.ndarray]:
-    """The vocabulary and the matrix L where L[i, j] is the logit of token j after token i."""
-    vocab = spm_vocabulary(TRANSITIONS)
+def _vocabulary(end_of_turn: str | None = None) -> Vocabulary:
+    """The demo vocabulary; with `end_of_turn`, that control token is added and declared the
+    end-of-turn token (as chat models declare <|im_end|> or <end_of_turn>)."""
+    vocab = spm_vocabulary([*TRANSITIONS, *([end_of_turn] if end_of_turn else [])])
+    if not end_of_turn:
+        return vocab
+    types = list(vocab.types)
+    types[-1] = int(gguf.TokenType.CONTROL)
+    return dataclasses.replace(vocab, types=tuple(types), eot_id=len(vocab.tokens) - 1)
+
+
+def transition_logits(end_of_turn: str | None = None) -> tuple[list[str], np.ndarray]:
+    """The vocabulary and the matrix L where L[i, j] is the logit of token j after token i. With
+    `end_of_turn`, every answer ends with that token instead of </s>."""
+    vocab = _vocabulary(end_of_turn)
     index = {token: i for i, token in enumerate(vocab.tokens)}
     logits = np.zeros((len(vocab.tokens), len(vocab.tokens)), dtype=np.float32)
     for source, i in index.items():
@@ -116,16 +129,20 @@ def transition_logits() -> tuple[list[str], np.ndarray]:
                 char = chr(int(source[3:5], 16))
             start = START_BY_LAST_CHAR.get(char or "")
             intended, alternative = (start, "Hello") if start else DEFAULT_START
+        if end_of_turn and intended == EOS:
+            intended = end_of_turn
         logits[i, index[intended]] = INTENDED_LOGIT
         logits[i, index[alternative]] = ALTERNATIVE_LOGIT
     return list(vocab.tokens), logits
 
 
-def write_demo_model(path: str | os.PathLike[str], chat_template: str = CHAT_TEMPLATE) -> Path:
+def write_demo_model(path: str | os.PathLike[str], chat_template: str | None = CHAT_TEMPLATE,
+                     end_of_turn: str | None = None) -> Path:
     """Write the demo model to `path` (atomically) and return the path. Takes a few milliseconds.
-    Tests write copies with another `chat_template` (a file's template is untrusted input)."""
-    vocab = spm_vocabulary(TRANSITIONS)
-    _, table = transition_logits()
+    Tests write copies with another `chat_template` (a file's template is untrusted input), or
+    with an `end_of_turn` control token that ends every answer instead of </s>."""
+    vocab = _vocabulary(end_of_turn)
+    _, table = transition_logits(end_of_turn)
     shape = _shape(len(vocab.tokens))
     n_vocab, n_embd, n_ff = shape.n_vocab, shape.n_embd, shape.n_ff
 

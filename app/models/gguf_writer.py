@@ -52,6 +52,7 @@ class Vocabulary:
     eos_id: int
     unk_id: int
     add_bos: bool = True
+    eot_id: int | None = None  # an end-of-turn token (llama.cpp ends generation on it too)
 
     def __post_init__(self) -> None:
         if len(self.tokens) != len(self.types):
@@ -125,6 +126,8 @@ def write_llama_gguf(
     writer.add_bos_token_id(vocab.bos_id)
     writer.add_eos_token_id(vocab.eos_id)
     writer.add_unk_token_id(vocab.unk_id)
+    if vocab.eot_id is not None:
+        writer.add_eot_token_id(vocab.eot_id)
     writer.add_add_bos_token(vocab.add_bos)
     writer.add_add_space_prefix(False)
     if chat_template is not None:

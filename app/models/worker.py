@@ -301,6 +301,7 @@ class ModelSession:
                     n_batch=params.n_batch,
                     n_threads=threads,
                     n_threads_batch=threads,
+                    n_gpu_layers=params.n_gpu_layers,
                     seed=params.seed if params.seed != SEED_RANDOM else random.randrange(2**32),
                     logits_all=False,
                     verbose=True,  # goes to the worker log: the parent shows its tail on failures

@@ -68,13 +68,14 @@ def preset_values(names: list[str], preset: SamplingParams) -> list[Any]:
             ", ".join(preset.order) if name == "order" else getattr(preset, name) for name in names]
 
 
-def build_load_controls() -> dict[str, gr.components.Component]:
-    """Controls for the settings that take effect when a model loads."""
+def build_load_controls(gpu_offload: bool = False) -> dict[str, gr.components.Component]:
+    """Controls for the settings that take effect when a model loads (GPU offload only when the
+    installed llama.cpp can offload)."""
     defaults = LoadParams()
     return {
         name: _control(name, getattr(defaults, name), spec.kind, spec.minimum, spec.maximum, spec.description)
         for name, spec in LOAD_SPECS.items()
-        if name != "seed"
+        if name != "seed" and (gpu_offload or name != "n_gpu_layers")
     }
 
 

@@ -20,7 +20,24 @@ def test_every_generation_and_loading_setting_has_a_control() -> None:
 
     with gr.Blocks():
         assert set(build_sampling_controls()) == set(SAMPLING_SPECS) | {"stop", "order"}
-        assert set(build_load_controls()) == set(LOAD_SPECS) - {"seed"}
+        assert set(build_load_controls()) == set(LOAD_SPECS) - {"seed", "n_gpu_layers"}
+        assert set(build_load_controls(gpu_offload=True)) == set(LOAD_SPECS) - {"seed"}
+
+
+def test_the_gpu_offload_setting_stays_hidden_on_a_cpu_build(studio_home) -> None:
+    """This machine's llama.cpp is a CPU build: no "offload layers" control on the page."""
+    from app.models.capabilities import gpu_offload_supported
+    from app.services import Services
+    from app.ui.app import build_ui
+
+    assert gpu_offload_supported() is False
+    services = Services(models_dir=studio_home / "models")
+    try:
+        page = build_ui(services)
+    finally:
+        services.close()
+    ids = {getattr(block, "elem_id", None) for block in page.blocks.values()}
+    assert "setting-n_ctx" in ids and "setting-n_gpu_layers" not in ids
 
 
 def test_building_the_page_writes_nothing_into_the_install_folder(studio_home) -> None:

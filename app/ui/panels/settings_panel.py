@@ -86,7 +86,7 @@ def build(services: Services) -> SettingsPanel:
     with gr.Accordion("Generation settings", open=True):
         sampling = build_sampling_controls()
     with gr.Accordion("Model loading", open=False):
-        loading = build_load_controls()
+        loading = build_load_controls(gpu_offload=services.gpu_offload_supported())
     return SettingsPanel(deterministic, stochastic, options, fast, sounds, theme, responses, loops, sampling,
                          loading, reset, template)
 
