@@ -32,6 +32,7 @@ from app.core.events import (
     RunStarted,
 )
 from app.core.hub_links import looks_like_link, parse_model_link
+from app.core.prompt_format import split_model_line
 from app.core.prompt_list import parse_library, parse_prompt_list, parse_settings_block
 from app.core.sampling import LOAD_SPECS, LoadParams, SamplingParams
 
@@ -92,8 +93,11 @@ def build_spec(args: Any) -> ChainSpec:
     """A ChainSpec from the `chain` sub-command's arguments."""
     sampling_overrides, load_overrides = split_settings(args.set or [])
     models_dir = getattr(args, "models_dir", None)
+    lines = [split_model_line(m) for m in args.model]  # `file.gguf {template="chatml"}`: that model's format
+    models = tuple(m if looks_like_link(m) else str(model_argument(m, models_dir)) for m, _format in lines)
     return ChainSpec(
-        models=tuple(m if looks_like_link(m) else str(model_argument(m, models_dir)) for m in args.model),
+        models=models,
+        model_templates=tuple((model, name) for model, (_m, name) in zip(models, lines, strict=True) if name),
         prompts=_read_text_argument(args.prompts),
         system=args.system or "",
         previous=args.previous or "",

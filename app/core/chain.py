@@ -58,6 +58,7 @@ class ChainSpec:
     code: CodeOptions = field(default_factory=CodeOptions)  # running the code in answers (off by default)
     feed_reasoning: bool = False  # feed an answer's reasoning back to the next model too
     template: str = "auto"  # prompt format (app.core.prompt_format): auto, model, raw or a llama.cpp template
+    model_templates: tuple[tuple[str, str], ...] = ()  # (model, format): a model's own choice of format
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -71,6 +72,8 @@ class ChainSpec:
         if not 0 <= self.learning_top <= 100:
             raise SettingsError("learning mode shows 1 to 100 candidates per token (0 = off)")
         object.__setattr__(self, "template", check_format(self.template))
+        object.__setattr__(self, "model_templates", tuple(
+            (str(model), check_format(name, f"{model}: template")) for model, name in self.model_templates))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the journal and `runs show`)."""
@@ -135,10 +138,12 @@ def draw_random_params(rng: random.Random) -> dict[str, float]:
     return {name: round(rng.uniform(low, high), 2) for name, (low, high) in RANDOM_RANGES.items()}
 
 
-def answer_template(spec: ChainSpec, item: PromptItem) -> str:
-    """The prompt format of one answer: the item's `{template=…}`, else the run's."""
+def answer_template(spec: ChainSpec, item: PromptItem, model: str | None = None) -> str:
+    """The prompt format of one answer: the item's `{template=…}`, else the model's, else the run's."""
     given = item.overrides.get("template")
-    return check_format(given, f"item {item.number}: template") if given is not None else spec.template
+    if given is not None:
+        return check_format(given, f"item {item.number}: template")
+    return dict(spec.model_templates).get(model or "", spec.template)
 
 
 def answer_params(spec: ChainSpec, item: PromptItem, rng: random.Random) -> SamplingParams:

@@ -13,6 +13,7 @@ anything runs; a test keeps the list equal to what the installed llama.cpp repor
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from app.core.backend import ChatMessage
@@ -42,6 +43,19 @@ def check_format(name: object, where: str = "template") -> str:
                             f"templates (chatml, llama3, gemma, phi3, mistral-v7, deepseek3, …: the list is "
                             f"under Settings → Prompt format and in the README), got {shown}")
     return name.strip().lower()
+
+
+_MODEL_FORMAT = re.compile(r"^(?P<model>.*?)\s*\{\s*template\s*=\s*(?P<quote>[\"']?)(?P<name>[^\"'{}\s]*)"
+                           r"(?P=quote)\s*\}\s*$")
+
+
+def split_model_line(line: str) -> tuple[str, str | None]:
+    """A model line with an optional prompt format for that model: `file.gguf {template="chatml"}`
+    gives ("file.gguf", "chatml"); a plain line gives (line, None)."""
+    found = _MODEL_FORMAT.match(line.strip())
+    if not found:
+        return line.strip(), None
+    return found["model"].strip(), check_format(found["name"], f"{found['model'].strip()}: template")
 
 
 def raw_completion(messages: Sequence[ChatMessage]) -> str:

@@ -276,7 +276,7 @@ class ChainRunner:
         request = GenerationRequest.chat(prompt, state.system, params, previous=state.previous)
         request = dataclasses.replace(request, fresh_context=spec.reset, learning_top=spec.learning_top,
                                       stepping=spec.stepping, step_delay=spec.step_delay,
-                                      template=answer_template(spec, item))
+                                      template=answer_template(spec, item, planned.model))
         yield AnswerStarted(planned.index, planned.model_name, item.number, planned.response, planned.loop, prompt, params)
         result: GenerationResult | None = None
         choices: list = []

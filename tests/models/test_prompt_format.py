@@ -116,3 +116,25 @@ def test_the_cli_takes_template_and_reports_the_format(templateless: Path, studi
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     answer = next(line for line in lines if line.get("type") == "answer")
     assert answer["prompt_format"] == "chatml" and answer["text"] == SCRIPT_HELLO
+
+
+def test_a_format_per_model_with_the_item_winning(runner: ChainRunner, demo_model: Path, templateless: Path) -> None:
+    from app.core.prompt_format import split_model_line
+
+    assert split_model_line('bare.gguf {template="chatml"}') == ("bare.gguf", "chatml")
+    assert split_model_line("bare.gguf") == ("bare.gguf", None)
+    with pytest.raises(SettingsError, match="bare.gguf: template must be"):
+        split_model_line("bare.gguf {template=nope}")
+    spec = ChainSpec(models=(str(templateless), str(demo_model)), prompts='hi\n{template="raw"} hello',
+                     model_templates=((str(templateless), "chatml"),))
+    formats = [(a.model, a.item, a.prompt_format) for a in answers(runner, spec)]
+    assert formats == [("bare.gguf", 1, "chatml"), ("bare.gguf", 2, "raw"),
+                       ("chain-studio-demo.gguf", 1, "model"), ("chain-studio-demo.gguf", 2, "raw")]
+
+
+def test_the_models_field_takes_a_format_per_line(studio_home: Path, demo_model: Path) -> None:
+    from app.ui.panels.models_panel import model_lines
+
+    folder = str(demo_model.parent)
+    assert model_lines('chain-studio-demo.gguf {template="llama3"}\n---x\nchain-studio-demo.gguf', folder) == [
+        (str(demo_model), "llama3"), (str(demo_model), None)]

@@ -12,6 +12,7 @@ import gradio as gr
 from app.core.errors import ChainStudioError
 from app.core.events import ChainEvent, ModelLoaded, RunFinished
 from app.core.hub_links import links_from_text, looks_like_link
+from app.core.prompt_format import split_model_line
 from app.core.prompt_list import IGNORE_PREFIX
 from app.core.runner import ModelSource
 from app.services import Services
@@ -71,9 +72,11 @@ class ModelsPanel(Panel):
 
     def spec_fields(self, data: RunData) -> dict[str, Any]:
         # A local model list wins; the URL list is used when it is empty.
-        chosen = model_paths(data[self.models], data[self.folder]) or tuple(
-            link.url for link in links_from_text(data[self.urls] or ""))
-        return {"models": chosen}
+        listed = model_lines(data[self.models], data[self.folder])
+        if listed:
+            return {"models": tuple(path for path, _format in listed),
+                    "model_templates": tuple((path, name) for path, name in listed if name)}
+        return {"models": tuple(link.url for link in links_from_text(data[self.urls] or ""))}
 
     def model_source(self, data: RunData, services: Services) -> ModelSource | None:
         return services.model_source(str(data[self.folder]), bool(data[self.testing]))
@@ -114,20 +117,26 @@ def model_choice(services: Services, path: Path) -> tuple[str, str]:
     return label, path.name
 
 
-def model_paths(models_text: str, folder: str) -> tuple[str, ...]:
+def model_lines(models_text: str, folder: str) -> list[tuple[str, str | None]]:
     """The "Models" field: one file name (looked up in the folder), path or Hugging Face link per
-    line; `---` ignores a line; order and repeats are kept."""
-    paths = []
+    line, optionally followed by that model's prompt format (`{template="chatml"}`); `---` ignores a
+    line; order and repeats are kept."""
+    found: list[tuple[str, str | None]] = []
     for line in (models_text or "").splitlines():
-        name = line.strip()
-        if not name or name.startswith(IGNORE_PREFIX):
+        if not line.strip() or line.strip().startswith(IGNORE_PREFIX):
             continue
+        name, template = split_model_line(line)
         if looks_like_link(name):
-            paths.append(name)
+            found.append((name, template))
             continue
         candidate = Path(name).expanduser()
-        paths.append(str(candidate if candidate.is_absolute() else Path(folder) / candidate))
-    return tuple(paths)
+        found.append((str(candidate if candidate.is_absolute() else Path(folder) / candidate), template))
+    return found
+
+
+def model_paths(models_text: str, folder: str) -> tuple[str, ...]:
+    """The model files and links of the "Models" field, in order."""
+    return tuple(path for path, _format in model_lines(models_text, folder))
 
 
 def model_info_markdown(services: Services, path: str | None) -> str:
@@ -183,7 +192,8 @@ def build(services: Services) -> ModelsPanel:
     files = services.model_files()
     names = [p.name for p in files]
     models = gr.Textbox(label="Models", value=names[0] if names else "", lines=2, max_lines=12, elem_id="models",
-                        info="One per line, in order; repeats allowed; --- skips a line")
+                        info='One per line, in order; repeats allowed; --- skips a line; {template="chatml"} after a '
+                             "name sets that model's prompt format")
     # The dropdown has the whole width: its labels (name · architecture · size · quantization ·
     # context · file size) are long.
     pick = gr.Dropdown(choices=[model_choice(services, p) for p in files], value=names[0] if names else None,
