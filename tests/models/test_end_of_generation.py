@@ -4,8 +4,6 @@ token (declared as end-of-turn, as chat models declare theirs) instead of </s>."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from app.core.backend import GenerationRequest, GenerationResult
