@@ -58,8 +58,15 @@ def build_sampling_controls() -> dict[str, gr.components.Component]:
     return controls
 
 
-DETERMINISTIC_PRESET = SamplingParams()
-STOCHASTIC_PRESET = SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, typical_p=1.0, tfs_z=1.0)
+# The original Samantha's presets. Its deterministic one also sets tfs_z=0, top_p=0, min_p=1,
+# typical_p=0 and resets the model: with temperature 0 the pick is the most likely token whatever
+# the filters say, so the studio keeps neutral filter values (the learning view then shows no
+# stage removing candidates for nothing).
+DETERMINISTIC_PRESET = SamplingParams(max_tokens=4000, temperature=0.0, top_k=40, presence_penalty=0.0,
+                                      frequency_penalty=0.0, repeat_penalty=1.0)
+STOCHASTIC_PRESET = SamplingParams(max_tokens=4000, temperature=0.8, tfs_z=1.0, top_p=0.95, min_p=0.05,
+                                   typical_p=1.0, top_k=40, presence_penalty=0.0, frequency_penalty=0.0,
+                                   repeat_penalty=1.1)
 
 
 def preset_values(names: list[str], preset: SamplingParams) -> list[Any]:
