@@ -116,3 +116,22 @@ def test_stop_all_ends_a_download_and_the_next_run_answers(studio: RunningStudio
         page.screenshot(path=str(artifacts_dir / "answered-after-stop.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_a_pasted_link_runs_instead_of_the_untouched_default_model(studio: RunningStudio, hub: StandInHub,
+                                                                   browser: object, demo_model: Path,
+                                                                   artifacts_dir: Path) -> None:
+    hub.add(REPO, "pasted-Q8_0.gguf", demo_model.read_bytes())
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    try:
+        page.goto(studio.url)
+        assert page.locator("#models textarea").input_value() == "chain-studio-demo.gguf"  # left as it is
+        page.locator("#user-prompt textarea").fill("hello")
+        page.locator("#model-urls textarea").fill(f"https://huggingface.co/{REPO}/resolve/main/pasted-Q8_0.gguf")
+        page.locator("#model-urls textarea").press("Enter")
+        page.locator("#status").get_by_text("Run finished.").wait_for(timeout=120_000)
+        titles = [h.inner_text() for h in page.locator("#transcript h4").all()]
+        assert titles == ["pasted-Q8_0.gguf · item 1 · response 1 · loop 1"], titles
+        page.screenshot(path=str(artifacts_dir / "pasted-link.png"))
+    finally:
+        page.close()

@@ -63,6 +63,7 @@ class ModelsPanel(Panel):
     folder: gr.State
     model_info: gr.Markdown
     in_memory: model_panel.ModelPanel
+    default_models: str = ""  # what "Models" holds when the page opens (the demo model)
 
     def run_inputs(self) -> list[Any]:
         return [self.models, self.urls, self.testing, self.folder]
@@ -71,12 +72,16 @@ class ModelsPanel(Panel):
         return [self.in_memory.loaded]
 
     def spec_fields(self, data: RunData) -> dict[str, Any]:
-        # A local model list wins; the URL list is used when it is empty.
-        listed = model_lines(data[self.models], data[self.folder])
+        # Links pasted into Model URLs run when "Models" is empty or still the untouched default
+        # (pasting a link and pressing Enter must run that model, not the demo); a list the person
+        # wrote wins, and a link can join it as a line of its own.
+        links = tuple(link.url for link in links_from_text(data[self.urls] or ""))
+        untouched = (data[self.models] or "").strip() == self.default_models.strip()
+        listed = [] if links and untouched else model_lines(data[self.models], data[self.folder])
         if listed:
             return {"models": tuple(path for path, _format in listed),
                     "model_templates": tuple((path, name) for path, name in listed if name)}
-        return {"models": tuple(link.url for link in links_from_text(data[self.urls] or ""))}
+        return {"models": links}
 
     def model_source(self, data: RunData, services: Services) -> ModelSource | None:
         return services.model_source(str(data[self.folder]), bool(data[self.testing]))
@@ -204,7 +209,8 @@ def build(services: Services) -> ModelsPanel:
     urls = gr.Textbox(
         label="Model URLs", lines=1, max_lines=10, elem_id="model-urls",
         info="Hugging Face GGUF links, one per line (--- skips a line), or the text of a repo's Files and "
-             "versions page. Used when Models is empty. Enter starts.",
+             "versions page. They run instead of the default model; to chain them with your own list, "
+             "add them to Models. Enter starts.",
     )
     testing = gr.Checkbox(label="Testing mode: keep only the last downloaded model", value=False,
                           elem_id="option-testing")
@@ -216,7 +222,7 @@ def build(services: Services) -> ModelsPanel:
     with gr.Accordion("Where to find GGUF models", open=False):
         gr.Markdown(BROWSE_MARKDOWN, elem_id="browse")
     return ModelsPanel(models, pick, add, refresh, urls, testing, folder_box, use_folder,
-                       gr.State(str(services.models_dir)), model_info, in_memory)
+                       gr.State(str(services.models_dir)), model_info, in_memory, default_models=models.value or "")
 
 
 def wire(panel: ModelsPanel, services: Services, page: PageHandles) -> None:
