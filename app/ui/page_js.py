@@ -83,11 +83,12 @@ PAGE_JS = """
     const enabled = document.querySelector('#sounds input');
     if (enabled && !enabled.checked) return;
     window.chainStudioSoundsPlayed = (window.chainStudioSoundsPlayed || 0) + 1;
+    window.chainStudioSoundKinds = (window.chainStudioSoundKinds || []).concat([kind]);
     try {
       const context = new (window.AudioContext || window.webkitAudioContext)();
       const tone = context.createOscillator();
       const gain = context.createGain();
-      tone.frequency.value = kind === 'end' ? 660 : 880;
+      tone.frequency.value = kind === 'end' ? 660 : 880;  // 'token': a higher beep; 'end': a lower chime
       gain.gain.value = 0.05;
       tone.connect(gain); gain.connect(context.destination);
       tone.start(); tone.stop(context.currentTime + 0.12);
@@ -96,8 +97,13 @@ PAGE_JS = """
 }
 """
 
-SOUND_START_JS = "(...args) => { window.chainStudioSound && window.chainStudioSound('start'); return args; }"
-SOUND_END_JS = "(...args) => { window.chainStudioSound && window.chainStudioSound('end'); return args; }"
+# The run's sound cues ("token:3,end:3": answer 3's first token, then its end), as the original
+# played them: a beep at each answer's first token, a chime at its end.
+SOUND_CUES_JS = """(cues) => {
+  const kinds = (cues || '').split(',').filter((cue) => !cue.startsWith('#')).map((cue) => cue.split(':')[0]);
+  kinds.forEach((kind, i) => setTimeout(() => window.chainStudioSound && window.chainStudioSound(kind), i * 180));
+  return cues;
+}"""
 COPY_JS = "(text) => { navigator.clipboard.writeText(text || ''); return text; }"
 THEME_TOGGLE_JS = """() => {
   const dark = !document.body.classList.contains('dark');

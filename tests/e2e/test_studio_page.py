@@ -65,6 +65,15 @@ def test_stop_during_an_endless_answer(page) -> None:
     assert footer.endswith("stopped")
 
 
+def test_each_answer_beeps_at_its_first_token_and_chimes_at_its_end(page) -> None:
+    """As the original: a beep when an answer's first token arrives, a chime when it ends."""
+    page.locator("#user-prompt textarea").fill("hi\nhello\nhey")
+    page.locator("#start").click()
+    wait_status(page, "Run finished.")
+    page.wait_for_function("() => (window.chainStudioSoundKinds || []).length === 6")
+    assert page.evaluate("() => window.chainStudioSoundKinds") == ["token", "end"] * 3
+
+
 def test_sounds_play_at_start_and_end_unless_turned_off(page) -> None:
     page.locator("#user-prompt textarea").fill("hi")
     page.locator("#start").click()

@@ -11,7 +11,7 @@ import gradio as gr
 from app.services import Services
 from app.ui import chain_run
 from app.ui.page import PageHandles, Panel, RunData, session_of
-from app.ui.page_js import COPY_JS, SOUND_END_JS, SOUND_START_JS
+from app.ui.page_js import COPY_JS
 from app.ui.panels import code_panel, voice_panel
 from app.ui.render import Entry, render_transcript
 
@@ -129,10 +129,8 @@ def wire(panel: ChainPanel, services: Services, page: PageHandles) -> None:
         # (queued: Gradio shows the error of a queued event as a notice; concurrency_limit None: it
         # never waits behind other events)
         trigger(refuse_second_start, None, None, concurrency_limit=None, show_progress="hidden").success(
-            None, None, None, js=SOUND_START_JS
-        ).success(run, inputs, outputs, concurrency_limit=None, show_progress="hidden").then(
-            lambda: gr.update(interactive=True, value="Start"), None, page.start  # also after an error
-        ).then(None, None, None, js=SOUND_END_JS)
+            run, inputs, outputs, concurrency_limit=None, show_progress="hidden"
+        ).then(lambda: gr.update(interactive=True, value="Start"), None, page.start)  # also after an error
     page.stop_next.click(on_stop_current, None, None, queue=False)
     page.stop_all.click(on_stop_all, page.model_changed, [page.status, page.model_changed], queue=False)
     panel.clear.click(clear_history, None, [page.transcript, page.entries, page.last_answer, page.all_answers])

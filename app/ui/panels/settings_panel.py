@@ -8,10 +8,11 @@ from typing import Any
 
 import gradio as gr
 
+from app.core.events import AnswerFinished, AnswerToken, ChainEvent
 from app.core.prompt_format import AUTO, FORMATS
 from app.services import Services
 from app.ui.page import PageHandles, Panel, RunData
-from app.ui.page_js import THEME_TOGGLE_JS
+from app.ui.page_js import SOUND_CUES_JS, THEME_TOGGLE_JS
 from app.ui.sampling_controls import (
     DETERMINISTIC_PRESET,
     STOCHASTIC_PRESET,
@@ -47,10 +48,17 @@ class SettingsPanel(Panel):
     loading: dict[str, Any]
     reset: gr.Button
     template: gr.Dropdown
+    sound_cue: gr.Textbox  # hidden: the run's sound cues, played by the page (SOUND_CUES_JS)
 
     def run_inputs(self) -> list[Any]:
         return [*self.options.values(), self.responses, self.loops, self.template, *self.sampling.values(),
                 *self.loading.values()]
+
+    def run_outputs(self) -> list[Any]:
+        return [self.sound_cue]
+
+    def run_view(self, data: RunData, services: Services) -> SoundCues:
+        return SoundCues(self.sound_cue)
 
     def spec_fields(self, data: RunData) -> dict[str, Any]:
         return {
@@ -61,6 +69,31 @@ class SettingsPanel(Panel):
             "load": load_from_values(list(self.loading), [data[c] for c in self.loading.values()]),
             **{name: bool(data[box]) for name, box in self.options.items()},
         }
+
+
+class SoundCues:
+    """A beep at each answer's first token and a chime at its end, as the original played them (the
+    page plays them, unless "Sounds" is off)."""
+
+    def __init__(self, cue: gr.Textbox) -> None:
+        self.cue = cue
+        self.pending: list[str] = []
+        self.started: set[int] = set()
+        self.count = 0
+
+    def on_event(self, event: ChainEvent) -> None:
+        if isinstance(event, AnswerToken) and event.index not in self.started:
+            self.started.add(event.index)
+            self.pending.append(f"token:{event.index}")
+        elif isinstance(event, AnswerFinished):
+            self.pending.append(f"end:{event.answer.index}")
+
+    def values(self, complete: bool) -> dict[Any, Any]:
+        if not self.pending:
+            return {}
+        self.count += 1  # a new value each time, so the page hears the same cue twice
+        cues, self.pending = ",".join(self.pending), []
+        return {self.cue: f"{cues},#{self.count}"}
 
 
 def build(services: Services) -> SettingsPanel:
@@ -74,8 +107,9 @@ def build(services: Services) -> SettingsPanel:
     fast = gr.Checkbox(label="Fast mode (show each answer when it is complete)", value=False, elem_id="option-fast")
     with gr.Row():
         # Read by the page's own script (page_js.PAGE_JS), which plays the sounds.
-        sounds = gr.Checkbox(label="Sounds at start and end", value=True, elem_id="sounds", interactive=True)
+        sounds = gr.Checkbox(label="Sounds: a beep at each answer's first token, a chime at its end", value=True, elem_id="sounds", interactive=True)
         theme = gr.Button("Light / dark theme", size="sm", elem_id="theme-toggle")
+    sound_cue = gr.Textbox(visible=False, elem_id="sound-cue")
     template = gr.Dropdown(choices=list(FORMATS), value=AUTO, label="Prompt format", elem_id="prompt-format",
                            info="auto: the model's own chat template, or raw completion when its file has none; "
                                 "raw: plain text the model continues; or one of llama.cpp's templates. "
@@ -88,7 +122,7 @@ def build(services: Services) -> SettingsPanel:
     with gr.Accordion("Model loading", open=False):
         loading = build_load_controls(gpu_offload=services.gpu_offload_supported())
     return SettingsPanel(deterministic, stochastic, options, fast, sounds, theme, responses, loops, sampling,
-                         loading, reset, template)
+                         loading, reset, template, sound_cue)
 
 
 def n_ctx_changed(services: Services, value: float | None) -> str:
@@ -106,4 +140,5 @@ def wire(panel: SettingsPanel, services: Services, page: PageHandles) -> None:
     panel.deterministic.click(lambda: preset_values(names, DETERMINISTIC_PRESET), None, controls)
     panel.stochastic.click(lambda: preset_values(names, STOCHASTIC_PRESET), None, controls)
     panel.theme.click(None, None, None, js=THEME_TOGGLE_JS)
+    panel.sound_cue.change(None, panel.sound_cue, None, js=SOUND_CUES_JS)
     panel.loading["n_ctx"].change(lambda value: n_ctx_changed(services, value), panel.loading["n_ctx"], page.status)
