@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--cumulative", action="store_true", help="with --feedback: append answers instead")
     chain.add_argument("--reset", action="store_true", help="clear the model's state before each answer")
     chain.add_argument("--random-params", action="store_true", help="draw sampling settings for each answer")
+    chain.add_argument("--load-anyway", action="store_true",
+                       help="load a model even when it needs more memory than is free (the system swaps)")
     chain.add_argument("--feed-reasoning", action="store_true",
                        help="feed an answer's reasoning (<think>...</think>) back to the next model too")
     chain.add_argument("--template", default="auto", metavar="FORMAT",

@@ -111,7 +111,7 @@ def build_spec(args: Any) -> ChainSpec:
         random_params=args.random_params,
         seed=args.seed,
         sampling=SamplingParams().with_overrides(sampling_overrides),
-        load=LoadParams(**load_overrides),
+        load=LoadParams(**load_overrides, load_anyway=bool(getattr(args, "load_anyway", False))),
         code=code_options(args),
         template=getattr(args, "template", "auto"),
         feed_reasoning=bool(getattr(args, "feed_reasoning", False)),
@@ -180,7 +180,10 @@ def _print_plan(spec: ChainSpec, jsonl: bool) -> int:
 
     prompts = parse(spec.prompts)
     rng = random.Random(spec.seed)
-    for planned in make_plan(spec, prompts, rng):
+    plan = make_plan(spec, prompts, rng)
+    if not jsonl:
+        print(plan_order(spec, len(prompts.items), len(plan)))
+    for planned in plan:
         record = {
             "type": "planned",
             "index": planned.index,
@@ -197,6 +200,15 @@ def _print_plan(spec: ChainSpec, jsonl: bool) -> int:
             print(f"{planned.index:>4}. {planned.model_name} · item {planned.item.number} · "
                   f"response {planned.response} · loop {planned.loop}: {record['prompt']!r}")
     return 0
+
+
+def plan_order(spec: ChainSpec, items: int, answers: int) -> str:
+    """The dry run's first line: how many answers, and in which order they come."""
+    if spec.single_response:
+        return f"{answers} answers: single response per model (model i answers item i once)"
+    models = f"{len(spec.models)}, shuffled" if spec.shuffle else str(len(spec.models))
+    return (f"{answers} answers: for each loop ({spec.loops}), each model ({models}), each response "
+            f"({spec.responses}), the whole prompt list (items 1-{items})")
 
 
 @contextlib.contextmanager

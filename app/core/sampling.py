@@ -240,6 +240,7 @@ class LoadParams:
     n_batch: int = 512
     n_gpu_layers: int = 0
     seed: int = SEED_RANDOM
+    load_anyway: bool = False  # load even when the memory estimate exceeds what is free (the system swaps)
 
     def __post_init__(self) -> None:
         for name, spec in LOAD_SPECS.items():

@@ -121,6 +121,8 @@ def memory_refusal(info: GGUFInfo, params: LoadParams, needed: MemoryEstimate, a
     else:
         advice = (f"not even n_ctx {CONTEXT_STEP} would fit: close other programs or choose a smaller model "
                   "(or a smaller quantization)")
+    advice += (". To load it regardless, tick \"Load anyway\" (Settings > Model loading; --load-anyway): the "
+               "system will then swap to disk and answers become very slow")
     return (f"{info.file_name} at n_ctx {needed.n_ctx:,}{trained} needs about {needed.total / gib:.2f} GB of "
             f"memory (weights {needed.weights / gib:.2f} GB, KV cache {needed.kv_cache / gib:.2f} GB, compute "
             f"{needed.compute / gib:.2f} GB), but only {available / gib:.2f} GB is available{freed}; {advice}")
@@ -279,17 +281,20 @@ class LocalBackend:
             if (
                 self._loaded is not None
                 and self._loaded.path == resolved
-                and self._loaded.load == params
+                and dataclasses.replace(self._loaded.load, load_anyway=params.load_anyway) == params
                 and self._loaded_stamp == _file_stamp(resolved)
                 and self._worker is not None
                 and self._worker.process.poll() is None
             ):
                 return self._loaded
             needed = estimate_memory(info, params.n_ctx, params.n_batch)
-            # Refused before unloading: a load that cannot fit leaves the loaded model in place.
-            self._check_memory(info, params, needed, self._releasable())
+            # Refused before unloading: a load that cannot fit leaves the loaded model in place
+            # (unless the person chose "load anyway": then the system swaps).
+            if not params.load_anyway:
+                self._check_memory(info, params, needed, self._releasable())
             self._end_worker()
-            self._check_memory(info, params, needed, 0)  # what unloading really gave back
+            if not params.load_anyway:
+                self._check_memory(info, params, needed, 0)  # what unloading really gave back
             limit = needed.total + max(MEMORY_MARGIN_BYTES, int(needed.total * MEMORY_MARGIN_SHARE))
             timeout = self._load_timeout or LOAD_SECONDS_BASE + LOAD_SECONDS_PER_GB * info.file_size / 2**30
             worker = self._start_worker()

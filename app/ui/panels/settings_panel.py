@@ -3,6 +3,7 @@ presets, display options (fast mode, sounds, theme) and "reset to defaults"."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +50,11 @@ class SettingsPanel(Panel):
     reset: gr.Button
     template: gr.Dropdown
     sound_cue: gr.Textbox  # hidden: the run's sound cues, played by the page (SOUND_CUES_JS)
+    load_anyway: gr.Checkbox
 
     def run_inputs(self) -> list[Any]:
         return [*self.options.values(), self.responses, self.loops, self.template, *self.sampling.values(),
-                *self.loading.values()]
+                *self.loading.values(), self.load_anyway]
 
     def run_outputs(self) -> list[Any]:
         return [self.sound_cue]
@@ -66,7 +68,8 @@ class SettingsPanel(Panel):
             "loops": int(data[self.loops] or 1),
             "template": str(data[self.template] or AUTO),
             "sampling": sampling_from_values(list(self.sampling), [data[c] for c in self.sampling.values()]),
-            "load": load_from_values(list(self.loading), [data[c] for c in self.loading.values()]),
+            "load": dataclasses.replace(load_from_values(list(self.loading), [data[c] for c in self.loading.values()]),
+                                        load_anyway=bool(data[self.load_anyway])),
             **{name: bool(data[box]) for name, box in self.options.items()},
         }
 
@@ -107,7 +110,8 @@ def build(services: Services) -> SettingsPanel:
     fast = gr.Checkbox(label="Fast mode (show each answer when it is complete)", value=False, elem_id="option-fast")
     with gr.Row():
         # Read by the page's own script (page_js.PAGE_JS), which plays the sounds.
-        sounds = gr.Checkbox(label="Sounds: a beep at each answer's first token, a chime at its end", value=True, elem_id="sounds", interactive=True)
+        sounds = gr.Checkbox(label="Sounds: a beep at each answer's first token, a chime at its end", value=True,
+                             elem_id="sounds", interactive=True)
         theme = gr.Button("Light / dark theme", size="sm", elem_id="theme-toggle")
     sound_cue = gr.Textbox(visible=False, elem_id="sound-cue")
     template = gr.Dropdown(choices=list(FORMATS), value=AUTO, label="Prompt format", elem_id="prompt-format",
@@ -121,8 +125,12 @@ def build(services: Services) -> SettingsPanel:
         sampling = build_sampling_controls()
     with gr.Accordion("Model loading", open=False):
         loading = build_load_controls(gpu_offload=services.gpu_offload_supported())
+        load_anyway = gr.Checkbox(label="Load anyway when a model needs more memory than is free", value=False,
+                                  elem_id="load-anyway",
+                                  info="The system then swaps to disk: loading and answers become very slow, "
+                                       "and other programs too. Off: such a load is refused with what would fit.")
     return SettingsPanel(deterministic, stochastic, options, fast, sounds, theme, responses, loops, sampling,
-                         loading, reset, template, sound_cue)
+                         loading, reset, template, sound_cue, load_anyway)
 
 
 def n_ctx_changed(services: Services, value: float | None) -> str:
