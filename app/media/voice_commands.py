@@ -5,6 +5,7 @@ other recognisers' text works too: case, accents and punctuation are ignored whe
 
     "samantha tell me a joke"   -> prompt "tell me a joke" (the wake word anywhere in the speech)
     "ok" / "samantha send"      -> send      (start the chain)
+    "tell me a joke ok"         -> prompt "tell me a joke", then send (one utterance, as the original)
     "stop" / "pare"             -> stop
     "read again" / "repita"     -> read_again (read the last answer aloud again)
     "close" / "fechar"          -> close     (stop listening)
@@ -74,6 +75,26 @@ def parse_command(heard: str, wake_word: str = DEFAULT_WAKE_WORD) -> VoiceComman
     if action:
         return VoiceCommand(action)
     return VoiceCommand("prompt", heard[spans[rest][0]:].strip())
+
+
+def parse_commands(heard: str, wake_word: str = DEFAULT_WAKE_WORD) -> list[VoiceCommand]:
+    """Every command in one utterance, in order. As in the original, an utterance that ends with a
+    send word after other words ("tell me a joke ok", "samantha tell me a joke ok") is a prompt and
+    its sending at once; otherwise it is `parse_command`'s one command (or none)."""
+    spans = [(match.start(), match.end(), _normalise(match.group())) for match in _WORD.finditer(heard)]
+    if len(spans) >= 2 and spans[-1][2] in PHRASES["send"]:
+        before = heard[: spans[-1][0]].rstrip(" ,.;:!?")
+        command = parse_command(before, wake_word)
+        if command is None or command.action != "prompt":
+            # no wake word needed: "ok" at the end submits what was said before it
+            words = [word for _s, _e, word in spans[:-1]]
+            wake = [_normalise(word) for word in _WORD.findall(wake_word)]
+            text = before.strip() if _find(words, wake) is None else ""
+            command = VoiceCommand("prompt", text) if text else command
+        if command is not None and command.action == "prompt":
+            return [command, VoiceCommand("send")]
+    command = parse_command(heard, wake_word)
+    return [command] if command is not None else []
 
 
 def _phrase_action(words: list[str]) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.errors import VoiceError
-from app.media.voice_commands import ACTIONS, PHRASES, VoiceCommand, parse_command
+from app.media.voice_commands import ACTIONS, PHRASES, VoiceCommand, parse_command, parse_commands
 
 
 @pytest.mark.parametrize(
@@ -112,3 +112,16 @@ def test_a_wake_word_with_accents_matches_without_them() -> None:
 def test_an_empty_wake_word_is_refused() -> None:
     with pytest.raises(VoiceError, match="wake word"):
         parse_command("stop", wake_word=" !? ")
+
+
+@pytest.mark.parametrize(("heard", "expected"), [
+    ("tell me a joke ok", [VoiceCommand("prompt", "tell me a joke"), VoiceCommand("send")]),
+    ("samantha tell me a joke ok", [VoiceCommand("prompt", "tell me a joke"), VoiceCommand("send")]),
+    ("conte uma piada enviar", [VoiceCommand("prompt", "conte uma piada"), VoiceCommand("send")]),
+    ("ok", [VoiceCommand("send")]),
+    ("samantha stop", [VoiceCommand("stop")]),
+    ("samantha tell me a joke", [VoiceCommand("prompt", "tell me a joke")]),
+    ("just talking", []),
+])
+def test_a_command_then_ok_in_one_utterance(heard: str, expected: list[VoiceCommand]) -> None:
+    assert parse_commands(heard) == expected

@@ -46,3 +46,9 @@ def test_the_speech_folder_keeps_only_the_newest_wavs(tmp_path) -> None:
     (tmp_path / "other.wav").write_bytes(b"RIFF")
     assert prune_speech(tmp_path, keep=2) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.wav", "speech-3.wav", "speech-4.wav"]
+
+
+def test_a_prompt_and_ok_in_one_utterance_fill_the_prompt_and_start() -> None:
+    update = apply_heard([Heard("samantha write a haiku about rain ok", True)], "samantha")
+    assert update.prompt == "write a haiku about rain"
+    assert [c.action for c in update.commands] == ["send"]

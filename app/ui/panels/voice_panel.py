@@ -16,7 +16,7 @@ import gradio as gr
 from app import settings
 from app.core.errors import ChainStudioError
 from app.core.events import AnswerFinished, ChainEvent
-from app.media.voice_commands import VoiceCommand, parse_command
+from app.media.voice_commands import VoiceCommand, parse_commands
 from app.services import Services
 from app.ui.page import PageHandles, Panel, RunData
 
@@ -24,7 +24,8 @@ DEFAULT_WAKE_WORD = "samantha"
 DEFAULT_RATE = 175
 POLL_SECONDS = 0.4
 COMMANDS_HELP = (
-    "Say **“samantha …”** (or your wake word) to put the rest into the user prompt; **“ok”** or "
+    "Say **“samantha …”** (or your wake word) to put the rest into the user prompt (ending with **“ok”** "
+    "sends it at once); **“ok”** or "
     "**“send”** starts; **“stop”** stops; **“read again”** reads the last answer; **“close”** stops "
     "listening. In Portuguese: “enviar”, “pare”, “leia novamente”, “fechar”."
 )
@@ -120,13 +121,11 @@ def apply_heard(heard: list[Any], wake_word: str) -> HeardUpdate:
         update.live = item.text
         if not item.final:
             continue
-        command = parse_command(item.text, wake_word or DEFAULT_WAKE_WORD)
-        if command is None:
-            continue
-        if command.action == "prompt":
-            update.prompt = command.text
-        else:
-            update.commands.append(command)
+        for command in parse_commands(item.text, wake_word or DEFAULT_WAKE_WORD):
+            if command.action == "prompt":
+                update.prompt = command.text
+            else:
+                update.commands.append(command)
     return update
 
 
