@@ -15,6 +15,7 @@ import gradio as gr
 
 from app.services import Services
 from app.ui import persistence
+from app.ui.i18n import t
 from app.ui.page import PageHandles, Panel
 from app.ui.panels import (
     chain_panel,
@@ -29,12 +30,12 @@ from app.ui.panels import (
     voice_panel,
 )
 
-# (tab title, tab id, panel module), in the order shown.
-MAIN_TABS = (("Learning", "learning", learning_panel), ("Code", "code", code_panel),
-             ("Voice", "voice", voice_panel), ("HTML view", "html", html_view))
-SIDE_TABS = (("Models", "models", models_panel), ("Settings", "settings", settings_panel),
-             ("Library", "library", library_panel), ("Files", "files", files_panel),
-             ("History", "history", history_panel))
+# (tab title in app/ui/i18n.py, tab id, panel module), in the order shown.
+MAIN_TABS = (("tab_learning", "learning", learning_panel), ("tab_code", "code", code_panel),
+             ("tab_voice", "voice", voice_panel), ("tab_html", "html", html_view))
+SIDE_TABS = (("tab_models", "models", models_panel), ("tab_settings", "settings", settings_panel),
+             ("tab_library", "library", library_panel), ("tab_files", "files", files_panel),
+             ("tab_history", "history", history_panel))
 TITLE = "### Chain Studio · chain local GGUF models, offline"
 
 
@@ -62,7 +63,7 @@ def assemble(services: Services) -> StudioPage:
             with gr.Column(scale=3):
                 chain = chain_panel.build()
                 with gr.Tabs():
-                    with gr.Tab("Transcript", id="transcript-tab"):
+                    with gr.Tab(t("tab_transcript"), id="transcript-tab"):
                         transcript = chain_panel.build_transcript()
                     _tabs(MAIN_TABS, services, panels)
                 gr.Markdown(chain_panel.SHORTCUTS, elem_id="keyboard-shortcuts")
@@ -90,7 +91,7 @@ def assemble(services: Services) -> StudioPage:
 
 def _tabs(tabs: tuple[tuple[str, str, Any], ...], services: Services, panels: dict[str, Any]) -> None:
     for title, tab_id, module in tabs:
-        with gr.Tab(title, id=tab_id) as tab:
+        with gr.Tab(t(title), id=tab_id) as tab:
             panel: Panel = module.build(services)
         panel.tab = tab
         panels[tab_id] = panel

@@ -14,6 +14,7 @@ from app.core.errors import ChainStudioError
 from app.core.events import AnswerFinished, CodeFinished, CodeStarted, Failure, RunFinished, RunStarted
 from app.core.prompt_list import parse_prompt_list
 from app.services import Services
+from app.ui.i18n import t
 from app.ui.page import PageHandles, RunData, RunView
 from app.ui.render import Entry, TranscriptBuilder, escape_markdown, plain_transcript, plural, render_transcript
 
@@ -93,7 +94,7 @@ def run_chain(services: Services, page: PageHandles, data: RunData, session: str
         yield {page.transcript: render_transcript(shown, raw_mode), page.status: f"⚠️ {escape_markdown(str(exc))}"}
         return
     views = [view for view in (p.run_view(data, services) for p in page.panels) if view is not None]
-    yield {page.start: gr.update(interactive=False, value="Running…")}
+    yield {page.start: gr.update(interactive=False, value=t("running"))}
     if services.run_lock.locked():
         yield {page.status: "Waiting for the model: another tab is running a chain…"}
     with services.run_lock:
@@ -118,7 +119,7 @@ def _stream(events: Iterator[Any], page: PageHandles, views: list[RunView], show
         for view in views:
             values.update(view.values(complete))
         if done:
-            values[page.start] = gr.update(interactive=True, value="Start")
+            values[page.start] = gr.update(interactive=True, value=t("start"))
             values[page.run_done] = run_count + 1
             if run_id is not None:
                 values[page.last_run_store] = run_id

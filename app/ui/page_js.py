@@ -101,7 +101,16 @@ PAGE_JS = """
 # played them: a beep at each answer's first token, a chime at its end.
 SOUND_CUES_JS = """(cues) => {
   const kinds = (cues || '').split(',').filter((cue) => !cue.startsWith('#')).map((cue) => cue.split(':')[0]);
-  kinds.forEach((kind, i) => setTimeout(() => window.chainStudioSound && window.chainStudioSound(kind), i * 180));
+  // One queue for the page: cues that arrive close together play in order, spaced out.
+  const queue = window.chainStudioSoundQueue = window.chainStudioSoundQueue || [];
+  queue.push(...kinds);
+  const next = () => {
+    const kind = queue.shift();
+    if (!kind) { window.chainStudioSoundBusy = false; return; }
+    if (window.chainStudioSound) window.chainStudioSound(kind);
+    setTimeout(next, 160);
+  };
+  if (!window.chainStudioSoundBusy) { window.chainStudioSoundBusy = true; next(); }
   return cues;
 }"""
 COPY_JS = "(text) => { navigator.clipboard.writeText(text || ''); return text; }"

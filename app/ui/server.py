@@ -106,6 +106,7 @@ def launch(
     from starlette.middleware import Middleware
 
     from app.ui.app import build_ui  # imports gradio: only when the UI is really started
+    from app.ui.i18n import I18N
 
     page = build_ui(services)
     page.queue(default_concurrency_limit=1)
@@ -125,6 +126,7 @@ def launch(
             footer_links=["settings"],
             js=PAGE_JS,
             css=PAGE_CSS,
+            i18n=I18N,
             show_error=True,
             max_file_size=MAX_UPLOAD,
             app_kwargs={"middleware": [guard], "lifespan": guard_first_lifespan},

@@ -10,6 +10,7 @@ import gradio as gr
 
 from app.services import Services
 from app.ui import chain_run
+from app.ui.i18n import t
 from app.ui.page import PageHandles, Panel, RunData, session_of
 from app.ui.page_js import COPY_JS
 from app.ui.panels import code_panel, voice_panel
@@ -56,30 +57,30 @@ class ChainPanel(Panel):
 def build() -> ChainPanel:
     """Lay out the fields, buttons and status line (the transcript goes in its tab: `build_transcript`)."""
     with gr.Row(equal_height=True):
-        system = gr.Textbox(label="System prompt", lines=1, max_lines=8, elem_id="system-prompt", scale=1)
-        previous = gr.Textbox(label="Previous response", lines=1, max_lines=8, elem_id="previous-response", scale=1)
+        system = gr.Textbox(label=t("system"), lines=1, max_lines=8, elem_id="system-prompt", scale=1)
+        previous = gr.Textbox(label=t("previous"), lines=1, max_lines=8, elem_id="previous-response", scale=1)
     # lines=1 (growing to max_lines): Gradio submits on Enter and adds a line on Shift+Enter.
     prompt = gr.Textbox(
-        label="User prompt", lines=1, max_lines=12, elem_id="user-prompt", autofocus=True,
-        placeholder="One prompt per line, or items separated by $$$ — press Enter to start",
+        label=t("prompt"), lines=1, max_lines=12, elem_id="user-prompt", autofocus=True,
+        placeholder=t("prompt_placeholder"),
     )
     preview = gr.Markdown("", elem_id="plan-preview", elem_classes=["small-note"])
     with gr.Row(elem_id="run-buttons"):
-        start = gr.Button("Start", variant="primary", elem_id="start", min_width=90)
-        stop_next = gr.Button("Stop / Next", elem_id="stop-next", min_width=90)
-        stop_all = gr.Button("Stop all & reset", variant="stop", elem_id="stop-all", min_width=110)
+        start = gr.Button(t("start"), variant="primary", elem_id="start", min_width=90)
+        stop_next = gr.Button(t("stop_next"), elem_id="stop-next", min_width=90)
+        stop_all = gr.Button(t("stop_all"), variant="stop", elem_id="stop-all", min_width=110)
         # Used with Learning → Stepping "next token": one more token per click.
-        next_token = gr.Button("Next token", elem_id="next-token", min_width=90)
+        next_token = gr.Button(t("next_token"), elem_id="next-token", min_width=90)
     status = gr.Markdown("", elem_id="status")
     code_banner = gr.Markdown(code_panel.BANNER, visible=False, elem_id="code-on-banner")
     gr.HTML(voice_panel.PLAYER_HTML, elem_id="speech-player-box")
     with gr.Row(elem_id="transcript-tools", equal_height=True):
-        raw = gr.Checkbox(label="Raw text", value=False, elem_id="raw", container=False, min_width=90, scale=0)
-        copy_last = gr.Button("Copy last answer", size="sm", elem_id="copy-last", min_width=80, scale=0)
-        copy_all = gr.Button("Copy all", size="sm", elem_id="copy-all", min_width=60, scale=0)
-        use_last = gr.Button("Last answer → previous", size="sm", elem_id="use-last", min_width=80, scale=0)
-        clear = gr.Button("Clear", size="sm", elem_id="clear", min_width=50, scale=0)
-        unload = gr.Button("Unload model", size="sm", elem_id="unload", min_width=80, scale=0)
+        raw = gr.Checkbox(label=t("raw"), value=False, elem_id="raw", container=False, min_width=90, scale=0)
+        copy_last = gr.Button(t("copy_last"), size="sm", elem_id="copy-last", min_width=80, scale=0)
+        copy_all = gr.Button(t("copy_all"), size="sm", elem_id="copy-all", min_width=60, scale=0)
+        use_last = gr.Button(t("use_last"), size="sm", elem_id="use-last", min_width=80, scale=0)
+        clear = gr.Button(t("clear"), size="sm", elem_id="clear", min_width=50, scale=0)
+        unload = gr.Button(t("unload"), size="sm", elem_id="unload", min_width=80, scale=0)
     last_answer = gr.Textbox(visible=False, elem_id="last-answer")
     all_answers = gr.Textbox(visible=False, elem_id="all-answers")
     run_done = gr.Number(visible=False, value=0, elem_id="run-done")
@@ -130,7 +131,7 @@ def wire(panel: ChainPanel, services: Services, page: PageHandles) -> None:
         # never waits behind other events)
         trigger(refuse_second_start, None, None, concurrency_limit=None, show_progress="hidden").success(
             run, inputs, outputs, concurrency_limit=None, show_progress="hidden"
-        ).then(lambda: gr.update(interactive=True, value="Start"), None, page.start)  # also after an error
+        ).then(lambda: gr.update(interactive=True, value=t("start")), None, page.start)  # also after an error
     page.stop_next.click(on_stop_current, None, None, queue=False)
     page.stop_all.click(on_stop_all, page.model_changed, [page.status, page.model_changed], queue=False)
     panel.clear.click(clear_history, None, [page.transcript, page.entries, page.last_answer, page.all_answers])

@@ -16,6 +16,7 @@ from app.core.prompt_format import split_model_line
 from app.core.prompt_list import IGNORE_PREFIX
 from app.core.runner import ModelSource
 from app.services import Services
+from app.ui.i18n import t
 from app.ui.page import PageHandles, Panel, RunData
 from app.ui.panels import model_panel
 from app.ui.render import escape_markdown
@@ -196,27 +197,27 @@ def build(services: Services) -> ModelsPanel:
     """Lay out the Models tab (wired by `wire`)."""
     files = services.model_files()
     names = [p.name for p in files]
-    models = gr.Textbox(label="Models", value=names[0] if names else "", lines=2, max_lines=12, elem_id="models",
+    models = gr.Textbox(label=t("models"), value=names[0] if names else "", lines=2, max_lines=12, elem_id="models",
                         info='One per line, in order; repeats allowed; --- skips a line; {template="chatml"} after a '
                              "name sets that model's prompt format")
     # The dropdown has the whole width: its labels (name · architecture · size · quantization ·
     # context · file size) are long.
     pick = gr.Dropdown(choices=[model_choice(services, p) for p in files], value=names[0] if names else None,
-                       label="Models in the folder", elem_id="model-pick")
+                       label=t("model_pick"), elem_id="model-pick")
     with gr.Row():
-        add = gr.Button("Add to Models", size="sm", elem_id="add-model", min_width=60)
-        refresh = gr.Button("Refresh the list", size="sm", elem_id="refresh-models", min_width=60)
+        add = gr.Button(t("add_model"), size="sm", elem_id="add-model", min_width=60)
+        refresh = gr.Button(t("refresh_models"), size="sm", elem_id="refresh-models", min_width=60)
     urls = gr.Textbox(
-        label="Model URLs", lines=1, max_lines=10, elem_id="model-urls",
+        label=t("model_urls"), lines=1, max_lines=10, elem_id="model-urls",
         info="Hugging Face GGUF links, one per line (--- skips a line), or the text of a repo's Files and "
              "versions page. They run instead of the default model; to chain them with your own list, "
              "add them to Models. Enter starts.",
     )
-    testing = gr.Checkbox(label="Testing mode: keep only the last downloaded model", value=False,
+    testing = gr.Checkbox(label=t("testing"), value=False,
                           elem_id="option-testing")
     with gr.Row():
-        folder_box = gr.Textbox(label="Models folder", value=str(services.models_dir), elem_id="models-folder", scale=4)
-        use_folder = gr.Button("Use folder", size="sm", elem_id="use-folder", scale=1, min_width=60)
+        folder_box = gr.Textbox(label=t("models_folder"), value=str(services.models_dir), elem_id="models-folder", scale=4)
+        use_folder = gr.Button(t("use_folder"), size="sm", elem_id="use-folder", scale=1, min_width=60)
     model_info = gr.Markdown(model_info_markdown(services, str(files[0]) if files else None), elem_id="model-info")
     in_memory = model_panel.build(services)
     with gr.Accordion("Where to find GGUF models", open=False):

@@ -12,6 +12,7 @@ import gradio as gr
 from app.core.events import AnswerFinished, AnswerToken, ChainEvent
 from app.core.prompt_format import AUTO, FORMATS
 from app.services import Services
+from app.ui.i18n import t
 from app.ui.page import PageHandles, Panel, RunData
 from app.ui.page_js import SOUND_CUES_JS, THEME_TOGGLE_JS
 from app.ui.sampling_controls import (
@@ -102,19 +103,19 @@ class SoundCues:
 def build(services: Services) -> SettingsPanel:
     """Lay out the Settings tab (wired by `wire`)."""
     with gr.Row():
-        deterministic = gr.Button("Deterministic preset", size="sm", elem_id="preset-deterministic")
-        stochastic = gr.Button("Stochastic preset", size="sm", elem_id="preset-stochastic")
-        reset = gr.Button("Reset to defaults", size="sm", elem_id="reset-defaults")
+        deterministic = gr.Button(t("preset_deterministic"), size="sm", elem_id="preset-deterministic")
+        stochastic = gr.Button(t("preset_stochastic"), size="sm", elem_id="preset-stochastic")
+        reset = gr.Button(t("reset_defaults"), size="sm", elem_id="reset-defaults")
     options = {name: gr.Checkbox(label=label, value=False, elem_id=f"option-{name.replace('_', '-')}")
                for name, label in OPTION_LABELS.items()}
-    fast = gr.Checkbox(label="Fast mode (show each answer when it is complete)", value=False, elem_id="option-fast")
+    fast = gr.Checkbox(label=t("fast"), value=False, elem_id="option-fast")
     with gr.Row():
         # Read by the page's own script (page_js.PAGE_JS), which plays the sounds.
         sounds = gr.Checkbox(label="Sounds: a beep at each answer's first token, a chime at its end", value=True,
                              elem_id="sounds", interactive=True)
-        theme = gr.Button("Light / dark theme", size="sm", elem_id="theme-toggle")
+        theme = gr.Button(t("theme"), size="sm", elem_id="theme-toggle")
     sound_cue = gr.Textbox(visible=False, elem_id="sound-cue")
-    template = gr.Dropdown(choices=list(FORMATS), value=AUTO, label="Prompt format", elem_id="prompt-format",
+    template = gr.Dropdown(choices=list(FORMATS), value=AUTO, label=t("prompt_format"), elem_id="prompt-format",
                            info="auto: the model's own chat template, or raw completion when its file has none; "
                                 "raw: plain text the model continues; or one of llama.cpp's templates. "
                                 'An item\'s {template="…"} wins.')
@@ -125,7 +126,7 @@ def build(services: Services) -> SettingsPanel:
         sampling = build_sampling_controls()
     with gr.Accordion("Model loading", open=False):
         loading = build_load_controls(gpu_offload=services.gpu_offload_supported())
-        load_anyway = gr.Checkbox(label="Load anyway when a model needs more memory than is free", value=False,
+        load_anyway = gr.Checkbox(label=t("load_anyway"), value=False,
                                   elem_id="load-anyway",
                                   info="The system then swaps to disk: loading and answers become very slow, "
                                        "and other programs too. Off: such a load is refused with what would fit.")
