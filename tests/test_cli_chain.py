@@ -41,7 +41,7 @@ def test_chain_jsonl(tmp_path: Path, demo_model: Path) -> None:
     assert [a["text"] for a in answers] == [SCRIPT_HELLO, SCRIPT_CODE, SCRIPT_HELLO]
     assert all(ANSWER_KEYS <= a.keys() for a in answers)
     assert answers[0]["prompt"] == "Be brief\nhello"
-    assert answers[2]["prompt"] == f"Be brief\nJudge:\n\n{SCRIPT_HELLO}\n\n{SCRIPT_CODE}"
+    assert answers[2]["prompt"] == f"Judge:\n\n{SCRIPT_HELLO}\n\n{SCRIPT_CODE}"  # without the pre-prompt
     assert answers[0]["params"]["max_tokens"] == 50 and answers[0]["params"]["stop"] == ["zzz"]
     assert records[-1] == {"type": "run_finished", "run_id": records[0]["run_id"], "reason": "completed",
                            "answers": 3, "failures": 0}

@@ -16,7 +16,7 @@ from app.core.code_exec import CodeOptions
 from app.core.errors import SettingsError
 from app.core.hub_links import display_name
 from app.core.prompt_format import check_format
-from app.core.prompt_list import PromptItem, PromptList
+from app.core.prompt_list import ITEM_SETTINGS, PromptItem, PromptList
 from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
 
 # Ranges drawn from by "random hyperparameters" (the original's ranges).
@@ -152,9 +152,21 @@ def answer_params(spec: ChainSpec, item: PromptItem, rng: random.Random) -> Samp
     params = spec.sampling
     if spec.random_params:
         params = params.with_overrides(draw_random_params(rng))
-    overrides = {k: v for k, v in item.overrides.items() if k != "template"}
+    overrides = {k: v for k, v in item.overrides.items() if k not in ITEM_SETTINGS}
     if overrides:
         params = params.with_overrides(overrides)
     if spec.seed is not None and params.seed == SEED_RANDOM:
         params = params.with_overrides({"seed": rng.randrange(2**32)})
     return params
+
+def answer_load(spec: ChainSpec, item: PromptItem) -> LoadParams:
+    """How the model is loaded for one answer: the run's load settings, with the item's `{n_ctx=…}`
+    (Samantha's documented item setting; the model reloads when it differs from what is loaded)."""
+    n_ctx = item.overrides.get("n_ctx")
+    return spec.load if n_ctx is None else dataclasses.replace(spec.load, n_ctx=n_ctx)
+
+
+def answer_fresh_context(spec: ChainSpec, item: PromptItem) -> bool:
+    """Whether one answer starts from a fresh context: the run's "reset", or the item's
+    `{reset_model=True}`."""
+    return spec.reset or bool(item.overrides.get("reset_model", False))

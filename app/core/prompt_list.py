@@ -1,14 +1,23 @@
 """The prompt-list language (compatible with Samantha's prompt files).
 
-User prompt field:
-- Items are separated by `$$$`; without `$$$`, every non-empty line is an item.
-- An item starting with `---` is ignored; empty items are dropped; no items at all means "Hello!".
-- An item that is wholly `[text]` is a pre-prompt: `text` is put before every item.
-- An item that is wholly `[[text]]` adds a last item: `text` followed by every answer generated so far
-  in the run, so a model can judge or summarise them.
-- `{temperature=0, top_k=40, stop=["\\n"]}` at the start of an item sets settings for that item only.
-  Values are numbers, quoted strings or lists of them; nothing is ever evaluated as code. Each key
-  may appear once.
+User prompt field, read as Samantha reads it:
+- The first `[[text]]` anywhere in the field is the final prompt: a last item, `text` followed by
+  every answer generated so far in the run, so a model can judge or summarise them. It is sent
+  without the pre-prompt.
+- The first `[text]` anywhere else (outside `[[...]]`) is the pre-prompt, put before every item:
+  on a line of its own, inline (`[Be brief] Say hello`) or in the item of the final prompt
+  (`[pre]\n[[final]]`).
+- Only those two spans are taken out; any other bracketed text (a Python list, a second `[...]`)
+  stays in its item as written (Samantha deleted it).
+- The rest is split into items by `$$$`; without `$$$`, every line is an item. Items are
+  stripped; empty ones and those starting with `---` are dropped. With no item left, the pre-prompt
+  alone is the one item, and without one either, "Hello!" is.
+- `{temperature=0, top_k=40, stop=["\\n"]}` at the start of an item (or of the final prompt, or
+  just before `[[`) sets settings for that item only. Values are numbers, quoted strings or lists
+  of them; nothing is ever evaluated as code. Each key may appear once. Besides the sampling
+  settings, Samantha's own item settings are read: `n_ctx=512` (the model is loaded with that
+  context for the item), `reset_model=True` (a fresh context for the answer), `stop=STOP` (a bare
+  word is the stop string itself) and `template=...` (the prompt format).
 
 System prompt and previous-response fields: split by `$$$`, the first part not starting with `---`
 is used (a field starting with `---` is ignored).
@@ -25,15 +34,23 @@ from typing import Any
 
 from app.core.errors import PromptSyntaxError, SettingsError
 from app.core.prompt_format import check_format
-from app.core.sampling import SAMPLING_SPECS, SamplingParams, shown_number
+from app.core.sampling import LOAD_SPECS, SAMPLING_SPECS, SamplingParams, shown_number
 
 ITEM_SEPARATOR = "$$$"
 LIBRARY_SEPARATOR = "$-$-$"
 IGNORE_PREFIX = "---"
 DEFAULT_PROMPT = "Hello!"
 ANSWERS_PLACEHOLDER = "⟪earlier answers go here⟫"
+ITEM_SETTINGS = ("template", "n_ctx", "reset_model")
+"""Item settings that are not sampling settings: the prompt format, the context the model is loaded
+with for the item (it reloads when that differs) and a fresh context for the answer."""
 
+_KNOWN_SETTINGS = frozenset(SAMPLING_SPECS) | {"stop", "order"} | frozenset(ITEM_SETTINGS)
 _KEY = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*")
+_FINAL_SPAN = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
+_PRE_SPAN = re.compile(r"\[(.*?)\]", re.DOTALL)
+_FINAL_MARK = "\0"  # where the final prompt was taken out (settings just before it are its own)
+_BARE_WORD = re.compile(r"[^\s\"'\[\](){},=]+")
 _INTEGER = re.compile(r"[+-]?\s*\d[\d_]*")
 _MAX_INTEGER_DIGITS = 60
 """Longer integers are out of every setting's range; Python refuses to read decimal integers of
@@ -50,12 +67,16 @@ class PromptItem:
     collects_answers: bool = False  # a [[...]] item: the run's answers so far are appended
 
     def prompt(self, pre_prompt: str, answers: list[str] | None) -> str:
-        """The user message for this item; `answers` None shows where earlier answers will go."""
+        """The user message for this item; `answers` None shows where earlier answers will go.
+        The final prompt goes without the pre-prompt, as in Samantha (the pre-prompt instructs the
+        items, the final prompt the answers to them)."""
         body = self.text
         if self.collects_answers:
             joined = ANSWERS_PLACEHOLDER if answers is None else "\n\n".join(answers)
-            body = f"{body}\n\n{joined}" if body else joined
-        return f"{pre_prompt}\n{body}" if pre_prompt else body
+            return f"{body}\n\n{joined}" if body else joined
+        if not pre_prompt:
+            return body
+        return f"{pre_prompt}\n{body}" if body else pre_prompt
 
 
 @dataclass(frozen=True)
@@ -68,8 +89,27 @@ class PromptList:
 
 def _raw_items(text: str) -> list[str]:
     if ITEM_SEPARATOR in text:
-        return [part.strip() for part in text.split(ITEM_SEPARATOR)]
-    return [line.strip() for line in text.splitlines()]
+        return text.split(ITEM_SEPARATOR)
+    return text.split("\n")
+
+
+def _take_final(text: str) -> tuple[str, str | None]:
+    """The text without its first `[[...]]` (a mark left in its place), and what it held."""
+    match = _FINAL_SPAN.search(_blank_settings(text))
+    if match is None:
+        return text, None
+    return text[: match.start()] + _FINAL_MARK + text[match.end() :], text[match.start() + 2 : match.end() - 2].strip()
+
+
+def _take_pre_prompt(text: str) -> tuple[str, str]:
+    """The text without its first `[...]` outside `[[...]]` spans (which stay as they are: Samantha
+    deleted them before looking for the pre-prompt, so they never are one), and what it held."""
+    masked = _FINAL_SPAN.sub(lambda found: " " * len(found.group()), _blank_settings(text))  # same length
+    match = _PRE_SPAN.search(masked)
+    if match is None:
+        return text, ""
+    held = text[match.start() + 1 : match.end() - 1].replace(_FINAL_MARK, "")
+    return text[: match.start()] + text[match.end() :], held.strip()
 
 
 def _split_top_level(body: str) -> list[str]:
@@ -118,10 +158,32 @@ def _huge_integer(key: str, text: str) -> str | None:
     stripped = text.strip()
     if not _INTEGER.fullmatch(stripped) or sum(char.isdigit() for char in stripped) <= _MAX_INTEGER_DIGITS:
         return None
-    spec = SAMPLING_SPECS.get(key)
+    spec = SAMPLING_SPECS.get(key) or (LOAD_SPECS["n_ctx"] if key == "n_ctx" else None)
     if spec is not None:
         return str(spec.out_of_range(stripped))
     return f"value of {key}: {shown_number(stripped)} is too large for any setting"
+
+
+def _value(key: str, text: str) -> Any:
+    """A setting's value. Bare words are read only where Samantha documents them: `stop=STOP` (the
+    word is the stop string) and `reset_model=True`; they are text, never looked up or evaluated."""
+    stripped = text.strip()
+    if key == "stop" and _BARE_WORD.fullmatch(stripped):
+        return stripped
+    if key == "reset_model":
+        if stripped.lower() not in ("true", "false"):
+            raise ValueError(f"{_preview(stripped, 60)!r} is not True or False")
+        return stripped.lower() == "true"
+    return _literal(stripped)
+
+
+def _check_item_settings(overrides: dict[str, Any]) -> None:
+    """Ranges, by the same rules as the run's settings (raises SettingsError)."""
+    SamplingParams().with_overrides({k: v for k, v in overrides.items() if k not in ITEM_SETTINGS})
+    if "n_ctx" in overrides:
+        overrides["n_ctx"] = LOAD_SPECS["n_ctx"].check(overrides["n_ctx"])
+    if "template" in overrides:
+        overrides["template"] = check_format(overrides["template"])
 
 
 def parse_settings_block(block: str, where: str) -> dict[str, Any]:
@@ -135,6 +197,10 @@ def parse_settings_block(block: str, where: str) -> dict[str, Any]:
                 "e.g. {temperature=0.7, top_k=40}"
             )
         key = match.group(1)
+        if key not in _KNOWN_SETTINGS:  # named before its value is read: a typo is the likelier fault
+            raise PromptSyntaxError(
+                f"{where}: unknown setting {key}; known settings: {', '.join(sorted(_KNOWN_SETTINGS))}"
+            )
         if key in overrides:
             raise PromptSyntaxError(
                 f"{where}: {key} is set twice in {{{_preview(block, 60)}}}; give each setting once"
@@ -143,25 +209,22 @@ def parse_settings_block(block: str, where: str) -> dict[str, Any]:
         if huge:
             raise PromptSyntaxError(f"{where}: {huge}")
         try:
-            overrides[key] = _literal(part[match.end() :])
+            overrides[key] = _value(key, part[match.end() :])
         except ValueError as exc:
             raise PromptSyntaxError(f"{where}: value of {key}: {exc}") from None
     try:
-        # names and ranges checked by the same rules as the run's settings; `template` is the
-        # item's prompt format (app.core.prompt_format), not a sampling setting
-        SamplingParams().with_overrides({k: v for k, v in overrides.items() if k != "template"})
-        if "template" in overrides:
-            overrides["template"] = check_format(overrides["template"])
+        _check_item_settings(overrides)
     except SettingsError as exc:
         raise PromptSyntaxError(f"{where}: {exc}") from None
     return overrides
 
 
-def _leading_settings(item: str, where: str) -> tuple[dict[str, Any], str]:
-    if not item.startswith("{"):
-        return {}, item
+def _block_end(text: str, start: int, stop: int) -> int | None:
+    """The index of the `}` closing the `{` at `start`, quotes respected, before `stop`; None when
+    it is not closed there."""
     depth, quote = 0, ""
-    for index, char in enumerate(item):
+    for index in range(start, stop):
+        char = text[index]
         if quote:
             if char == quote:
                 quote = ""
@@ -172,40 +235,85 @@ def _leading_settings(item: str, where: str) -> tuple[dict[str, Any], str]:
         elif char == "}":
             depth -= 1
             if depth == 0:
-                return parse_settings_block(item[1:index], where), item[index + 1 :].strip()
-    raise PromptSyntaxError(f"{where}: the settings block starting with '{{' is never closed with '}}'")
+                return index
+    return None
+
+
+def _leading_settings(item: str, where: str) -> tuple[dict[str, Any], str]:
+    if not item.startswith("{"):
+        return {}, item
+    end = _block_end(item, 0, len(item))
+    if end is None:
+        raise PromptSyntaxError(f"{where}: the settings block starting with '{{' is never closed with '}}'")
+    return parse_settings_block(item[1:end], where), item[end + 1 :].strip()
+
+
+def _blank_settings(text: str) -> str:
+    """`text` with the brackets of the `{...}` blocks that start items blanked (same length): a
+    list value such as stop=["END"] is neither a [pre-prompt] nor a [[final prompt]]. Each item is
+    scanned once, so this stays linear in the length of the field."""
+    chars = list(text)
+    separator = ITEM_SEPARATOR if ITEM_SEPARATOR in text else "\n"
+    start = 0
+    while start <= len(text):
+        end = text.find(separator, start)
+        end = len(text) if end < 0 else end
+        first = start
+        while first < end and (text[first].isspace() or text[first] == _FINAL_MARK):
+            first += 1
+        close = _block_end(text, first, end) if first < end and text[first] == "{" else None
+        for index in range(first, close if close is not None else first):
+            if chars[index] in "[]":
+                chars[index] = " "
+        start = end + len(separator)
+    return "".join(chars)
+
+
+def _normal(text: str) -> str:
+    # line breaks as Samantha reads its files; a NUL is no text, and marks the final prompt
+    return (text or "").replace("\r\n", "\n").replace("\r", "\n").replace(_FINAL_MARK, "")
+
+
+def instruction_spans(text: str) -> tuple[str, str | None]:
+    """The pre-prompt ("" when there is none) and the final prompt (None when there is none) of a
+    user prompt field, found as `parse_prompt_list` finds them, without reading anything else."""
+    rest, final = _take_final(_normal(text))
+    return _take_pre_prompt(rest)[1], final
 
 
 def parse_prompt_list(text: str) -> PromptList:
     """Parse a user prompt field. Raises PromptSyntaxError naming the item and the problem."""
-    pre_prompts: list[str] = []
+    source = _normal(text)
+    rest, final = _take_final(source)
+    rest, pre_prompt = _take_pre_prompt(rest)
     plain: list[tuple[str, dict[str, Any]]] = []
-    collectors: list[tuple[str, dict[str, Any]]] = []
-    for position, raw in enumerate(_raw_items(text or ""), start=1):
+    final_overrides: dict[str, Any] = {}
+    for position, piece in enumerate(_raw_items(rest), start=1):
+        held_final = _FINAL_MARK in piece
+        raw = piece.replace(_FINAL_MARK, "").strip()
         if not raw or raw.startswith(IGNORE_PREFIX):
             continue
         where = f"item {position} ({_preview(raw)})"
         overrides, body = _leading_settings(raw, where)
-        if body.startswith("[["):
-            if not body.endswith("]]") or len(body) < 4:
-                raise PromptSyntaxError(f"{where}: '[[' is never closed: end the item with ']]'")
-            collectors.append((body[2:-2].strip(), overrides))
-        elif body.startswith("[") and body.endswith("]"):
-            if overrides:
-                raise PromptSyntaxError(f"{where}: a [pre-prompt] cannot carry settings")
-            pre_prompts.append(body[1:-1].strip())
-        elif body:
+        if body.startswith("[[") and "]]" not in body:
+            raise PromptSyntaxError(f"{where}: '[[' is never closed: end the final prompt with ']]'")
+        if body:
             plain.append((body, overrides))
+        elif held_final:  # `{seed=7} [[Judge:]]`: the settings are the final prompt's
+            final_overrides = overrides
         elif overrides:
             raise PromptSyntaxError(f"{where}: the settings block is not followed by a prompt")
-    if not plain and not collectors:
-        plain.append((DEFAULT_PROMPT, {}))
+    if not plain:
+        plain.append(("" if pre_prompt else DEFAULT_PROMPT, {}))  # "" sends the pre-prompt alone
     items = [PromptItem(n, body, ov) for n, (body, ov) in enumerate(plain, start=1)]
-    items += [
-        PromptItem(len(items) + n, body, ov, collects_answers=True)
-        for n, (body, ov) in enumerate(collectors, start=1)
-    ]
-    return PromptList(tuple(items), "\n".join(p for p in pre_prompts if p))
+    if final is not None:
+        where = f"the final prompt ([[{_preview(final)}]])"
+        own, body = _leading_settings(final, where)
+        twice = sorted(set(own) & set(final_overrides))
+        if twice:
+            raise PromptSyntaxError(f"{where}: {', '.join(twice)} is set twice; give each setting once")
+        items.append(PromptItem(len(items) + 1, body, {**final_overrides, **own}, collects_answers=True))
+    return PromptList(tuple(items), pre_prompt)
 
 
 def parse_single_field(text: str) -> str:

@@ -12,7 +12,15 @@ from typing import Callable, Generator, Iterator, Protocol
 
 from app.core.backend import Backend, GenerationRequest, GenerationResult, LoadedModel, TokenEvent
 from app.core.branching import BranchPoint, grow_branch
-from app.core.chain import ChainSpec, PlannedAnswer, answer_params, answer_template, make_plan
+from app.core.chain import (
+    ChainSpec,
+    PlannedAnswer,
+    answer_fresh_context,
+    answer_load,
+    answer_params,
+    answer_template,
+    make_plan,
+)
 from app.core.code_blocks import choose_code
 from app.core.code_exec import CodeResult, CodeRunner, feedback_text, is_stop_signal, meets_stop_condition
 from app.core.control import RunControl
@@ -131,8 +139,9 @@ class ChainRunner:
             slot = (planned.loop, planned.model_slot)
             if slot == broken_slot:
                 continue
-            if slot != loaded_slot or self.backend.loaded is None:
-                failure = yield from self._load(planned, plan, state)
+            load = answer_load(state.spec, planned.item)  # an item's {n_ctx=…} reloads the model
+            if slot != loaded_slot or self.backend.loaded is None or self.backend.loaded.load != load:
+                failure = yield from self._load(planned, plan, state, load)
                 if failure:
                     broken_slot = slot
                     continue
@@ -209,7 +218,7 @@ class ChainRunner:
             raise outcome["error"]  # type: ignore[misc]
         return str(outcome["path"])
 
-    def _load(self, planned: PlannedAnswer, plan: list[PlannedAnswer], state: "_Run"
+    def _load(self, planned: PlannedAnswer, plan: list[PlannedAnswer], state: "_Run", load: LoadParams
               ) -> Generator[ChainEvent, None, bool]:
         try:
             path = planned.model
@@ -217,9 +226,10 @@ class ChainRunner:
                 path = yield from self._download(path, planned.model_name)
                 self._resolved[planned.model] = path
             yield ModelLoading(planned.model_name)
-            info = yield from self._load_model(path, planned.model_name, state.spec.load)
+            info = yield from self._load_model(path, planned.model_name, load)
         except ChainStudioError as exc:
-            skipped = sum(1 for p in plan if (p.loop, p.model_slot) == (planned.loop, planned.model_slot))
+            skipped = sum(1 for p in plan if (p.loop, p.model_slot) == (planned.loop, planned.model_slot)
+                          and p.index >= planned.index)  # a reload for an item comes after answers
             yield self._fail(Failure(planned.model_name, str(exc), planned.loop, skipped=skipped), state)
             return True
         yield ModelLoaded(planned.model_name, info)
@@ -274,7 +284,8 @@ class ChainRunner:
         prompt = item.prompt(state.pre_prompt, state.texts if item.collects_answers else None)
         params = answer_params(spec, item, state.rng)
         request = GenerationRequest.chat(prompt, state.system, params, previous=state.previous)
-        request = dataclasses.replace(request, fresh_context=spec.reset, learning_top=spec.learning_top,
+        request = dataclasses.replace(request, fresh_context=answer_fresh_context(spec, item),
+                                      learning_top=spec.learning_top,
                                       stepping=spec.stepping, step_delay=spec.step_delay,
                                       template=answer_template(spec, item, planned.model))
         yield AnswerStarted(planned.index, planned.model_name, item.number, planned.response, planned.loop, prompt, params)

@@ -1,8 +1,14 @@
 """PDF text for prompt lists: one item per page, or the whole document as one item.
 
-Document text is data, not prompt-list syntax: every page item starts with "Page N:" (so a page
-can never read as a `[pre-prompt]`, a `{settings}` block or a `---` comment), and `$$$` inside the
-text is broken up so it cannot split items.
+As in Samantha, the pages come after instructions: the pre-prompt and the final prompt already in
+the User prompt field (so a library entry chosen first, such as "Summarise a PDF", is kept), else
+Samantha's own (a summary of each page and a `[[final summary]]` of them; for the whole document, a
+summary of each of its pages). The rest of the field is replaced.
+
+Document text is data, not prompt-list syntax: every page starts with "Page N:" (so a page can
+never read as a `{settings}` block or a `---` comment), the instructions come first (so a `[...]`
+in a page is never the pre-prompt), `[[` in the text is broken up so it cannot be the final prompt,
+and `$$$` is broken up so it cannot split items.
 
 A small PDF can hold a compressed page that expands to tens of millions of characters (56 KB gave
 40 million in 12.7 s): reading stops once MAX_PDF_CHARACTERS are kept, and a page whose content
@@ -11,6 +17,7 @@ expands beyond MAX_PAGE_CONTENT_BYTES is skipped without being read; the note sa
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +25,28 @@ from typing import Any
 
 import pymupdf
 
-from app.core.prompt_list import ITEM_SEPARATOR
+from app.core.prompt_list import ITEM_SEPARATOR, instruction_spans
 from app.media.text_files import FileRefusedError
+
+# Samantha's instructions for its PDF buttons (its "in Portuguese" left out: answers follow the page)
+PAGE_SUMMARY_PROMPT = (
+    "Generate a concise summary, one paragraph long, for the page below. Analyze carefully the textual "
+    "content of the page. Generate a concise summary, faithfully capturing the main ideas. Each idea must "
+    'be registered as a sentence in the paragraph. Start with the page number (ex: "Page 1:"). Do not '
+    "include comments and avoid unnecessary repetitions:"
+)
+FINAL_SUMMARY_PROMPT = (
+    "Create a summary joining the text pages below. Distribute the text into paragraphs however you see "
+    "fit. Do not mention page numbers neither include comments and avoid unnecessary repetitions. Start "
+    'with the topic "Summary:":'
+)
+DOCUMENT_SUMMARY_PROMPT = (
+    "Generate a concise summary, one paragraph long for each page below. Analyze carefully the textual "
+    "content of the page. Generate a concise summary, faithfully capturing the main ideas. Each idea must "
+    'be registered as a sentence in the paragraph. Start with the page number (ex: "Page 1:"), followed by '
+    "the page summary. Generate the page summary in a single paragraph. Do not include comments and avoid "
+    "unnecessary repetitions:"
+)
 
 MAX_PDF_BYTES = 200 * 2**20
 MAX_PDF_PAGES = 2000
@@ -45,7 +72,16 @@ class PdfPrompt:
 
 
 def _neutral(text: str) -> str:
-    return text.replace(ITEM_SEPARATOR, "$ $ $").strip()
+    return re.sub(r"\[(?=\[)", "[ ", text.replace(ITEM_SEPARATOR, "$ $ $")).strip()
+
+
+def _instructions(field: str, pre_prompt: str, final: str | None) -> str:
+    """The field's pre-prompt and final prompt, written as spans; a missing one is the default
+    given here (`final` None: none)."""
+    own_pre, own_final = instruction_spans(field)
+    pre_prompt = own_pre or pre_prompt
+    final = own_final if own_final is not None else final
+    return f"[{pre_prompt}]" + ("" if final is None else f"\n[[{final}]]")
 
 
 def _content_size(document: Any, page: Any, limit: int) -> int | None:
@@ -136,15 +172,24 @@ def pdf_page_texts(
     return PdfText(tuple(texts), page_count, note)
 
 
-def pdf_as_page_items(path: str | Path) -> PdfPrompt:
-    """A prompt list with one item per page (pages without text are left out)."""
-    read = pdf_page_texts(path)
-    items = [f"Page {number}:\n{_neutral(text)}" for number, text in enumerate(read.pages, start=1) if text]
-    return PdfPrompt(f"\n{ITEM_SEPARATOR}\n".join(items), read.note)
+def _pages(read: PdfText) -> list[str]:
+    return [f"Page {number}:\n{_neutral(text)}" for number, text in enumerate(read.pages, start=1) if text]
 
 
-def pdf_as_one_item(path: str | Path) -> PdfPrompt:
-    """A prompt list whose only item is the whole document's text."""
+def pdf_as_page_items(path: str | Path, field: str = "") -> PdfPrompt:
+    """A prompt list with one item per page (pages without text are left out), after the pre-prompt
+    and final prompt of `field` (the User prompt field), or Samantha's: PAGE_SUMMARY_PROMPT and
+    [[FINAL_SUMMARY_PROMPT]]."""
     read = pdf_page_texts(path)
-    body = "\n\n".join(_neutral(t) for t in read.pages if t)
-    return PdfPrompt(f"Document {Path(path).name}:\n{body}\n{ITEM_SEPARATOR}", read.note)
+    head = _instructions(field, PAGE_SUMMARY_PROMPT, FINAL_SUMMARY_PROMPT)
+    separator = f"\n{ITEM_SEPARATOR}\n"
+    return PdfPrompt(head + separator + separator.join(_pages(read)), read.note)
+
+
+def pdf_as_one_item(path: str | Path, field: str = "") -> PdfPrompt:
+    """A prompt list whose only item is the whole document's text, page by page, after the
+    pre-prompt (and final prompt, if any) of `field`, or Samantha's DOCUMENT_SUMMARY_PROMPT."""
+    read = pdf_page_texts(path)
+    head = _instructions(field, DOCUMENT_SUMMARY_PROMPT, None)
+    body = "\n\n".join(_pages(read))
+    return PdfPrompt(f"{head}\n{ITEM_SEPARATOR}\nDocument {Path(path).name}:\n{body}\n{ITEM_SEPARATOR}", read.note)

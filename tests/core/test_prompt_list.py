@@ -34,13 +34,52 @@ def test_readme_example_pre_prompt_ignored_item_and_summary() -> None:
     summary = parsed.items[-1]
     assert summary.collects_answers and summary.number == 3
     assert summary.prompt(parsed.pre_prompt, ["O amor é fogo.", "A vida é um rio."]) == (
-        "You are a poet who only writes in Portuguese\n"
         "Create an English paragraph summarising the ideas in the following sentences:\n\n"
         "O amor é fogo.\n\nA vida é um rio."
-    )
+    )  # as in Samantha, the final prompt goes without the pre-prompt (or it would ask for Portuguese)
     assert parsed.items[0].prompt(parsed.pre_prompt, None) == (
         "You are a poet who only writes in Portuguese\nCreate a sentence about love"
     )
+
+
+def test_pre_prompt_and_final_prompt_are_found_anywhere_in_the_field() -> None:
+    inline = parse_prompt_list("[Be brief] Say hello\nSay goodbye")
+    assert inline.pre_prompt == "Be brief" and texts("[Be brief] Say hello\nSay goodbye") == ["Say hello", "Say goodbye"]
+    shared = parse_prompt_list("[Summarise the page:]\n[[Join the summaries:]]\n$$$\nPage 1\n$$$\nPage 2")
+    assert shared.pre_prompt == "Summarise the page:"
+    assert [(i.text, i.collects_answers) for i in shared.items] == [
+        ("Page 1", False), ("Page 2", False), ("Join the summaries:", True)
+    ]
+    # the final prompt comes last wherever it is written; a pre-prompt may span lines
+    first = parse_prompt_list("[[Judge:]]\n[Line one\nline two]\nA\nB")
+    assert first.pre_prompt == "Line one\nline two"
+    assert [i.text for i in first.items] == ["A", "B", "Judge:"]
+    assert first.items[0].prompt(first.pre_prompt, None) == "Line one\nline two\nA"
+
+
+def test_only_the_first_spans_are_taken_other_brackets_stay() -> None:
+    parsed = parse_prompt_list(
+        "[Answer with Python]\nPrint xs[0] where xs = [3, 4]\n[[Judge:]]\nKeep [[this]] and [that] as written"
+    )
+    assert parsed.pre_prompt == "Answer with Python"
+    assert [i.text for i in parsed.items] == [
+        "Print xs[0] where xs = [3, 4]", "Keep [[this]] and [that] as written", "Judge:"
+    ]
+    # a [[...]] that is not the first is never taken for the pre-prompt
+    assert parse_prompt_list("[[one]] [[two]] [pre] x").pre_prompt == "pre"
+
+
+def test_list_values_of_settings_are_not_brackets_of_the_list() -> None:
+    parsed = parse_prompt_list('{stop=["END"]} Write\n[Be brief]\n{seed=1, stop=["[[x]]"]} [[Judge:]]')
+    assert parsed.pre_prompt == "Be brief"
+    assert [(i.text, i.overrides) for i in parsed.items] == [
+        ("Write", {"stop": ["END"]}), ("Judge:", {"seed": 1, "stop": ["[[x]]"]})
+    ]
+
+
+def test_any_line_break_separates_lines_and_nothing_else_does() -> None:
+    assert texts("a\r\nb\rc\n") == ["a", "b", "c"]
+    assert texts("a\u2028b") == ["a\u2028b"]  # Samantha splits at line breaks only
 
 
 def test_dollar_separator_wins_over_lines() -> None:
@@ -50,23 +89,26 @@ def test_dollar_separator_wins_over_lines() -> None:
     assert texts("a\n\n  b  \n---c\n") == ["a", "b"]
 
 
-def test_empty_list_means_hello() -> None:
+def test_empty_list_means_hello_or_the_pre_prompt_alone() -> None:
     assert texts("") == [DEFAULT_PROMPT]
     assert texts("---only a comment\n\n") == [DEFAULT_PROMPT]
-    assert texts("[just a pre-prompt]") == [DEFAULT_PROMPT]
+    for source in ("[just a pre-prompt]", "[just a pre-prompt]\n$$$", "[just a pre-prompt]\n---ignored"):
+        parsed = parse_prompt_list(source)
+        assert [item.prompt(parsed.pre_prompt, None) for item in parsed.items] == ["just a pre-prompt"]
 
 
 def test_summary_without_earlier_items_and_placeholder() -> None:
     parsed = parse_prompt_list("[[Judge these:]]")
-    assert len(parsed.items) == 1
-    assert parsed.items[0].prompt("", None) == f"Judge these:\n\n{ANSWERS_PLACEHOLDER}"
+    assert [item.text for item in parsed.items] == [DEFAULT_PROMPT, "Judge these:"]  # as Samantha plans it
+    assert parsed.items[1].prompt("", None) == f"Judge these:\n\n{ANSWERS_PLACEHOLDER}"
 
 
 def test_item_settings_are_parsed_as_literals() -> None:
     item = parse_prompt_list('{temperature=0.5, top_k=40, stop=["\\n\\n", "END"], max_tokens=200} Write a poem').items[0]
     assert item.text == "Write a poem"
     assert item.overrides == {"temperature": 0.5, "top_k": 40, "stop": ["\n\n", "END"], "max_tokens": 200}
-    assert parse_prompt_list("{seed=7}[[Judge:]]").items[0].overrides == {"seed": 7}
+    assert parse_prompt_list("{seed=7}[[Judge:]]").items[-1].overrides == {"seed": 7}
+    assert parse_prompt_list("a\n[[{seed=7} Judge:]]").items[-1].overrides == {"seed": 7}
 
 
 @pytest.mark.parametrize(
@@ -81,7 +123,13 @@ def test_item_settings_are_parsed_as_literals() -> None:
         ("a\nb\n[[Summarise:", "item 3 ([[Summarise:): '[[' is never closed"),
         ("{stop=__import__('os')} hi", "value of stop: "),
         ("{temperature=[1, [2]]} hi", "value of temperature"),
-        ("{temperature=0} [pre]", "a [pre-prompt] cannot carry settings"),
+        ("{temperature=0} [pre]", "item 1 ({temperature=0}): the settings block is not followed by a prompt"),
+        ("{seed=1} [[{seed=2} Judge:]]", "the final prompt ([[{seed=2} Judge:]]): seed is set twice"),
+        ("{reset_model=yes} hi", "value of reset_model: 'yes' is not True or False"),
+        ("{n_ctx=-5} hi", "n_ctx=-5 is out of range: allowed 0 to 1048576"),
+        ("{stop=two words} hi", "value of stop: 'two words' is not a number"),
+        ("{temperature=hot} hi", "value of temperature: 'hot' is not a number"),
+        ("{n_ctxx=512} hi", "unknown setting n_ctxx; known settings: dry_allowed_length"),
         ("{temperature=0}", "the settings block is not followed by a prompt"),
     ],
 )

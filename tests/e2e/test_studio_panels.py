@@ -57,22 +57,28 @@ def test_library_example_fills_the_field_and_prompts_can_be_saved(page, studio_s
     assert saved.read_text(encoding="utf-8") == "my own prompt %\n"
 
 
-def test_a_two_page_pdf_becomes_two_items(page, tmp_path: Path) -> None:
+def test_the_pdf_summary_entry_then_a_two_page_pdf_gives_two_items_and_a_summary(page, tmp_path: Path) -> None:
+    from app.media.pdf import FINAL_SUMMARY_PROMPT, PAGE_SUMMARY_PROMPT
+
     pdf = tmp_path / "two-pages.pdf"
     document = pymupdf.open()
     for text in ("First page text.", "Second page text."):
         document.new_page().insert_text((72, 72), text)
     document.save(pdf)
     document.close()
+    tab(page, "Library")
+    page.locator("#library-examples").get_by_text("Summarise a PDF").click()
+    wait_value(page, "#user-prompt textarea", "[[Create a summary joining")
     tab(page, "Files")
     page.locator("#file-upload input[type=file]").set_input_files(str(pdf))
     page.locator("#file-upload").get_by_text("two-pages.pdf").wait_for(timeout=120_000)
     page.locator("#pdf-pages").click()
     wait_value(page, "#user-prompt textarea", "Second page text.")
     value = page.locator("#user-prompt textarea").input_value()
-    assert value == "Page 1:\nFirst page text.\n$$$\nPage 2:\nSecond page text."
+    assert value == (f"[{PAGE_SUMMARY_PROMPT}]\n[[{FINAL_SUMMARY_PROMPT}]]\n$$$\n"
+                     "Page 1:\nFirst page text.\n$$$\nPage 2:\nSecond page text.")
     run_prompt(page, value)
-    assert len(page.locator("#transcript h4").all()) == 2  # two items, two answers
+    assert len(page.locator("#transcript h4").all()) == 3  # two pages, then the summary of their answers
 
 
 def test_text_file_into_the_system_prompt(page, tmp_path: Path) -> None:

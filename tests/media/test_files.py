@@ -7,8 +7,15 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from app.core.prompt_list import parse_prompt_list
-from app.media.pdf import MAX_PDF_CHARACTERS, pdf_as_one_item, pdf_as_page_items
+from app.core.prompt_list import parse_library, parse_prompt_list
+from app.media.pdf import (
+    DOCUMENT_SUMMARY_PROMPT,
+    FINAL_SUMMARY_PROMPT,
+    MAX_PDF_CHARACTERS,
+    PAGE_SUMMARY_PROMPT,
+    pdf_as_one_item,
+    pdf_as_page_items,
+)
 from app.media.text_files import FileRefusedError, decode_text, read_text_file
 
 
@@ -26,24 +33,64 @@ def make_pdf(path: Path, pages: list[str], password: str | None = None) -> Path:
     return path
 
 
-def test_two_pages_become_two_items(tmp_path: Path) -> None:
+def plan(text: str) -> tuple[str, list[str], list[str]]:
+    """(pre-prompt, the items' own texts, the final prompts) of a prompt list."""
+    parsed = parse_prompt_list(text)
+    return (parsed.pre_prompt, [i.text for i in parsed.items if not i.collects_answers],
+            [i.text for i in parsed.items if i.collects_answers])
+
+
+def test_two_pages_become_two_items_after_samantha_instructions(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "two.pdf", ["The first page.", "The second page."])
-    items = parse_prompt_list(pdf_as_page_items(pdf).text).items
-    assert [i.text for i in items] == ["Page 1:\nThe first page.", "Page 2:\nThe second page."]
+    text = pdf_as_page_items(pdf).text
+    assert text == (f"[{PAGE_SUMMARY_PROMPT}]\n[[{FINAL_SUMMARY_PROMPT}]]\n$$$\n"
+                    "Page 1:\nThe first page.\n$$$\nPage 2:\nThe second page.")
+    assert plan(text) == (PAGE_SUMMARY_PROMPT, ["Page 1:\nThe first page.", "Page 2:\nThe second page."],
+                          [FINAL_SUMMARY_PROMPT])
 
 
 def test_whole_document_is_one_item(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "doc.pdf", ["Alpha line", "Beta line"])
-    items = parse_prompt_list(pdf_as_one_item(pdf).text).items
-    assert len(items) == 1 and "Alpha line" in items[0].text and "Beta line" in items[0].text
+    text = pdf_as_one_item(pdf).text
+    assert plan(text) == (DOCUMENT_SUMMARY_PROMPT, ["Document doc.pdf:\nPage 1:\nAlpha line\n\nPage 2:\nBeta line"], [])
+    assert plan(pdf_as_one_item(pdf, "[Translate it:]\n[[Judge the translations:]]").text) == (
+        "Translate it:", ["Document doc.pdf:\nPage 1:\nAlpha line\n\nPage 2:\nBeta line"], ["Judge the translations:"]
+    )
+
+
+def test_the_pdf_summary_entry_and_the_page_button_give_samantha_plan(tmp_path: Path) -> None:
+    """The shipped "Summarise a PDF" entry, then "PDF → one item per page": every page is an item
+    after the entry's instruction, and the final summary comes last (the entry's `---` line used to
+    swallow page 1)."""
+    from app.settings import PROJECT_ROOT
+
+    entries = parse_library((PROJECT_ROOT / "user_prompts.txt").read_text(encoding="utf-8"))
+    (entry,) = [e for e in entries if e.first_line.startswith("---Summarise a PDF")]
+    pdf = make_pdf(tmp_path / "three.pdf", ["First.", "Second.", "Third."])
+    pages = ["Page 1:\nFirst.", "Page 2:\nSecond.", "Page 3:\nThird."]
+    assert plan(pdf_as_page_items(pdf, entry.text).text) == (PAGE_SUMMARY_PROMPT, pages, [FINAL_SUMMARY_PROMPT])
+    # pasted below the entry by hand, the pages plan the same: the entry ends its own item with $$$
+    assert plan(entry.text + "\n" + "\n$$$\n".join(pages)) == plan(pdf_as_page_items(pdf, entry.text).text)
+    # a field's own instructions are kept, a missing one is Samantha's; other items are replaced
+    own = pdf_as_page_items(pdf, "---notes\n[Translate the page into French:]\nan old item").text
+    assert plan(own) == ("Translate the page into French:", pages, [FINAL_SUMMARY_PROMPT])
+    own_final = pdf_as_page_items(pdf, "[[{max_tokens=300} List the three pages' topics:]]").text
+    assert plan(own_final) == (PAGE_SUMMARY_PROMPT, pages, ["List the three pages' topics:"])
+    assert parse_prompt_list(own_final).items[-1].overrides == {"max_tokens": 300}
 
 
 def test_document_text_is_data_not_syntax(tmp_path: Path) -> None:
-    pdf = make_pdf(tmp_path / "tricky.pdf", ["[looks like a pre-prompt]", "{temperature=9} $$$ STOP_SAMANTHA"])
-    parsed = parse_prompt_list(pdf_as_page_items(pdf).text)
-    assert parsed.pre_prompt == ""
-    assert [i.overrides for i in parsed.items] == [{}, {}]
-    assert len(parsed.items) == 2 and "STOP_SAMANTHA" in parsed.items[1].text
+    pdf = make_pdf(tmp_path / "tricky.pdf", ["[looks like a pre-prompt] [[or a final]]", "{temperature=9} $$$ STOP_SAMANTHA"])
+    for field in ("", "[[only a final]]", "[only a pre-prompt]"):
+        parsed = parse_prompt_list(pdf_as_page_items(pdf, field).text)
+        assert parsed.pre_prompt in (PAGE_SUMMARY_PROMPT, "only a pre-prompt")
+        assert [i.text for i in parsed.items if i.collects_answers] in ([FINAL_SUMMARY_PROMPT], ["only a final"])
+        assert [i.overrides for i in parsed.items] == [{}, {}, {}]
+        assert parsed.items[0].text == "Page 1:\n[looks like a pre-prompt] [ [or a final]]"
+        assert "STOP_SAMANTHA" in parsed.items[1].text
+    whole = parse_prompt_list(pdf_as_one_item(pdf).text)
+    assert whole.pre_prompt == DOCUMENT_SUMMARY_PROMPT and len(whole.items) == 1
+    assert "[looks like a pre-prompt] [ [or a final]]" in whole.items[0].text
 
 
 @pytest.mark.parametrize(
@@ -132,15 +179,16 @@ def test_a_pdf_bomb_is_read_only_up_to_the_character_cap(tmp_path: Path, monkeyp
         "bomb.pdf: only the first 2,000,000 characters were kept (up to page 3 of 30); the rest was not read"
     )
     items = parse_prompt_list(loaded.text).items
-    assert [item.text.split("\n", 1)[0] for item in items] == ["Page 1:", "Page 2:", "Page 3:"]
-    assert MAX_PDF_CHARACTERS <= len(loaded.text) < MAX_PDF_CHARACTERS + 100
-    assert len(pdf_as_one_item(pdf).text) < MAX_PDF_CHARACTERS + 100
+    assert [item.text.split("\n", 1)[0] for item in items[:-1]] == ["Page 1:", "Page 2:", "Page 3:"]
+    instructions = len(PAGE_SUMMARY_PROMPT) + len(FINAL_SUMMARY_PROMPT)
+    assert MAX_PDF_CHARACTERS <= len(loaded.text) - instructions < MAX_PDF_CHARACTERS + 100
+    assert len(pdf_as_one_item(pdf).text) - len(DOCUMENT_SUMMARY_PROMPT) < MAX_PDF_CHARACTERS + 100
 
 
 def test_a_page_that_expands_too_far_is_skipped_unread(tmp_path: Path) -> None:
     pdf = make_bomb(tmp_path / "one-page-bomb.pdf", pages=1, lines_per_page=200_000, first_page_text="Keep me.")
-    loaded = pdf_as_page_items(pdf)
-    assert loaded.text == "Page 1:\nKeep me."
+    loaded = pdf_as_page_items(pdf, "[Be brief.]")
+    assert loaded.text == f"[Be brief.]\n[[{FINAL_SUMMARY_PROMPT}]]\n$$$\nPage 1:\nKeep me."
     assert loaded.note == (
         "page 2 of one-page-bomb.pdf skipped: the content expands beyond 16 MB, far more than a page of "
         "text holds (a compression bomb?)"
@@ -155,11 +203,14 @@ def test_the_files_tab_says_how_much_of_a_pdf_was_kept(tmp_path: Path) -> None:
 
     pdf = make_bomb(tmp_path / "bomb.pdf", pages=3, lines_per_page=10_000)
     with pytest.warns(UserWarning, match="only the first 2,000,000 characters were kept"):
-        text, status = _loader(pdf_as_page_items, "the PDF, one item per page")(str(pdf))
-    assert text.startswith("Page 1:\n" + "A" * 99)
+        text, status = _loader(pdf_as_page_items, "the PDF, one item per page")(str(pdf), "")
+    assert text.startswith(f"[{PAGE_SUMMARY_PROMPT}]\n[[{FINAL_SUMMARY_PROMPT}]]\n$$$\nPage 1:\n" + "A" * 99)
     assert status == (
         "Loaded the PDF, one item per page. ⚠️ bomb.pdf: only the first 2,000,000 characters were kept "
         "(up to page 3 of 3); the rest was not read"
     )
     normal = make_pdf(tmp_path / "normal.pdf", ["Just one page."])
-    assert _loader(pdf_as_page_items, "the PDF")(str(normal)) == ("Page 1:\nJust one page.", "Loaded the PDF.")
+    field = "---Summarise\n[Be brief.]\n[[Sum up:]]\n$$$"  # the User prompt field, as the button reads it
+    assert _loader(pdf_as_page_items, "the PDF")(str(normal), field) == (
+        "[Be brief.]\n[[Sum up:]]\n$$$\nPage 1:\nJust one page.", "Loaded the PDF."
+    )

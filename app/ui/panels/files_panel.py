@@ -40,13 +40,16 @@ def build(services: Services | None = None) -> FilesPanel:
     return FilesPanel(upload, pdf_pages, pdf_whole, text_targets)
 
 
-def _loader(read: Callable[[str], str | PdfPrompt], what: str) -> Callable[[str | None], tuple[Any, str]]:
-    def load(path: str | None) -> tuple[Any, str]:
+def _loader(read: Callable[..., str | PdfPrompt], what: str) -> Callable[..., tuple[Any, str]]:
+    """A button's handler: `read(path)`, or `read(path, field)` when the handler is given the User
+    prompt field too (the PDF buttons keep its pre-prompt and final prompt)."""
+
+    def load(path: str | None, field: str | None = None) -> tuple[Any, str]:
         if not path:
             gr.Warning("Choose a file first.")
             return gr.update(), "⚠️ Choose a file first."
         try:
-            loaded = read(path)
+            loaded = read(path) if field is None else read(path, field)
         except ChainStudioError as exc:
             gr.Warning(str(exc))
             return gr.update(), f"⚠️ {escape_markdown(str(exc))}"
@@ -61,10 +64,12 @@ def _loader(read: Callable[[str], str | PdfPrompt], what: str) -> Callable[[str 
 
 
 def wire(panel: FilesPanel, services: Services, page: PageHandles) -> None:
-    """Each button loads the chosen file into its field."""
+    """Each button loads the chosen file into its field. The PDF buttons read the User prompt field
+    first: its pre-prompt and final prompt stay before the pages (Samantha's when it has none)."""
     fields, status = page.prompt_fields(), page.status
-    panel.pdf_pages.click(_loader(pdf_as_page_items, "the PDF, one item per page"), panel.upload,
+    panel.pdf_pages.click(_loader(pdf_as_page_items, "the PDF, one item per page"),
+                          [panel.upload, fields["prompt"]], [fields["prompt"], status])
+    panel.pdf_whole.click(_loader(pdf_as_one_item, "the PDF as one item"), [panel.upload, fields["prompt"]],
                           [fields["prompt"], status])
-    panel.pdf_whole.click(_loader(pdf_as_one_item, "the PDF as one item"), panel.upload, [fields["prompt"], status])
     for name, button in panel.text_targets.items():
         button.click(_loader(read_text_file, f"the text into the {name} field"), panel.upload, [fields[name], status])
