@@ -41,11 +41,20 @@ PORTUGUESE = {
     "theme": "Tema claro / escuro", "fast": "Modo rápido (mostra cada resposta quando termina)",
     "load_anyway": "Carregar mesmo quando o modelo precisa de mais memória do que a livre",
 }
-I18N = gr.I18n(en=ENGLISH, pt=PORTUGUESE, **{"pt-BR": PORTUGUESE})
+# Keys are prefixed: Gradio's page translates any text equal to a key (a dropdown choice "raw" would
+# otherwise show as "Raw text").
+PREFIX = "chain-studio."
+
+
+def _prefixed(words: dict[str, str]) -> dict[str, str]:
+    return {PREFIX + key: text for key, text in words.items()}
+
+
+I18N = gr.I18n(en=_prefixed(ENGLISH), pt=_prefixed(PORTUGUESE), **{"pt-BR": _prefixed(PORTUGUESE)})
 
 
 def t(key: str) -> I18nData:
     """The page's text for `key`, in the reader's language."""
     if key not in ENGLISH:
         raise KeyError(f"no text {key!r} in app/ui/i18n.py")
-    return I18N(key)
+    return I18N(PREFIX + key)
