@@ -47,8 +47,6 @@ with for the item (it reloads when that differs) and a fresh context for the ans
 
 _KNOWN_SETTINGS = frozenset(SAMPLING_SPECS) | {"stop", "order"} | frozenset(ITEM_SETTINGS)
 _KEY = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*")
-_FINAL_SPAN = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
-_PRE_SPAN = re.compile(r"\[(.*?)\]", re.DOTALL)
 _FINAL_MARK = "\0"  # where the final prompt was taken out (settings just before it are its own)
 _BARE_WORD = re.compile(r"[^\s\"'\[\](){},=]+")
 _INTEGER = re.compile(r"[+-]?\s*\d[\d_]*")
@@ -93,23 +91,40 @@ def _raw_items(text: str) -> list[str]:
     return text.split("\n")
 
 
+def _span(text: str, opening: str, closing: str, start: int = 0) -> tuple[int, int] | None:
+    """Where the first `opening`...`closing` from `start` begins and ends, the shortest one (as
+    Samantha's lazy regular expressions find it). Only the first `opening` needs trying: when no
+    `closing` follows it, none follows a later one either, so this stays linear in the text."""
+    begin = text.find(opening, start)
+    if begin < 0:
+        return None
+    end = text.find(closing, begin + len(opening))
+    return None if end < 0 else (begin, end + len(closing))
+
+
 def _take_final(text: str) -> tuple[str, str | None]:
     """The text without its first `[[...]]` (a mark left in its place), and what it held."""
-    match = _FINAL_SPAN.search(_blank_settings(text))
-    if match is None:
+    found = _span(_blank_settings(text), "[[", "]]")
+    if found is None:
         return text, None
-    return text[: match.start()] + _FINAL_MARK + text[match.end() :], text[match.start() + 2 : match.end() - 2].strip()
+    begin, end = found
+    return text[:begin] + _FINAL_MARK + text[end:], text[begin + 2 : end - 2].strip()
 
 
 def _take_pre_prompt(text: str) -> tuple[str, str]:
     """The text without its first `[...]` outside `[[...]]` spans (which stay as they are: Samantha
     deleted them before looking for the pre-prompt, so they never are one), and what it held."""
-    masked = _FINAL_SPAN.sub(lambda found: " " * len(found.group()), _blank_settings(text))  # same length
-    match = _PRE_SPAN.search(masked)
-    if match is None:
+    blanked = _blank_settings(text)
+    masked = list(blanked)
+    start = 0
+    while (double := _span(blanked, "[[", "]]", start)) is not None:
+        masked[double[0] : double[1]] = " " * (double[1] - double[0])  # same length, no brackets
+        start = double[1]
+    found = _span("".join(masked), "[", "]")
+    if found is None:
         return text, ""
-    held = text[match.start() + 1 : match.end() - 1].replace(_FINAL_MARK, "")
-    return text[: match.start()] + text[match.end() :], held.strip()
+    begin, end = found
+    return text[:begin] + text[end:], text[begin + 1 : end - 1].replace(_FINAL_MARK, "").strip()
 
 
 def _split_top_level(body: str) -> list[str]:

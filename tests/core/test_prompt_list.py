@@ -199,3 +199,17 @@ def test_huge_numbers_are_out_of_range_not_not_a_number(value: str, shown: str) 
     assert message.startswith("item 1 ({seed=")
     assert f"{shown}: allowed -1 to 4294967295 (random seed" in message
     assert len(message) < 300
+
+
+@pytest.mark.parametrize("source", ["[[" * 60_000 + "x", "[ a " * 60_000, "x ]] [[" * 30_000])
+def test_unclosed_brackets_do_not_make_parsing_slow(source: str) -> None:
+    """Each bracket span is looked for from its first opening only: a field full of brackets that
+    never close parses in linear time (lazy regular expressions took minutes on these)."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        parse_prompt_list(source)
+    except PromptSyntaxError:
+        pass  # an item starting with an unclosed [[ is refused: the time is what counts here
+    assert time.perf_counter() - started < 10
