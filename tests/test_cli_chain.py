@@ -72,7 +72,22 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path, demo_model: Pa
     assert len(planned) == 12 and {p["type"] for p in planned} == {"planned"}
     assert {"model", "item", "response", "loop", "prompt", "params"} <= planned[0].keys()
     assert planned[-1]["prompt"] == "Summarise:\n\n⟪earlier answers go here⟫"
+    assert [(p["item"], p["response"]) for p in planned[:6]] == [(1, 1), (2, 1), (3, 1), (1, 2), (2, 2), (3, 2)]
     assert not (studio_home / "journal.sqlite3").exists()
+
+
+def test_dry_run_shows_that_each_response_repeats_the_whole_list(tmp_path: Path, demo_model: Path) -> None:
+    done = run_app("chain", "--model", str(demo_model), "--prompts", write(tmp_path, "P1\nP2"), "--responses", "2",
+                   "--dry-run")
+    assert done.returncode == 0, done.stderr
+    name = demo_model.name
+    assert done.stdout.splitlines() == [
+        "4 answers: for each loop (1), each model (1), each response (2), the whole prompt list (items 1-2)",
+        f"   1. {name} · item 1 · response 1 · loop 1: 'P1'",
+        f"   2. {name} · item 2 · response 1 · loop 1: 'P2'",
+        f"   3. {name} · item 1 · response 2 · loop 1: 'P1'",
+        f"   4. {name} · item 2 · response 2 · loop 1: 'P2'",
+    ]
 
 
 def test_bad_input_runs_nothing_and_says_why(tmp_path: Path, demo_model: Path) -> None:

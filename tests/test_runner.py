@@ -64,9 +64,9 @@ def test_counting_and_order_through_the_engine(runner: ChainRunner, journal: Jou
     assert len(answers) == 24
     names = [Path(m).name for m in two_models]
     expected = [(loop, name, item, response) for loop in (1, 2) for name in names
-                for item in (1, 2, 3) for response in (1, 2)]
+                for response in (1, 2) for item in (1, 2, 3)]
     assert [(a.loop, a.model, a.item, a.response) for a in answers] == expected
-    assert [a.text for a in answers[:6]] == [SCRIPT_HELLO] * 2 + [SCRIPT_CODE] * 2 + [SCRIPT_HELLO] * 2
+    assert [a.text for a in answers[:6]] == [SCRIPT_HELLO, SCRIPT_CODE, SCRIPT_HELLO] * 2
     run_id = events[0].run_id
     stored = journal_answers(journal, run_id)
     assert [(a["loop"], a["model"], a["item"], a["response"]) for a in stored] == expected
@@ -88,12 +88,26 @@ def test_feedback_sends_each_answer_as_the_next_previous_response(
     events = run_all(runner, spec)
     stored = journal_answers(journal, events[0].run_id)
     assert len(stored) == 6
-    assert stored[0]["messages"] == [
-        {"role": "assistant", "content": "what came before"}, {"role": "user", "content": "hi"}
+    assert stored[0]["messages"] == [  # an empty user turn first: roles alternate, as in Samantha
+        {"role": "user", "content": ""}, {"role": "assistant", "content": "what came before"},
+        {"role": "user", "content": "hi"},
     ]
     for earlier, later in zip(stored, stored[1:], strict=False):
         sent = [m for m in later["messages"] if m["role"] == "assistant"]
         assert sent == [{"role": "assistant", "content": earlier["text"]}]  # byte for byte
+
+
+def test_feedback_with_two_responses_goes_through_the_list_twice(
+    runner: ChainRunner, journal: Journal, demo_model: Path
+) -> None:
+    spec = ChainSpec(models=(str(demo_model),), prompts="hi\nrun %", responses=2, feedback=True,
+                     sampling=SamplingParams(max_tokens=12))
+    answers = answers_of(run_all(runner, spec))
+    assert [(a.item, a.response, a.text) for a in answers] == [
+        (1, 1, SCRIPT_HELLO), (2, 1, SCRIPT_CODE), (1, 2, SCRIPT_HELLO), (2, 2, SCRIPT_CODE)
+    ]
+    previous = [[m.content for m in a.messages if m.role == "assistant"] for a in answers]
+    assert previous == [[], [SCRIPT_HELLO], [SCRIPT_CODE], [SCRIPT_HELLO]]  # P1 of pass 2 reads P2 of pass 1
 
 
 def test_cumulative_feedback_appends(runner: ChainRunner, journal: Journal, demo_model: Path) -> None:
@@ -111,7 +125,8 @@ def test_cumulative_feedback_appends(runner: ChainRunner, journal: Journal, demo
 def test_feedback_off_keeps_the_previous_field(runner: ChainRunner, journal: Journal, demo_model: Path) -> None:
     spec = ChainSpec(models=(str(demo_model),), prompts="a\nb", previous="---old $$$ fixed text")
     stored = journal_answers(journal, run_all(runner, spec)[0].run_id)
-    assert all(a["messages"][0] == {"role": "assistant", "content": "fixed text"} for a in stored)
+    assert all(a["messages"][:2] == [{"role": "user", "content": ""}, {"role": "assistant", "content": "fixed text"}]
+               for a in stored)
 
 
 def test_stop_signal_ends_the_run(runner: ChainRunner, journal: Journal, demo_model: Path) -> None:

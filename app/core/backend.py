@@ -51,9 +51,14 @@ class GenerationRequest:
         cls, user: str, system: str = "", params: SamplingParams | None = None, previous: str = ""
     ) -> "GenerationRequest":
         """A chat request: optional system prompt, optional previous answer (as the assistant's
-        turn), then the user's message."""
+        turn, after an empty user turn), then the user's message.
+
+        The empty user turn keeps the roles alternating user/assistant/user after the system
+        prompt, as Samantha sends them: templates such as Gemma's and Mistral's refuse an assistant
+        turn that does not follow a user turn. Raw completion leaves empty texts out."""
         messages: tuple[ChatMessage, ...] = ((ChatMessage("system", system),) if system else ())
-        messages += ((ChatMessage("assistant", previous),) if previous else ())
+        if previous:
+            messages += (ChatMessage("user", ""), ChatMessage("assistant", previous))
         messages += (ChatMessage("user", user),)
         return cls(messages=messages, params=params or SamplingParams())
 

@@ -1,8 +1,9 @@
 """What a chain run is (`ChainSpec`) and the order of its answers (`make_plan`).
 
-Order: for each loop, for each model (list order, or shuffled), for each prompt item, for each
-response. With "single response per model", model i answers item i once; extra models or items are
-left out.
+Order, as in Samantha: for each loop, for each model (list order, or shuffled), for each response,
+the whole prompt list (items 1..n). Two items and two responses give P1, P2, P1, P2 for a model, so
+with feedback the second pass reads the first pass's last answer. With "single response per model",
+model i answers item i once; extra models or items are left out.
 """
 
 from __future__ import annotations
@@ -126,8 +127,8 @@ def make_plan(spec: ChainSpec, prompts: PromptList, rng: random.Random) -> list[
     for loop in range(1, spec.loops + 1):
         order = shuffled_models(list(spec.models), rng, last_model) if spec.shuffle else list(spec.models)
         for slot, model in enumerate(order):
-            for item in prompts.items:
-                for response in range(1, spec.responses + 1):
+            for response in range(1, spec.responses + 1):  # each response goes through the whole list
+                for item in prompts.items:
                     plan.append(PlannedAnswer(len(plan) + 1, model, item, response, loop, slot))
         last_model = order[-1] if order else last_model
     return plan

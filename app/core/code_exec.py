@@ -31,7 +31,7 @@ class CodeOptions:
 
     run_code: bool = False  # run each answer's code after the answer
     stop_condition: bool = False  # output that is not empty and not an error ends the run
-    feed_output: bool = False  # the interpreter output (not the answer) becomes the previous response
+    feed_output: bool = False  # only the interpreter output (not answer + output) becomes the previous response
     hide_output: bool = False  # keep outputs out of the transcript (still in the code panel and journal)
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     persistent: bool = False  # keep variables between runs (default: a fresh kernel per run)
@@ -121,7 +121,20 @@ def meets_stop_condition(result: CodeResult) -> bool:
     return result.status == OK and bool(result.text_output.strip() or result.outputs)
 
 
-def feedback_text(result: CodeResult) -> str:
-    """The previous response for the next answer when only the interpreter output is fed back."""
-    return result.text_output.strip()
+OUTPUT_HEADING = "Python Interpreter Output:"  # Samantha's words, which prompt lists may refer to
+
+
+def feedback_text(answer: str, result: CodeResult | None, only_output: bool = False) -> str:
+    """What an answer passes on (the next previous response with feedback, and `[[…]]`), as in
+    Samantha: after code ran, the answer, a blank line, "Python Interpreter Output:", a blank line
+    and what the interpreter printed (stdout, then stderr with any traceback), so a next prompt
+    such as "correct the errors in your previous response" sees them. Code that printed nothing,
+    or no code, leaves the answer alone. `only_output` ("feed back only the interpreter output"):
+    the printed text alone."""
+    output = result.text_output.strip() if result is not None else ""
+    if only_output:
+        return output
+    if not output:
+        return answer
+    return f"{answer}\n\n{OUTPUT_HEADING}\n\n{output}"
 

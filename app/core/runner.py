@@ -155,9 +155,13 @@ class ChainRunner:
                     broken_slot = slot
                 continue
             ran = None
-            if state.spec.code.run_code and answer.stop_reason != "stopped":
+            # As in Samantha: the code of an answer ended by Stop/Next runs too (what was written is
+            # the answer); Stop all ends the run before its code runs.
+            if state.spec.code.run_code and not self.control.stop_all_requested:
                 ran = yield from self._run_code(answer, state)
             state.add(answer, ran)
+            if self.control.stop_all_requested:
+                return "stopped"
             if STOP_SIGNAL in answer.text or (ran is not None and is_stop_signal(ran)):
                 return "stop_signal"
             if ran is not None and state.spec.code.stop_condition and meets_stop_condition(ran):
@@ -423,15 +427,18 @@ class _Run:
         self.failures = 0
 
     def add(self, answer: Answer, code: CodeResult | None = None) -> None:
-        """Count a finished answer. With feedback it becomes the next answer's previous response;
-        with "feed back only the interpreter output", what its code printed does instead."""
+        """Count a finished answer. What it passes on is the answer followed by what its code printed
+        (`feedback_text`): `[[…]]` collects that, and with feedback it becomes the next answer's
+        previous response. With "feed back only the interpreter output", what the code printed
+        alone becomes the previous response."""
         self.answers += 1
         shown = with_reasoning(answer.reasoning, answer.text) if self.spec.feed_reasoning else answer.text
-        self.texts.append(shown)
+        passed = feedback_text(shown, code)
+        self.texts.append(passed)
         if code is not None and self.spec.code.feed_output:
-            text = feedback_text(code)
+            text = feedback_text(shown, code, only_output=True)
         elif self.spec.feedback:
-            text = shown
+            text = passed
         else:
             return
         if self.spec.cumulative and self.previous:

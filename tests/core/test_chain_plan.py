@@ -23,11 +23,20 @@ def test_two_models_three_items_two_responses_two_loops() -> None:
         (loop, model, item, response)
         for loop in (1, 2)
         for model in ("a.gguf", "b.gguf")
-        for item in (1, 2, 3)
         for response in (1, 2)
+        for item in (1, 2, 3)
     ]
     assert order == expected
     assert [p.index for p in plan] == list(range(1, 25))
+
+
+def test_each_response_repeats_the_whole_prompt_list_as_in_samantha() -> None:
+    plan = plan_of(ChainSpec(models=("a", "b"), prompts="P1\nP2", responses=2))
+    assert [(p.model, p.item.text, p.response) for p in plan] == [
+        ("a", "P1", 1), ("a", "P2", 1), ("a", "P1", 2), ("a", "P2", 2),
+        ("b", "P1", 1), ("b", "P2", 1), ("b", "P1", 2), ("b", "P2", 2),
+    ]
+    assert {p.model_slot for p in plan if p.model == "a"} == {0}  # one load for all of a's answers
 
 
 def test_single_response_pairs_model_i_with_item_i() -> None:

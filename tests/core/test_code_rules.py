@@ -68,9 +68,19 @@ def test_stop_condition_needs_output_and_no_error() -> None:
     assert not meets_stop_condition(CodeResult("c", DIED, stdout="x\n"))
 
 
-def test_feedback_is_the_printed_text_stripped() -> None:
-    assert feedback_text(CodeResult("c", OK, stdout="42\n")) == "42"
-    assert feedback_text(CodeResult("c", ERROR, stdout="a\n", stderr="ZeroDivisionError\n")) == "a\nZeroDivisionError"
+def test_feedback_is_the_answer_then_samanthas_output_heading_then_the_printed_text() -> None:
+    assert feedback_text("ans", CodeResult("c", OK, stdout="42\n")) == "ans\n\nPython Interpreter Output:\n\n42"
+    error = CodeResult("c", ERROR, stdout="a\n", stderr="Traceback (most recent call last):\nZeroDivisionError\n")
+    assert feedback_text("ans", error) == (
+        "ans\n\nPython Interpreter Output:\n\na\nTraceback (most recent call last):\nZeroDivisionError")
+    assert feedback_text("ans", CodeResult("c", OK, stdout=" \n")) == "ans"  # printed nothing: the answer alone
+    assert feedback_text("ans", None) == "ans"  # no code ran
+
+
+def test_feedback_of_only_the_output_is_the_printed_text_stripped() -> None:
+    assert feedback_text("ans", CodeResult("c", OK, stdout="42\n"), only_output=True) == "42"
+    error = CodeResult("c", ERROR, stdout="a\n", stderr="ZeroDivisionError\n")
+    assert feedback_text("ans", error, only_output=True) == "a\nZeroDivisionError"
 
 
 def test_options_are_off_by_default_and_checked() -> None:

@@ -13,8 +13,9 @@ import pytest
 from app.core.chain import ChainSpec
 from app.core.code_exec import OK, CodeOptions
 from app.core.errors import SettingsError
-from app.core.events import AnswerFinished, CodeFinished, CodeStarted
+from app.core.events import AnswerFinished, AnswerToken, CodeFinished, CodeStarted
 from app.core.runner import ChainRunner
+from app.core.sampling import LoadParams, SamplingParams
 from app.execution.pool import KernelPool
 from app.models.demo_model import SCRIPT_CODE, SCRIPT_STOP
 from app.models.local_backend import LocalBackend
@@ -70,10 +71,40 @@ def test_code_script_shows_42_and_feeds_exactly_42_to_the_next_item(runner, demo
     assert [m["content"] for m in stored if m["role"] == "assistant"] == ["42"]
 
 
-def test_without_feed_output_the_answer_itself_is_fed_back(runner, demo_model) -> None:
+def test_by_default_the_answer_and_its_output_are_fed_back(runner, demo_model, journal) -> None:
     events = run(runner, demo_model, "compute %\nnext", feedback=True)
     second = [e.answer for e in of(events, AnswerFinished)][1]
-    assert [m.content for m in second.messages if m.role == "assistant"] == [SCRIPT_CODE]
+    fed = f"{SCRIPT_CODE}\n\nPython Interpreter Output:\n\n42"  # Samantha's format
+    assert [m.content for m in second.messages if m.role == "assistant"] == [fed]
+    stored = journal.run(events[-1].run_id)[2][1]["messages"]
+    assert [m["content"] for m in stored if m["role"] == "assistant"] == [fed]
+
+
+def test_a_traceback_reaches_the_next_model_of_a_correct_the_errors_chain(runner, demo_model) -> None:
+    events = run(runner, demo_model, "compute %\nCorrect the errors in your previous response, if any.",
+                 feedback=True, pasted="#IDE\nnumbers = [6, 7]\nprint(numbers[0] * numbers[1])\nprint(1 / 0)")
+    first, second = [e.answer for e in of(events, AnswerFinished)]
+    result = of(events, CodeFinished)[0].result
+    assert result.status == "error" and result.stdout == "42\n"
+    [fed] = [m.content for m in second.messages if m.role == "assistant"]
+    heading = f"{SCRIPT_CODE}\n\nPython Interpreter Output:\n\n42\n"
+    assert fed.startswith(heading) and "Traceback" in fed
+    assert fed.endswith("ZeroDivisionError: division by zero")
+    assert second.prompt == "Correct the errors in your previous response, if any."
+    assert events[-1].reason == "completed"
+
+
+def test_collected_answers_carry_their_output(runner, demo_model) -> None:
+    events = run(runner, demo_model, "compute %\nhello\n[[Judge:]]")
+    judged = [e.answer for e in of(events, AnswerFinished)][2]
+    assert judged.prompt == (f"Judge:\n\n{SCRIPT_CODE}\n\nPython Interpreter Output:\n\n42\n\n"
+                             "Hello from the demo model.")
+
+
+def test_only_the_output_is_fed_back_when_asked(runner, demo_model) -> None:
+    events = run(runner, demo_model, "compute %\nnext", feedback=True, feed_output=True)
+    second = [e.answer for e in of(events, AnswerFinished)][1]
+    assert [m.content for m in second.messages if m.role == "assistant"] == ["42"]
 
 
 def test_stop_condition_ends_a_five_loop_chain_after_the_first_output(runner, demo_model) -> None:
@@ -153,6 +184,39 @@ def test_stop_next_ends_running_code_and_the_chain_goes_on(runner, demo_model) -
     assert results[0].status == "stopped"
     assert len(of(events, AnswerFinished)) == 2
     assert events[-1].reason == "completed"
+
+
+def _stop_while_singing(runner: ChainRunner, demo_model: Path, stop: str) -> list:
+    """A chain whose first answer sings until `stop` (stop_current or stop_all) ends it."""
+    events = []
+    spec = ChainSpec(models=(str(demo_model),), prompts="sing ~\nhi",
+                     sampling=SamplingParams(max_tokens=100_000), load=LoadParams(n_ctx=4096),
+                     code=CodeOptions(run_code=True, pasted="#IDE\nprint('ran after the stop')"))
+    tokens = 0
+    for event in runner.run(spec):
+        events.append(event)
+        if isinstance(event, AnswerToken) and event.index == 1:
+            tokens += 1
+            if tokens == 3:
+                getattr(runner.control, stop)()
+    return events
+
+
+def test_stop_next_ends_the_answer_and_its_code_still_runs(runner, demo_model) -> None:
+    events = _stop_while_singing(runner, demo_model, "stop_current")
+    answers = [e.answer for e in of(events, AnswerFinished)]
+    assert [(a.item, a.stop_reason) for a in answers] == [(1, "stopped"), (2, "eos")]
+    ran = of(events, CodeFinished)
+    assert [(e.index, e.result.stdout) for e in ran] == [(1, "ran after the stop\n"), (2, "ran after the stop\n")]
+    assert events[-1].reason == "completed"
+
+
+def test_stop_all_ends_the_run_without_running_the_code(runner, demo_model, journal) -> None:
+    events = _stop_while_singing(runner, demo_model, "stop_all")
+    assert [a.answer.stop_reason for a in of(events, AnswerFinished)] == ["stopped"]
+    assert of(events, CodeStarted) == []
+    assert events[-1].reason == "stopped"
+    assert journal.code_runs(events[-1].run_id) == []
 
 
 # -- the CLI ---------------------------------------------------------------------------------------

@@ -125,7 +125,8 @@ def build(services: Services | None = None) -> CodePanel:
         stop_condition = gr.Checkbox(label="Stop when the code prints a result", value=False,
                                      elem_id="option-stop-condition")
         feed_output = gr.Checkbox(label="Feed back only the interpreter output", value=False,
-                                  elem_id="option-feed-output")
+                                  info="Off: the answer, then \"Python Interpreter Output:\" and what its code "
+                                       "printed (tracebacks too)", elem_id="option-feed-output")
     with gr.Row():
         hide_output = gr.Checkbox(label="Hide output in the transcript", value=False, elem_id="option-hide-output")
         persistent = gr.Checkbox(label="Keep variables between runs", value=False, elem_id="option-persistent")
