@@ -112,6 +112,7 @@ def kernel_environment() -> dict[str, str]:
     env["CHAIN_STUDIO_OUTPUT_TAIL"] = str(OUTPUT_TAIL)
     env["CHAIN_STUDIO_MEMORY_BYTES"] = str(code_memory_limit())
     env["CHAIN_STUDIO_FILE_BYTES"] = str(FILE_LIMIT_BYTES)
+    env["CHAIN_STUDIO_PLOTLY"] = "1"  # Plotly figures as HTML the studio can show offline (kernel_boot.py)
     if hasattr(os, "getuid"):
         # the user's processes now, plus room for the code's own; a fork bomb hits the wall
         mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid())

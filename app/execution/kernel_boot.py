@@ -5,20 +5,32 @@ Before the kernel starts: resource limits where the OS has them (file size, addr
 process count, no core dumps). After it starts: stdout and stderr are capped per run (head and
 tail kept, with a note), matplotlib figures left open at the end of a run are sent as PNG images,
 and the Agg backend's "cannot be shown" warning is silenced (plt.show() must not block or nag).
+Plotly figures are sent as a whole HTML page whose plotly.js the studio supplies (offline: no CDN),
+next to Plotly's own JSON (which JupyterLab renders). The DataFrames each run made or replaced are
+remembered, newest last, for the Code tab's "Open a DataFrame in D-Tale"; D-Tale itself serves on
+127.0.0.1 only, whatever host the code asks for.
 
 Settings come from the environment (set by app/execution/kernel.py):
     CHAIN_STUDIO_OUTPUT_HEAD / _TAIL   characters of each stream kept from the start / the end
     CHAIN_STUDIO_MEMORY_BYTES          address-space limit (0: none)
     CHAIN_STUDIO_FILE_BYTES            largest file the code may write (0: none)
     CHAIN_STUDIO_MAX_PROCESSES         process limit for this user (0: none; ignored for root)
+    CHAIN_STUDIO_PLOTLY                "1": Plotly figures as HTML that loads plotly.js from PLOTLY_SRC
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
 import sys
 import warnings
 from collections import deque
+
+# Where a Plotly figure's page loads plotly.js from: a name the studio's page replaces with its own
+# copy of venvs/jupyter's plotly.min.js (app/execution/printed.py PLOTLY_SRC says the same).
+PLOTLY_SRC = "chain-studio-plotly.min.js"
+PLOTLY_HEIGHT = 480
 
 
 def _int_env(name: str, default: int) -> int:
@@ -138,13 +150,107 @@ def show_open_figures() -> None:
     pyplot.close("all")
 
 
+class AfterImport(importlib.abc.MetaPathFinder):
+    """Calls `callback(module)` once `name` has been imported, whoever imports it and however
+    (plotly's renderers exist only once plotly.io._renderers has run)."""
+
+    def __init__(self, name: str, callback) -> None:
+        self.name = name
+        self.callback = callback
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        loader, callback = spec.loader, self.callback
+        run_module = loader.exec_module
+
+        def exec_module(module) -> None:
+            run_module(module)
+            try:
+                callback(module)
+            except Exception as exc:  # the import itself worked: say why the extra did not
+                print(f"(Chain Studio could not set up {fullname}: {exc})", file=sys.stderr)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def use_studio_plotly_renderer(renderers_module) -> None:
+    """Plotly's default renderer becomes its JSON (for JupyterLab) plus a whole HTML page with
+    plotly.js loaded from PLOTLY_SRC (for the studio, which shows it in a sandboxed frame). The
+    kernel's own default, the JSON alone, would show nothing in the studio."""
+    from plotly.io import to_html
+    from plotly.io._base_renderers import MimetypeRenderer
+
+    class StudioRenderer(MimetypeRenderer):
+        def to_mimebundle(self, fig_dict):
+            page = to_html(fig_dict, include_plotlyjs=PLOTLY_SRC, include_mathjax=False, full_html=True,
+                           default_width="100%", default_height=PLOTLY_HEIGHT, validate=False)
+            return {"text/html": page}
+
+    renderers = renderers_module.renderers
+    renderers["chain_studio"] = StudioRenderer()
+    renderers.default = "plotly_mimetype+chain_studio"
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def keep_dtale_on_loopback(app_module) -> None:
+    """D-Tale serves on the computer's host name (reachable from the network) unless told
+    otherwise: its show() is made to serve on 127.0.0.1, as the studio's web apps do."""
+    import functools
+
+    original = app_module.show
+
+    @functools.wraps(original)
+    def show(*args, **options):
+        if str(options.get("host") or "") not in LOOPBACK_HOSTS:
+            options["host"] = "127.0.0.1"
+        return original(*args, **options)
+
+    app_module.show = show
+
+
+class FrameTracker:
+    """The DataFrame variables of the code's namespace, the ones made or replaced most recently
+    last (read by the studio's "Open a DataFrame in D-Tale")."""
+
+    def __init__(self, namespace: dict) -> None:
+        self.namespace = namespace
+        self.ids: dict[str, int] = {}
+        self.order: list[str] = []
+
+    def update(self) -> None:
+        pandas = sys.modules.get("pandas")
+        if pandas is None:
+            return
+        current = {name: id(value) for name, value in list(self.namespace.items())
+                   if not name.startswith("_") and isinstance(value, pandas.DataFrame)}
+        changed = [name for name, ident in current.items() if self.ids.get(name) != ident]
+        self.order = [name for name in self.order if name in current and name not in changed] + changed
+        self.ids = current
+
+    def newest(self) -> str | None:
+        self.update()
+        return self.order[-1] if self.order else None
+
+
 def main() -> None:
     apply_limits()
     warnings.filterwarnings("ignore", message=".*non-interactive, and thus cannot be shown")
     from ipykernel.kernelapp import IPKernelApp
 
+    if os.environ.get("CHAIN_STUDIO_PLOTLY") == "1":
+        sys.meta_path.insert(0, AfterImport("plotly.io._renderers", use_studio_plotly_renderer))
+    sys.meta_path.insert(0, AfterImport("dtale.app", keep_dtale_on_loopback))
     app = IPKernelApp.instance()
     app.initialize(sys.argv[1:])
+    frames = FrameTracker(app.shell.user_ns)
+    app.shell.chain_studio_frames = frames  # the studio's D-Tale code finds it through get_ipython()
     head = _int_env("CHAIN_STUDIO_OUTPUT_HEAD", 400_000)
     tail = _int_env("CHAIN_STUDIO_OUTPUT_TAIL", 100_000)
     caps = []
@@ -160,6 +266,10 @@ def main() -> None:
 
     def after_run(*_args) -> None:
         show_open_figures()
+        try:
+            frames.update()
+        except Exception:  # a namespace that cannot be read must not break the run's output
+            pass
         for cap in caps:
             cap.finish()
 

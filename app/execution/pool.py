@@ -141,6 +141,12 @@ class KernelPool:
     def _retire(kernel: CodeKernel) -> None:
         threading.Thread(target=kernel.shutdown, name="kernel shutdown", daemon=True).start()
 
+    def kept_kernel(self) -> CodeKernel | None:
+        """The kernel that keeps variables between runs ("Keep variables between runs"), when it runs."""
+        with self._lock:
+            kernel = self._current
+        return kernel if kernel is not None and kernel.alive else None
+
     # -- running -----------------------------------------------------------------------------------
     def run(self, code: str, timeout: float, persistent: bool = False,
             should_stop: Callable[[], bool] | None = None, offline: bool = False) -> CodeResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from dataclasses import dataclass, replace
@@ -29,6 +30,8 @@ from app.core.events import (
 )
 from app.core.reasoning import MARKERS as REASONING_MARKERS
 from app.core.reasoning import split_reasoning
+from app.execution.packages import missing_module, not_from_pip, package_for
+from app.execution.printed import HTML, MARKDOWN, PLOTLY_SRC, closed_fences, needs_frame, printed_kind
 
 RUN_END_TEXT = {
     "completed": "Run finished.",
@@ -235,9 +238,32 @@ CODE_STATUS_TEXT = {
 }
 
 
+def code_frame(document: str, label: str) -> str:
+    """A placeholder the page turns into a sandboxed frame showing `document` (printed HTML, a
+    Plotly figure): the page's sanitizer removes frames, so the document travels base64-encoded in a
+    hidden span and the page's code_frames script (app/ui/panels/code_panel.py) lays the frame over
+    the placeholder. The frame gets sandbox="allow-scripts" without allow-same-origin."""
+    payload = base64.b64encode(document.encode("utf-8")).decode("ascii")
+    height = 500 if PLOTLY_SRC in document else 120  # a first guess; the frame then says its height
+    return (f'<div class="code-frame" title="{html.escape(label, quote=True)}" style="height:{height}px">'
+            f"<span hidden>{payload}</span></div>")
+
+
+def _printed(stdout: str) -> str:
+    """What the code printed: HTML in a frame, Markdown as Markdown, anything else as it is."""
+    kind = printed_kind(stdout)
+    if kind == HTML:
+        return code_frame(stdout, "HTML printed by the code")
+    if kind == MARKDOWN:
+        return closed_fences(stdout.strip("\n"))
+    return _fenced(stdout.rstrip("\n"))
+
+
 def code_markdown(result: CodeResult, hidden: bool = False) -> str:
-    """A code run under its answer: what it printed, its figures and tables, then its status.
-    HTML outputs (pandas tables) go through the page's sanitizer like the rest of the transcript."""
+    """A code run under its answer: what it printed (printed HTML in a sandboxed frame, printed
+    Markdown rendered), its figures and tables, then its status. Script-less HTML outputs (pandas
+    tables) go through the page's sanitizer like the rest of the transcript; HTML that needs its
+    scripts (Plotly, Bokeh) gets a sandboxed frame."""
     status = f"{CODE_STATUS_TEXT.get(result.status, result.status)} after {result.seconds:.2f} s"
     if result.message:
         status += f" · {html.escape(result.message)}"
@@ -249,17 +275,25 @@ def code_markdown(result: CodeResult, hidden: bool = False) -> str:
     if result.app_url:
         parts.append(f"Open the app: [{result.app_url}]({result.app_url})")
     if result.stdout.strip():
-        parts.append(_fenced(result.stdout.rstrip("\n")))
+        parts.append(_printed(result.stdout))
     if result.stderr.strip():
         parts.append(_fenced(result.stderr.rstrip("\n")))
+    missing = missing_module(result)
+    if missing:
+        reason = not_from_pip(missing)
+        parts.append(f"<sub class=\"code-missing\">{html.escape(reason)}</sub>" if reason else
+                     f'<sub class="code-missing">The module {html.escape(missing)} is missing: the Code tab offers '
+                     f"to install {html.escape(package_for(missing))} into venvs/jupyter.</sub>")
     for output in result.outputs:
         if output.mime in ("image/png", "image/jpeg"):
             parts.append(f'<img class="code-figure" alt="figure from the code" '
                          f'src="data:{output.mime};base64,{output.data.strip()}">')
+        elif output.mime == "text/html" and needs_frame(output.data):
+            parts.append(code_frame(output.data, "output of the code"))
         elif output.mime in ("text/html", "image/svg+xml"):
             parts.append(f'<div class="code-html">{output.data}</div>')
         elif output.mime == "text/markdown":
-            parts.append(output.data)
+            parts.append(closed_fences(output.data))
         else:
             parts.append(_fenced(output.data))
     return "\n\n".join(parts)
