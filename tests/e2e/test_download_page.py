@@ -110,6 +110,7 @@ def test_stop_all_ends_a_download_and_the_next_run_answers(studio: RunningStudio
 
         # The model lock is free: a run on the demo model starts at once and answers.
         page.locator("#models textarea").fill(demo)
+        page.locator("#model-urls textarea").fill("")  # (a link there would run instead of the default)
         prompt.press("Enter")
         page.locator("#status").get_by_text("Run finished.").wait_for(timeout=120_000)
         assert page.locator("#transcript").inner_text().rstrip().count("Hello from the demo model.") == 1

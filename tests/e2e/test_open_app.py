@@ -35,8 +35,8 @@ def test_open_app_serves_locally_with_the_demo_model(studio: RunningStudio, brow
     if sys.platform.startswith("linux"):
         assert listening_addresses(studio.port) == {"127.0.0.1"}  # even with GRADIO_SERVER_NAME=0.0.0.0
     with urllib.request.urlopen(studio.url + "config", timeout=10) as response:
-        labels = {c.get("props", {}).get("label") for c in json.load(response)["components"]}
-    assert {"System prompt", "Previous response", "User prompt", "Models"} <= labels
+        ids = {c.get("props", {}).get("elem_id") for c in json.load(response)["components"]}
+    assert {"system-prompt", "previous-response", "user-prompt", "models"} <= ids
     for switched_off in ("monitoring", "gradio_api/mcp/sse"):
         try:
             with urllib.request.urlopen(studio.url + switched_off, timeout=10) as response:

@@ -174,6 +174,7 @@ def test_fast_mode_shows_answers_only_when_complete(page) -> None:
         window.transcriptStates = seen;
         new MutationObserver(() => seen.add(t.innerText.length)).observe(
             t, {childList: true, subtree: true, characterData: true}); }"""
+    page.locator("#transcript").wait_for()
     page.evaluate(counter)
     page.locator("#user-prompt textarea").fill("{max_tokens=2000} sing ~")  # about a second of streaming
     page.locator("#start").click()
