@@ -4,7 +4,8 @@ Both modes generate from the same prompt with the same stochastic settings throu
 worker; learning mode also records 10 or 100 candidates per token with their probability after
 every sampler stage. Decode speed is (tokens - 1) / (time of last token - time of first token),
 timed where the studio receives the tokens. Rounds alternate normal, learning with 10 candidates
-and learning with 100; each reported ratio is the median of the per-round ratios. Peak resident
+and learning with 100 (and the reverse order); each reported ratio is the median of the per-round
+ratios, which cancels the machine's slow drifts. Peak resident
 memory of the worker (a fresh one per mode, n_ctx 4096) compares normal mode with learning mode at
 100 candidates. Also prints, as a reference line, the original tool's per-token method on each
 model (detokenize the whole vocabulary and copy every logit, each token).
@@ -82,15 +83,19 @@ def measure(model: Path, name: str, tokens: int, rounds: int, reference: bool) -
             decode_rate(backend, tokens, top)
             peaks[mode] = peak_resident(backend)
         print(f"{name}: {model.name}, {info.n_vocab:,}-token vocabulary", flush=True)
+        decode_rate(backend, 16, 0)  # warm up
         for round_no in range(rounds):
-            normal = decode_rate(backend, tokens, 0)
+            # Normal first, then 10 and 100 candidates; every other round the reverse order, so a
+            # drift of the machine's speed does not favour one mode.
+            order = (0, *CANDIDATES) if round_no % 2 == 0 else (*reversed(CANDIDATES), 0)
+            measured = {top: decode_rate(backend, tokens, top) for top in order}
+            normal = measured[0]
             rates[0].append(normal)
             line = [f"normal {normal:.2f} tok/s"]
             for k in CANDIDATES:
-                learning = decode_rate(backend, tokens, k)
-                rates[k].append(learning)
-                ratios[k].append(learning / normal)
-                line.append(f"learning/{k} {learning:.2f} tok/s (ratio {learning / normal:.3f})")
+                rates[k].append(measured[k])
+                ratios[k].append(measured[k] / normal)
+                line.append(f"learning/{k} {measured[k]:.2f} tok/s (ratio {measured[k] / normal:.3f})")
             print(f"  round {round_no + 1}: " + ", ".join(line), flush=True)
     finally:
         backend.close()
@@ -114,15 +119,74 @@ def measure(model: Path, name: str, tokens: int, rounds: int, reference: bool) -
     return result
 
 
+STAGE_SETTINGS = (
+    ("default order, top_k 40, top_p 0.95, min_p 0.05 (this benchmark)", dict(top_k=40, top_p=0.95, min_p=0.05)),
+    ("greedy (temperature 0, the deterministic preset)", dict(temperature=0.0)),
+    ("greedy with repeat_penalty 1.1", dict(temperature=0.0, repeat_penalty=1.1)),
+    ("top_k 40 + repeat_penalty 1.1", dict(top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1)),
+    ("top_k 40 + DRY", dict(top_k=40, top_p=0.95, dry_multiplier=0.8)),
+    ("top_k 40 + tfs_z, typical_p, XTC, top-n-sigma", dict(top_k=40, tfs_z=0.95, typical_p=0.9, top_p=0.95,
+                                                          xtc_probability=0.5, top_n_sigma=2.0)),
+    ("top_k 0, min_p 0.05", dict(top_k=0, min_p=0.05)),
+    ("top_k 0, top_n_sigma 1.5", dict(top_k=0, top_n_sigma=1.5)),
+    ("top_k 0, top_p 0.95 (peaked logits)", dict(top_k=0, top_p=0.95)),
+    ("top_k 0, top_p 0.95 (flat logits: most of the vocabulary)", dict(top_k=0, top_p=0.95)),
+    ("top_k 0, nothing else (sampling from the whole vocabulary)", dict(top_k=0)),
+    ("top_k 0, tfs_z 0.95", dict(top_k=0, tfs_z=0.95)),
+    ("top_k 0, typical_p 0.9", dict(top_k=0, typical_p=0.9)),
+    ("Mirostat 2", dict(mirostat=2)),
+    ("Mirostat 1", dict(mirostat=1)),
+)
+
+
+def stage_costs(n_vocab: int, candidates: int, tokens: int = 60) -> None:
+    """Per-token time of the learning-mode work alone (pick, describe, pickle) on random float32
+    logits of a 262k vocabulary, for the settings in STAGE_SETTINGS: which stages cost more."""
+    import pickle
+
+    import numpy as np
+
+    from app.core.learning import describe_pick
+    from app.core.sampler_pipeline import SamplerPipeline
+    from app.core.sampling import SamplingParams
+
+    rng = np.random.default_rng(0)
+    flat = [(rng.standard_normal(n_vocab) * 2.5).astype(np.float32) for _ in range(8)]
+    peaked = [(rng.standard_normal(n_vocab) * 2.5).astype(np.float32) for _ in range(8)]
+    for logits in peaked:  # five tokens hold 99% of the mass, as often with a real model
+        logits[rng.choice(n_vocab, 5, replace=False)] += np.float32(20.0)
+    words = [f"w{i}" for i in range(n_vocab)]
+    print(f"learning-mode work per token, {n_vocab:,}-token vocabulary, {candidates} candidates "
+          "(random logits; median of", tokens, "tokens):")
+    for label, settings in STAGE_SETTINGS:
+        params = SamplingParams(**{"temperature": 0.8, "seed": 7, **settings})
+        pipeline = SamplerPipeline(params, 7)
+        source = flat if "flat" in label else peaked
+        times, recent = [], []
+        for index in range(tokens):
+            logits = source[index % len(source)]
+            started = time.perf_counter()
+            pick = pipeline.pick(logits, recent, record=True, candidates=candidates)
+            pickle.dumps(describe_pick(logits, pick, words, index, candidates))
+            times.append(time.perf_counter() - started)
+            recent.append(pick.token_id)
+        print(f"  {median(times) * 1e3:8.2f} ms  {label}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="measure this GGUF file instead of the benchmark models")
     parser.add_argument("--vocab", choices=("152k", "262k", "both"), default="both",
                         help="which benchmark model(s) to measure (without --model)")
     parser.add_argument("--tokens", type=int, default=128, help="tokens per generation")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per model")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per model")
     parser.add_argument("--no-reference", action="store_true", help="skip the original method's reference line")
+    parser.add_argument("--stage-costs", action="store_true",
+                        help="only time the learning-mode work per token for various sampler settings (no model)")
     args = parser.parse_args()
+    if args.stage_costs:
+        stage_costs(262_144, max(CANDIDATES))
+        return 0
 
     if args.model:
         if not args.model.is_file():

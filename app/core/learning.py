@@ -7,7 +7,7 @@ The pick is drawn by `SamplerPipeline` from exactly the distribution recorded he
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
@@ -17,9 +17,10 @@ from app.core.sampler_pipeline import STAGES, Pick, StageRecord, VocabularyLogit
 MAX_CANDIDATES = 100
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
-    """One candidate for the next token."""
+    """One candidate for the next token. (Slots: a hundred a token are kept for the whole answer;
+    a quarter of the memory of a dict-backed instance, and one object for the garbage collector.)"""
 
     token_id: int
     piece: str
@@ -56,10 +57,47 @@ class TokenChoice:
         return cls(int(record["position"]), int(record["chosen"]), int(record["rank"]),
                    tuple(record["stages"]), candidates)
 
+    def __reduce__(self) -> tuple:
+        """Pickled by columns (one list per Candidate field): the worker sends one choice per
+        generated token, and the default (every candidate an object whose fields a Python
+        __setstate__ sets) takes several times as long to write and read. `describe_pick` leaves
+        the columns it built on the choice."""
+        columns = self.__dict__.get("_columns")
+        if columns is None:
+            columns = tuple(map(list, zip(*((c.token_id, c.piece, c.logit, c.prob, c.stage_probs, c.removed_by)
+                                            for c in self.candidates), strict=True))) or ([],) * 6
+        return _choice_from_columns, (self.position, self.chosen, self.chosen_rank, self.stages, *columns)
+
     @property
     def chosen_candidate(self) -> Candidate:
         """The candidate that was picked (always among the candidates)."""
         return next(c for c in self.candidates if c.token_id == self.chosen)
+
+
+def _candidate(token_id: int, piece: str, logit: float, prob: float, stage_probs: tuple[float, ...],
+               removed_by: str | None) -> Candidate:
+    """`Candidate(...)` at half the cost of the frozen dataclass's own __init__ (which goes through
+    object.__setattr__ for every field): the slots are set through their descriptors. A hundred a
+    token, in the worker and again in the studio."""
+    candidate = _new_object(Candidate)
+    _set_token_id(candidate, token_id)
+    _set_piece(candidate, piece)
+    _set_logit(candidate, logit)
+    _set_prob(candidate, prob)
+    _set_stage_probs(candidate, stage_probs)
+    _set_removed_by(candidate, removed_by)
+    return candidate
+
+
+_new_object = object.__new__
+# In field order (a field added to Candidate must be added here: the unpacking fails loudly).
+_set_token_id, _set_piece, _set_logit, _set_prob, _set_stage_probs, _set_removed_by = (
+    getattr(Candidate, field.name).__set__ for field in fields(Candidate))
+
+
+def _choice_from_columns(position: int, chosen: int, rank: int, stages: tuple[str, ...], *columns: list) -> TokenChoice:
+    """A `TokenChoice` back from `TokenChoice.__reduce__`'s columns."""
+    return TokenChoice(position, chosen, rank, stages, tuple(map(_candidate, *columns)))
 
 
 def describe_pick(logits: np.ndarray, pick: Pick, pieces: Sequence[str], position: int, k: int) -> TokenChoice:
@@ -74,34 +112,52 @@ def describe_pick(logits: np.ndarray, pick: Pick, pieces: Sequence[str], positio
     if not len(chosen_at):
         top = np.append(top, pick.token_id)
     top = top.astype(np.int64, copy=False)
-    raw = pick.raw if pick.raw is not None else StageRecord("raw", vocabulary=VocabularyLogits(logits))
-    before, _ = raw.probs_of(top)
-    names = tuple(r.stage for r in pick.stages)
-    if pick.stages:
-        looked_up = [record.probs_of(top) for record in pick.stages]
-        stage_probs = np.array([probs for probs, _ in looked_up], dtype=np.float64).T.tolist()
-        kept = np.array([flags for _, flags in looked_up])
-        # Removal is membership, not a zero: a survivor's probability can underflow to 0.
-        first_gone = np.where(kept.all(axis=0), -1, np.argmin(kept, axis=0)).tolist()
-    else:
-        stage_probs = [[] for _ in range(len(top))]
-        first_gone = [-1] * len(top)
-    values = np.asarray(logits)[top]
     ids = top.tolist()
+    raw = pick.raw if pick.raw is not None else StageRecord("raw", vocabulary=VocabularyLogits(logits))
+    names = tuple(r.stage for r in pick.stages)
+    # One row per stage: the candidates' probabilities after it and whether they were kept.
+    probs = np.zeros((len(pick.stages), len(ids)))
+    kept = np.zeros((len(pick.stages), len(ids)), dtype=bool)
+    whole: dict[int, np.ndarray] = {}  # several stages can share one whole-vocabulary distribution
+    column = {token: index for index, token in enumerate(ids)}
+    previous: StageRecord | None = None
+    for row, record in enumerate(pick.stages):
+        if record.vocabulary is not None:
+            key = id(record.vocabulary)
+            if key not in whole:
+                whole[key] = record.probs_of(top)[0]
+            probs[row], kept[row] = whole[key], True
+        elif (previous is not None and previous.vocabulary is None and record.token_ids is previous.token_ids
+              and record.probs is previous.probs):  # a stage that kept all: the same arrays
+            probs[row], kept[row] = probs[row - 1], kept[row - 1]
+        elif len(record) > MAX_CANDIDATES * 4:
+            probs[row], kept[row] = record.probs_of(top)
+        else:
+            found = [(column[token], at) for at, token in enumerate(record.token_ids.tolist()) if token in column]
+            if found:
+                columns, positions = zip(*found, strict=True)
+                probs[row, list(columns)] = record.probs[list(positions)]
+                kept[row, list(columns)] = True
+        previous = record
+    key = id(raw.vocabulary)
+    before = whole[key] if key in whole else raw.probs_of(top)[0]
+    stage_probs = probs.T.tolist()
+    # Removal is membership, not a zero: a survivor's probability can underflow to 0.
+    first_gone = np.where(kept.all(axis=0), -1, np.argmin(kept, axis=0)).tolist() if len(names) else [-1] * len(ids)
+    values = np.asarray(logits)[top]
     n_pieces = len(pieces)
-    candidates = tuple(
-        Candidate(token, pieces[token] if token < n_pieces else "", logit, prob, tuple(probs),
-                  names[gone] if gone >= 0 else None)
-        for token, logit, prob, probs, gone in zip(ids, values.tolist(), before.tolist(), stage_probs, first_gone,
-                                                   strict=True)
-    )
+    columns = (ids, [pieces[token] if token < n_pieces else "" for token in ids], values.tolist(), before.tolist(),
+               list(map(tuple, stage_probs)), [names[gone] if gone >= 0 else None for gone in first_gone])
+    candidates = tuple(map(_candidate, *columns))
     chosen_logit = values[len(top) - 1] if not len(chosen_at) else values[chosen_at[0]]
     if len(chosen_at):
         # Every token above the chosen one is among the candidates (they are the most likely).
         rank = int(np.count_nonzero(values > chosen_logit)) + 1
     else:
         rank = int(np.count_nonzero(np.asarray(logits) > chosen_logit)) + 1
-    return TokenChoice(position, pick.token_id, rank, names, candidates)
+    choice = TokenChoice(position, pick.token_id, rank, names, candidates)
+    object.__setattr__(choice, "_columns", columns)  # for pickling (see TokenChoice.__reduce__)
+    return choice
 
 
 __all__ = ["Candidate", "TokenChoice", "describe_pick", "STAGES", "MAX_CANDIDATES"]
