@@ -36,10 +36,16 @@ def decode_rate(backend, tokens: int, learning_top: int) -> float:
     from app.core.sampling import SamplingParams
 
     params = SamplingParams(max_tokens=tokens, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, seed=7)
+    # A chat request: a real model (--model) answers in its own template; the random benchmark
+    # models have none, so they get the prompt as raw completion.
+    request = GenerationRequest(messages=GenerationRequest.chat(PROMPT).messages, params=params,
+                                learning_top=learning_top)
     stamps = []
-    for event in backend.generate(GenerationRequest(prompt=PROMPT, params=params, learning_top=learning_top)):
+    for event in backend.generate(request):
         if isinstance(event, TokenEvent):
             stamps.append(time.perf_counter())
+    if len(stamps) < 8:
+        raise SystemExit(f"the model ended its answer after {len(stamps)} tokens: too few to time")
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
