@@ -160,6 +160,7 @@ def answer_params(spec: ChainSpec, item: PromptItem, rng: random.Random) -> Samp
         params = params.with_overrides({"seed": rng.randrange(2**32)})
     return params
 
+
 def answer_load(spec: ChainSpec, item: PromptItem) -> LoadParams:
     """How the model is loaded for one answer: the run's load settings, with the item's `{n_ctx=…}`
     (Samantha's documented item setting; the model reloads when it differs from what is loaded)."""
