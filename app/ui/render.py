@@ -109,7 +109,6 @@ class TranscriptBuilder:
         self.show_params = show_params
         self.status = ""
         self.last_answer = ""
-        self.last_code = ""  # the latest code run, fully shown (the Code tab's output)
         self.last_failure = ""
         self._current: int | None = None
         self._parts: list[str] = []
@@ -158,7 +157,6 @@ class TranscriptBuilder:
             self._set_code(event.index, f"<sub>▶ running {'your #IDE code' if event.source == 'pasted' else 'the code'}…</sub>")
             self.status = f"Running the code of answer {event.index}…"
         elif isinstance(event, CodeFinished):
-            self.last_code = code_markdown(event.result)
             self._set_code(event.index, code_markdown(event.result, hidden=event.hidden))
         elif isinstance(event, BranchFinished):
             self.last_answer = event.answer.text

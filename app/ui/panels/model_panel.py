@@ -9,6 +9,7 @@ import gradio as gr
 
 from app.core.errors import ChainStudioError
 from app.services import Services
+from app.ui.learning_view import visible
 from app.ui.page import PageHandles
 
 PAGE_SIZE = 100
@@ -47,18 +48,13 @@ def unload_model(services: Services) -> str:
     return "Model unloaded: it loads again at the next start."
 
 
-def visible_piece(piece: str) -> str:
-    """A token's text with spaces, tabs and line breaks made visible."""
-    return piece.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
-
-
 def vocabulary_page(vocabulary: list[str], search: str, page: int) -> tuple[list[list[Any]], int, int]:
     """One page of (id, token) rows, filtered by `search`; returns rows, page, page count."""
     rows = [(i, piece) for i, piece in enumerate(vocabulary) if not search or search in piece]
     pages = max(1, -(-len(rows) // PAGE_SIZE))
     page = min(max(1, page), pages)
     start = (page - 1) * PAGE_SIZE
-    return [[i, visible_piece(p)] for i, p in rows[start : start + PAGE_SIZE]], page, pages
+    return [[i, visible(p)] for i, p in rows[start : start + PAGE_SIZE]], page, pages
 
 
 def build(services: Services) -> ModelPanel:

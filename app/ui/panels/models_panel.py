@@ -140,11 +140,6 @@ def model_lines(models_text: str, folder: str) -> list[tuple[str, str | None]]:
     return found
 
 
-def model_paths(models_text: str, folder: str) -> tuple[str, ...]:
-    """The model files and links of the "Models" field, in order."""
-    return tuple(path for path, _format in model_lines(models_text, folder))
-
-
 def model_info_markdown(services: Services, path: str | None) -> str:
     """A table of what the selected file's header says."""
     if not path:
