@@ -148,6 +148,25 @@ def wait_status(page, text: str, timeout: float = 90_000) -> None:
     page.locator("#status").get_by_text(text).wait_for(timeout=timeout)
 
 
+def choose_option(page, elem_id: str, value: str, attempts: int = 3) -> None:
+    """Pick `value` in the dropdown `#elem_id` by clicking its option (typing and Enter can pick
+    before the list is filtered on a busy machine), and wait until the field shows it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    field = page.locator(f"#{elem_id} input")
+    shows = f"() => document.querySelector('#{elem_id} input').value === {value!r}"
+    for _ in range(attempts):
+        field.click()
+        field.fill(value)
+        page.locator(f'#{elem_id} li[aria-label="{value}"]').click(timeout=10_000)
+        try:
+            page.wait_for_function(shows, timeout=10_000)
+            return
+        except PlaywrightTimeoutError:
+            continue
+    raise AssertionError(f"the dropdown #{elem_id} never showed {value!r}")
+
+
 def run_prompt(page, text: str) -> None:
     """Type `text` as the user prompt, press Enter and wait for the run to finish."""
     page.locator("#user-prompt textarea").fill(text)

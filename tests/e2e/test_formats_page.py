@@ -7,18 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import wait_status
+from tests.e2e.conftest import choose_option, wait_status
 
 pytestmark = pytest.mark.e2e
 
 
 def test_a_raw_completion_answer_says_so(page, artifacts_dir: Path) -> None:
     page.get_by_role("tab", name="Settings").click()
-    page.locator("#prompt-format input").fill("raw")
-    page.locator("#prompt-format li").filter(has_text="raw").first.wait_for()  # the list is filtered
-    page.locator("#prompt-format input").press("Enter")
-    page.locator("#prompt-format input").blur()
-    page.wait_for_function("() => document.querySelector('#prompt-format input').value === 'raw'")
+    choose_option(page, "prompt-format", "raw")
     page.wait_for_timeout(300)  # the choice reaches the server's copy of the field
     page.locator("#user-prompt textarea").fill("hi")
     page.locator("#start").click()
