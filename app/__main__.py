@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--rate", type=int, metavar="N", help="words per minute, 80-400 (default: the engine's)")
 
     commands.add_parser("voices", parents=[common], help="list the speech engine's voices as JSON lines")
+    vosk_model = commands.add_parser("vosk-model", parents=[common],
+                                     help="download a small Vosk model (sha256 pinned) for spoken commands")
+    vosk_model.add_argument("language", metavar="LANGUAGE", help="en (English) or pt (Portuguese)")
     return parser
 
 
@@ -157,9 +160,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         if command == "library":
             return cli_chain.cmd_library(args.path, args.jsonl)
         return cli_chain.cmd_runs(args.action, args.run_id, args.jsonl, args.limit)
-    if command in ("say", "voices"):
+    if command in ("say", "voices", "vosk-model"):
         from app import cli_voice
 
+        if command == "vosk-model":
+            return cli_voice.cmd_vosk_model(args.language)
         if command == "say":
             return cli_voice.cmd_say(args.text, args.wav, args.voice, args.rate)
         return cli_voice.cmd_voices()

@@ -91,9 +91,25 @@ def saved_code_dir() -> Path:
 
 def vosk_model_dir() -> Path:
     """The Vosk speech-recognition model folder: $CHAIN_STUDIO_VOSK_MODEL, else `vosk-model/` in the
-    data folder. Not created: it exists once a person unzips a model there."""
+    data folder when a person unzipped one there, else a model the Voice tab downloaded (the first
+    by name), else `vosk-model/` (not created: the tab says how to get a model)."""
     override = os.environ.get(VOSK_MODEL_ENV)
-    return Path(override).expanduser() if override else data_dir() / "vosk-model"
+    if override:
+        return Path(override).expanduser()
+    unzipped = data_dir() / "vosk-model"
+    if unzipped.exists():
+        return unzipped
+    downloaded = vosk_models_dir()
+    if downloaded.is_dir():
+        complete = [folder for folder in sorted(downloaded.iterdir()) if (folder / "am" / "final.mdl").is_file()]
+        if complete:  # sorted by name: vosk-model-small-en-… before vosk-model-small-pt-…
+            return complete[0]
+    return unzipped
+
+
+def vosk_models_dir() -> Path:
+    """Where the Voice tab's verified downloads of Vosk models are unpacked, one folder each."""
+    return data_dir() / "vosk-models"
 
 
 def speech_dir() -> Path:

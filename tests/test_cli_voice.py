@@ -77,3 +77,27 @@ def test_voices_prints_one_line_per_voice() -> None:
     assert len(voices) > 1
     assert all(set(v) == {"type", "id", "name", "languages"} and v["type"] == "voice" for v in voices)
     assert {"type": "voice", "id": "gmw/en-us", "name": "English (America)", "languages": ["en-us"]} in voices
+
+
+def test_vosk_model_refuses_an_unknown_language_and_a_file_that_is_not_the_pinned_one(tmp_path: Path) -> None:
+    import os
+
+    from tests.hub_standin import StandInHub
+
+    unknown = run_app("vosk-model", "fr")
+    assert unknown.returncode == 1
+    assert json.loads(unknown.stdout)["error"].endswith("choose one of en, pt")
+    mirror = StandInHub().start()
+    try:
+        mirror.add("vosk/models", "vosk-model-small-en-us-0.15.zip", b"PK not the model")
+        env = dict(os.environ, CHAIN_STUDIO_HOME=str(tmp_path),
+                   CHAIN_STUDIO_VOSK_URL=f"{mirror.endpoint}/vosk/models/resolve/main")
+        done = subprocess.run([sys.executable, "-m", "app", "vosk-model", "en"], capture_output=True, text=True,
+                              cwd=PROJECT_ROOT, env=env, timeout=300)
+    finally:
+        mirror.stop()
+    assert done.returncode == 1
+    line = json.loads(done.stdout)
+    assert line["language"] == "en" and "is not the expected vosk-model-small-en-us-0.15" in line["error"]
+    assert "Traceback" not in done.stderr
+    assert [p for p in (tmp_path / "vosk-models").rglob("*") if p.is_file()] == []

@@ -28,3 +28,19 @@ def test_default_data_folder_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert folder.is_relative_to(tmp_path)
     if settings.sys.platform.startswith("linux"):
         assert folder == expected["linux"]
+
+
+def test_the_vosk_model_folder_falls_back_to_a_downloaded_model(studio_home: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(settings.VOSK_MODEL_ENV, raising=False)
+    assert settings.vosk_model_dir() == studio_home / "vosk-model"  # nothing yet: where to unzip one
+    for name in ("vosk-model-small-pt-0.3", "vosk-model-small-en-us-0.15", "vosk-model-broken"):
+        (settings.vosk_models_dir() / name / ("am" if "broken" not in name else "x")).mkdir(parents=True)
+    (settings.vosk_models_dir() / "vosk-model-small-pt-0.3" / "am" / "final.mdl").write_bytes(b"\0")
+    assert settings.vosk_model_dir() == settings.vosk_models_dir() / "vosk-model-small-pt-0.3"
+    (settings.vosk_models_dir() / "vosk-model-small-en-us-0.15" / "am" / "final.mdl").write_bytes(b"\0")
+    assert settings.vosk_model_dir() == settings.vosk_models_dir() / "vosk-model-small-en-us-0.15"
+    (studio_home / "vosk-model").mkdir()  # one a person unzipped wins
+    assert settings.vosk_model_dir() == studio_home / "vosk-model"
+    monkeypatch.setenv(settings.VOSK_MODEL_ENV, "/elsewhere")
+    assert settings.vosk_model_dir() == Path("/elsewhere")

@@ -65,7 +65,8 @@ def check_model_folder(path: Path) -> None:
     """Refuse, with how to get a model, anything but an existing folder that looks like a Vosk model
     (it has am/final.mdl, or final.mdl in older models: what Vosk itself looks for)."""
     path = Path(path)
-    get_one = (f"download a model from {MODELS_URL} (e.g. vosk-model-small-en-us-0.15 or "
+    get_one = ("press Download under “Download a Vosk model” in the Voice tab (or run `python -m app "
+               f"vosk-model en`), or download a model from {MODELS_URL} (e.g. vosk-model-small-en-us-0.15 or "
                "vosk-model-small-pt-0.3), unzip it, and choose the unzipped folder as the Vosk model folder")
     if not path.exists():
         raise VoiceError(f"no Vosk model at {path}: {get_one}")

@@ -170,7 +170,8 @@ def test_a_missing_folder_is_not_a_model(tmp_path: Path, model_calls: list) -> N
     with pytest.raises(VoiceError) as refused:
         stt.Transcriber(tmp_path / "nowhere")
     assert str(refused.value) == (
-        f"no Vosk model at {tmp_path / 'nowhere'}: download a model from https://alphacephei.com/vosk/models "
+        f"no Vosk model at {tmp_path / 'nowhere'}: press Download under “Download a Vosk model” in the Voice "
+        "tab (or run `python -m app vosk-model en`), or download a model from https://alphacephei.com/vosk/models "
         "(e.g. vosk-model-small-en-us-0.15 or vosk-model-small-pt-0.3), unzip it, and choose the unzipped "
         "folder as the Vosk model folder"
     )
@@ -181,7 +182,7 @@ def test_a_file_is_not_a_model(tmp_path: Path, model_calls: list) -> None:
     archive = tmp_path / "vosk-model-small-en-us-0.15.zip"
     archive.write_bytes(b"PK\x03\x04")
     with pytest.raises(VoiceError, match=r"is a zip file: unzip it and choose the folder inside, not a folder: "
-                                         r"download a model from https://alphacephei.com/vosk/models"):
+                                         r"press Download .* or download a model from https://alphacephei.com"):
         stt.Transcriber(archive)
     other = tmp_path / "notes.txt"
     other.write_text("hello")
@@ -191,8 +192,8 @@ def test_a_file_is_not_a_model(tmp_path: Path, model_calls: list) -> None:
 
 
 def test_an_empty_folder_is_not_a_model(tmp_path: Path, model_calls: list) -> None:
-    with pytest.raises(VoiceError, match=r"is not a Vosk model \(it has no am/final.mdl\): download a model "
-                                         r"from https://alphacephei.com/vosk/models .* unzip it"):
+    with pytest.raises(VoiceError, match=r"is not a Vosk model \(it has no am/final.mdl\): press Download .* "
+                                         r"download a model from https://alphacephei.com/vosk/models .* unzip it"):
         stt.Transcriber(tmp_path)
     assert model_calls == []
 

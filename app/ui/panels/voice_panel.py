@@ -19,6 +19,7 @@ from app.core.events import AnswerFinished, ChainEvent
 from app.media.voice_commands import VoiceCommand, parse_commands
 from app.services import Services
 from app.ui.page import PageHandles, Panel, RunData
+from app.ui.panels import vosk_download
 
 DEFAULT_WAKE_WORD = "samantha"
 DEFAULT_RATE = 175
@@ -61,6 +62,7 @@ class VoicePanel(Panel):
     stop_reading: gr.Button
     speech_file: gr.File
     speech_status: gr.Markdown
+    download: vosk_download.VoskDownloadRow
 
     def run_inputs(self) -> list[Any]:
         return [self.auto_read, self.voice, self.rate]
@@ -145,8 +147,9 @@ def build(services: Services | None = None) -> VoicePanel:
     with gr.Row():
         model_folder = gr.Textbox(label="Vosk model folder", value=str(settings.vosk_model_dir()), lines=1,
                                   elem_id="vosk-folder", scale=3,
-                                  info="An unzipped model from alphacephei.com/vosk/models (the studio never downloads one)")
+                                  info="An unzipped model from alphacephei.com/vosk/models, or one downloaded below")
         wake_word = gr.Textbox(label="Wake word", value=DEFAULT_WAKE_WORD, lines=1, elem_id="wake-word", scale=1)
+    download = vosk_download.build()
     listen = gr.Checkbox(label="Voice: listen for commands", value=False, elem_id="voice-listen")
     # Said before the box is ticked: what is missing and how to add it.
     problem = listening_problem(settings.vosk_model_dir())
@@ -170,7 +173,7 @@ def build(services: Services | None = None) -> VoicePanel:
     speech_status = gr.Markdown(note, elem_id="speech-status")
     speech_file = gr.File(visible=False, elem_id="speech-file")
     return VoicePanel(model_folder, wake_word, listen, listen_status, heard, timer, action, voice, rate, auto_read,
-                      read_prompt, read_last, read_all, stop_reading, speech_file, speech_status)
+                      read_prompt, read_last, read_all, stop_reading, speech_file, speech_status, download)
 
 
 KEEP_WAVS = 100  # the speech folder keeps the newest WAVs (for replay and Save WAV), not all of them
@@ -306,6 +309,7 @@ def wire(panel: VoicePanel, services: Services, page: PageHandles) -> None:
         return f"⚠️ Listening is not available yet: {problem}\n\n{COMMANDS_HELP}" if problem else COMMANDS_HELP
 
     panel.model_folder.blur(folder_changed, panel.model_folder, panel.listen_status)
+    vosk_download.wire(panel.download, panel.model_folder, panel.listen_status, folder_changed)
     panel.listen.change(toggle, [panel.listen, panel.model_folder], [panel.listen, panel.timer, panel.listen_status])
     panel.timer.tick(tick, [panel.wake_word, last_answer, panel.voice, panel.rate],
                      [panel.heard, prompt, panel.action, panel.speech_file, panel.speech_status, panel.listen,
