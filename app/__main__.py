@@ -35,6 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="another host name the page may be opened by (repeat; the studio refuses "
                          "requests for names it does not know, against DNS rebinding)")
 
+    serve = commands.add_parser("serve", parents=[common],
+                                help="serve the API (OpenAI-compatible /v1 and the studio's /api) without the page")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
+    serve.add_argument("--listen", action="store_true", help="serve on all network interfaces (needs --password)")
+    serve.add_argument("--password", help="required with --listen (or set CHAIN_STUDIO_PASSWORD); the API "
+                                          "always asks for its token as well")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="another host name the API may be reached by (repeat)")
+
     demo = commands.add_parser("demo-model", parents=[common], help="write the scripted demo GGUF")
     demo.add_argument("path", nargs="?", help="file or folder to write to (default: the models folder)")
     demo.add_argument("--keep-existing", action="store_true", help="leave an existing file as it is")
@@ -160,6 +169,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         if command == "library":
             return cli_chain.cmd_library(args.path, args.jsonl)
         return cli_chain.cmd_runs(args.action, args.run_id, args.jsonl, args.limit)
+    if command == "serve":
+        from app import cli_serve
+
+        return cli_serve.cmd_serve(
+            port=args.port, listen=args.listen,
+            password=args.password or os.environ.get("CHAIN_STUDIO_PASSWORD"),
+            models_dir=models_dir, allowed_hosts=args.allow_host,
+        )
     if command in ("say", "voices", "vosk-model"):
         from app import cli_voice
 

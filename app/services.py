@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from app.api.turns import TurnQueue
 from app.core.backend import Backend
 from app.core.runner import ChainRunner
 from app.models.capabilities import gpu_offload_supported
@@ -30,8 +30,8 @@ class Services:
     models_dir: Path
     backend: Backend = field(default_factory=LocalBackend)
     journal: Journal = field(default_factory=Journal)
-    # One run at a time uses the single model; a tab that waits for it says so.
-    run_lock: threading.Lock = field(default_factory=threading.Lock)
+    # One run or API request at a time uses the single model, in arrival order; a waiter says who has it.
+    run_lock: TurnQueue = field(default_factory=TurnQueue)
     _runners: dict[str, ChainRunner] = field(default_factory=dict)
     _closed_sessions: set[str] = field(default_factory=set)
     _downloaders: dict[str, HubDownloader] = field(default_factory=dict)

@@ -139,6 +139,9 @@ class Backend(Protocol):
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         """Token ids of `text` in the loaded model's vocabulary."""
 
+    def detokenize(self, tokens: list[int]) -> str:
+        """The text of `tokens` in the loaded model's vocabulary."""
+
     def vocabulary(self) -> list[str]:
         """Every token's text, indexed by token id."""
 

@@ -376,6 +376,11 @@ class LocalBackend:
         with self._lock:
             return self._request("tokenize", text, add_special)
 
+    def detokenize(self, tokens: list[int]) -> str:
+        """The text of `tokens` in the loaded model's vocabulary (GenerationError for an id outside it)."""
+        with self._lock:
+            return self._request("detokenize", list(tokens))
+
     def vocabulary(self) -> list[str]:
         """Every token's text by id (cached per loaded model)."""
         with self._lock:

@@ -8,7 +8,7 @@ whose tail explains a crash:
 
     parent -> worker   ("load", path, LoadParams, memory_limit, context_bytes) |
                        ("generate", GenerationRequest) |
-                       ("tokenize", text, add_special) | ("vocab",) | ("metadata",) | ("exit",)
+                       ("tokenize", text, add_special) | ("detokenize", tokens) | ("vocab",) | ("metadata",) | ("exit",)
                        ("ack",) after each batch of tokens it has handled, during a generation
     worker -> parent   ("ok", value) | ("err", kind, message, extra) |
                        ("progress", fraction) ... while loading, then ("progress", 1.0) before "ok" |
@@ -371,6 +371,15 @@ class ModelSession:
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True)
 
+    def detokenize(self, tokens: list[int]) -> str:
+        """The text of `tokens` (special tokens as their text); ids outside the vocabulary are
+        refused here, before llama.cpp reads past its tables."""
+        n_vocab = self.llm.n_vocab()
+        outside = [t for t in tokens if not isinstance(t, int) or not 0 <= t < n_vocab]
+        if outside:
+            raise GenerationError(f"token id {outside[0]!r} is outside the vocabulary (0 to {n_vocab - 1})")
+        return self.llm.detokenize(tokens, special=True).decode("utf-8", errors="replace")
+
     def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], str, str]:
         """The prompt's tokens, the exact text they come from, and the prompt format used."""
         if request.prompt is not None:
@@ -615,6 +624,8 @@ def _serve(conn: FramedPipe, stop: StopFlag) -> None:
                 conn.send(("done", result))
             elif op == "tokenize":
                 conn.send(("ok", need_session().tokenize(*args)))
+            elif op == "detokenize":
+                conn.send(("ok", need_session().detokenize(*args)))
             elif op == "vocab":
                 conn.send(("ok", need_session().vocabulary()))
             elif op == "metadata":

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import gradio as gr
 
+from app.api.turns import API_HOLDER
 from app.core.chain import ChainSpec, PlannedAnswer, make_plan
 from app.core.errors import ChainStudioError
 from app.core.events import AnswerFinished, CodeFinished, CodeStarted, Failure, RunFinished, RunStarted
@@ -73,6 +74,12 @@ def plan_of(spec: ChainSpec) -> list[PlannedAnswer]:
     return make_plan(spec, parse_prompt_list(spec.prompts), random.Random(0))
 
 
+def waiting_for(services: Services) -> str:
+    """Who has the model while this tab waits: an API request, or another tab's run."""
+    holder = services.run_lock.holder
+    return "serving an API request" if holder == API_HOLDER else "another tab is running a chain"
+
+
 def check_idle(services: Services, session: str) -> None:
     """Refuse a second start while this tab's run goes on (the first one keeps streaming)."""
     if services.runner_for(session).running:
@@ -96,7 +103,7 @@ def run_chain(services: Services, page: PageHandles, data: RunData, session: str
     views = [view for view in (p.run_view(data, services) for p in page.panels) if view is not None]
     yield {page.start: gr.update(interactive=False, value=t("running"))}
     if services.run_lock.locked():
-        yield {page.status: "Waiting for the model: another tab is running a chain…"}
+        yield {page.status: f"Waiting for the model: {waiting_for(services)}…"}
     with services.run_lock:
         if services.is_closed(session):
             return

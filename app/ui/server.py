@@ -3,7 +3,8 @@
 The studio binds 127.0.0.1 whatever GRADIO_SERVER_NAME or GRADIO_SHARE say; `--listen` (all
 interfaces) is refused without a password. Share links, monitoring, MCP and browser-side run
 history are off. Every request passes `request_guard.RequestGuard` first (Host/Origin checks,
-throttled password attempts).
+throttled password attempts); the API (app/api) is served from the same server and asks for its
+bearer token.
 """
 
 from __future__ import annotations
@@ -82,13 +83,20 @@ def guard_outermost(server_app: Any) -> None:
     server_app.middleware_stack = None
 
 
-@contextlib.asynccontextmanager
-async def guard_first_lifespan(server_app: Any) -> AsyncIterator[None]:
-    """The server's start-up hook: puts the guard outermost before uvicorn accepts the first
-    connection (reordering after launch() returned left a moment in which a request could pass
-    Gradio's CORS layer first)."""
-    guard_outermost(server_app)
-    yield
+def studio_lifespan(services: Services, api_token: str) -> Callable[[Any], Any]:
+    """The server's start-up hook: adds the API's routes ahead of the page's and puts the guard
+    outermost, before uvicorn accepts the first connection (reordering after launch() returned
+    left a moment in which a request could pass Gradio's CORS layer first)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(server_app: Any) -> AsyncIterator[None]:
+        from app.api.app import install
+
+        install(server_app, services, api_token)
+        guard_outermost(server_app)
+        yield
+
+    return lifespan
 
 
 def launch(
@@ -105,6 +113,7 @@ def launch(
     _check_port(host, port)
     from starlette.middleware import Middleware
 
+    from app.api.token import api_token
     from app.ui.app import build_ui  # imports gradio: only when the UI is really started
     from app.ui.i18n import I18N
 
@@ -129,7 +138,7 @@ def launch(
             i18n=I18N,
             show_error=True,
             max_file_size=MAX_UPLOAD,
-            app_kwargs={"middleware": [guard], "lifespan": guard_first_lifespan},
+            app_kwargs={"middleware": [guard], "lifespan": studio_lifespan(services, api_token())},
             prevent_thread_lock=True,
         )
         page.block_thread()
