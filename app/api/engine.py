@@ -11,6 +11,7 @@ generation streamed to an async caller that can go away at any moment.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 from pathlib import Path
@@ -27,6 +28,7 @@ from app.services import Services
 T = TypeVar("T")
 Job = Callable[[threading.Event], Iterator[T]]
 _END = object()
+QUEUE_SIZE = 16
 
 
 class ApiEngine:
@@ -80,11 +82,21 @@ class ApiEngine:
         the caller stops iterating (the client went away), `stop` is set: a job still waiting for
         its turn leaves the queue, a running one is closed (and must stop its generation)."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
+        # Bounded: a client that reads slowly slows the generation down instead of letting it run
+        # ahead (and a client that went away is noticed within this many tokens).
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUE_SIZE)
         stop = threading.Event()
 
         def put(item: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            waiting = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            while True:
+                try:
+                    waiting.result(timeout=0.1)
+                    return
+                except concurrent.futures.TimeoutError:
+                    if stop.is_set():  # nobody reads any more
+                        waiting.cancel()
+                        return
 
         def produce() -> None:
             try:
@@ -122,12 +134,15 @@ class ApiEngine:
                 items.append(item)
 
         task = asyncio.ensure_future(consume())
-        while not task.done():
-            await asyncio.wait({task}, timeout=0.25)
-            if not task.done() and await disconnected():
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.25)
+                if not task.done() and await disconnected():
+                    raise ApiError(499, "the client closed the connection", code="client_closed")
+            task.result()
+            return items
+        finally:
+            if not task.done():  # the client went away, or this request was cancelled: so is the job
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                raise ApiError(499, "the client closed the connection", code="client_closed")
-        task.result()
-        return items
