@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from typing import Callable
 
 from app.core.errors import ChainStudioError
@@ -42,23 +43,35 @@ class TurnQueue:
         with self._condition:
             return self._held or bool(self._waiting)
 
-    def acquire(self, who: str = "a page run", cancelled: Callable[[], bool] | None = None) -> None:
-        """Wait for this caller's turn; TurnCancelled when `cancelled()` turns true first."""
+    def acquire(self, who: str = "a page run", cancelled: Callable[[], bool] | None = None,
+                timeout: float | None = None) -> bool:
+        """Wait for this caller's turn and return True; TurnCancelled when `cancelled()` turns true
+        first; False when `timeout` seconds pass first (as threading.Lock.acquire does)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._condition:
             ticket = next(self._tickets)
             self._waiting.add(ticket)
             try:
                 while self._held or ticket != self._serving:
-                    if cancelled is not None and cancelled():
+                    gave_up = cancelled is not None and cancelled()
+                    timed_out = deadline is not None and time.monotonic() >= deadline
+                    if gave_up or timed_out:
                         self._cancelled.add(ticket)
                         self._skip_cancelled()
                         self._condition.notify_all()
-                        raise TurnCancelled("the request was cancelled while it waited for the model")
-                    self._condition.wait(WAIT_SLICE_SECONDS if cancelled is not None else None)
+                        if gave_up:
+                            raise TurnCancelled("the request was cancelled while it waited for the model")
+                        return False
+                    slice_ = WAIT_SLICE_SECONDS if cancelled is not None else None
+                    if deadline is not None:
+                        left = max(deadline - time.monotonic(), 0.0)
+                        slice_ = left if slice_ is None else min(slice_, left)
+                    self._condition.wait(slice_)
             finally:
                 self._waiting.discard(ticket)
             self._held = True
             self.holder = who
+            return True
 
     def release(self) -> None:
         """End the current turn; the next waiter in line goes."""

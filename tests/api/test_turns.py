@@ -63,3 +63,12 @@ def test_a_waiter_that_gives_up_leaves_the_line_and_the_next_one_goes() -> None:
     assert outcome["patient"] == "patient"
     with queue.turn("again"):
         assert queue.holder == "again"
+
+
+def test_acquire_with_a_timeout_answers_like_a_lock() -> None:
+    queue = TurnQueue()
+    assert queue.acquire(timeout=0.05) is True
+    assert queue.acquire(timeout=0.05) is False  # held: gives up, and leaves the line
+    queue.release()
+    assert queue.acquire(timeout=0.05) is True
+    queue.release()
