@@ -131,16 +131,25 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
+@contextlib.contextmanager
+def open_tab(browser: object, url: str, width: int = 1400, height: int = 1100) -> Iterator[object]:
+    """A new tab (its own browser context, so its own session) on `url`, once the page is drawn."""
+    context = browser.new_context(viewport={"width": width, "height": height})  # type: ignore[attr-defined]
+    try:
+        opened = context.new_page()
+        opened.goto(url)
+        opened.locator("#user-prompt textarea").wait_for()
+        yield opened
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def page(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> Iterator[object]:
     """A new tab (its own session) on the module's studio; a screenshot is kept at the end."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
-    opened = context.new_page()
-    opened.goto(studio_server.url)
-    opened.locator("#user-prompt textarea").wait_for()
-    yield opened
-    opened.screenshot(path=str(artifacts_dir / "page.png"), full_page=True)
-    context.close()
+    with open_tab(browser, studio_server.url) as opened:
+        yield opened
+        opened.screenshot(path=str(artifacts_dir / "page.png"), full_page=True)  # type: ignore[attr-defined]
 
 
 def wait_status(page, text: str, timeout: float = 90_000) -> None:

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.e2e.conftest import RunningStudio, wait_status
+from tests.e2e.conftest import RunningStudio, open_tab, wait_status
 
 pytestmark = pytest.mark.e2e
 HELLO = "Hello from the demo model."
@@ -67,12 +67,8 @@ def slow_stream(page, delay: str = "0.02") -> None:
 @pytest.fixture
 def small_page(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> Iterator[object]:
     """A tab at 1280x720."""
-    context = browser.new_context(viewport={"width": 1280, "height": 720})  # type: ignore[attr-defined]
-    opened = context.new_page()
-    opened.goto(studio_server.url)
-    opened.locator("#user-prompt textarea").wait_for()
-    yield opened
-    context.close()
+    with open_tab(browser, studio_server.url, 1280, 720) as opened:
+        yield opened
 
 
 # 1 -------------------------------------------------------------------------------------------------
