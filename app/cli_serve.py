@@ -25,12 +25,12 @@ def cmd_serve(port: int, listen: bool, password: str | None, models_dir: str | N
     from app.api.token import TOKEN_ENV, api_token, token_path
     from app.services import start_services
     from app.ui.request_guard import RequestGuard
-    from app.ui.server import _check_port, bind_address
     from app.ui.server import allowed_hosts as hosts_for
+    from app.ui.server import bind_address, check_port
 
     try:
         host = bind_address(listen, password or None)
-        _check_port(host, port)
+        check_port(host, port)
         token = api_token()
         services = start_services(settings.models_dir(models_dir))
     except ChainStudioError as exc:

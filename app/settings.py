@@ -101,7 +101,9 @@ def vosk_model_dir() -> Path:
         return unzipped
     downloaded = vosk_models_dir()
     if downloaded.is_dir():
-        complete = [folder for folder in sorted(downloaded.iterdir()) if (folder / "am" / "final.mdl").is_file()]
+        from app.media.stt import looks_like_model  # imports no speech library
+
+        complete = [folder for folder in sorted(downloaded.iterdir()) if looks_like_model(folder)]
         if complete:  # sorted by name: vosk-model-small-en-… before vosk-model-small-pt-…
             return complete[0]
     return unzipped

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
-from app.api.errors import ApiError
+from app.api.errors import ApiError, from_studio_error
 from app.api.turns import API_HOLDER
 from app.core.backend import LoadedModel
 from app.core.errors import ChainStudioError
@@ -56,8 +56,6 @@ class ApiEngine:
                 return Path(source.resolve(name, lambda _text, _fraction: None,
                                            should_stop=stop.is_set if stop is not None else None))
             except ChainStudioError as exc:
-                from app.api.errors import from_studio_error
-
                 raise from_studio_error(exc, "model") from exc
         by_name = {path.name: path for path in self.model_files()}
         found = by_name.get(name) or by_name.get(f"{name}.gguf")
@@ -133,16 +131,21 @@ class ApiEngine:
             async for item in self.stream(job):
                 items.append(item)
 
-        task = asyncio.ensure_future(consume())
-        try:
-            while not task.done():
-                await asyncio.wait({task}, timeout=0.25)
-                if not task.done() and await disconnected():
-                    raise ApiError(499, "the client closed the connection", code="client_closed")
-            task.result()
-            return items
-        finally:
-            if not task.done():  # the client went away, or this request was cancelled: so is the job
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await watching(asyncio.ensure_future(consume()), disconnected)
+        return items
+
+
+async def watching(task: "asyncio.Future[T]", disconnected: Callable[[], Any]) -> T:
+    """`task`'s result, looking at the connection a few times a second meanwhile: when the client
+    goes away (or this request is cancelled) the task is cancelled too, and ApiError 499 raised."""
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.25)
+            if not task.done() and await disconnected():
+                raise ApiError(499, "the client closed the connection", code="client_closed")
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

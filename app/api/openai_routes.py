@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.engine import ApiEngine, Job
+from app.api.engine import ApiEngine, Job, watching
 from app.api.errors import ApiError, from_studio_error
 from app.api.schemas import ChatRequest, CompletionRequest, SamplingFields
 from app.core.backend import ChatMessage, GenerationRequest, GenerationResult, TokenEvent
@@ -90,22 +91,14 @@ async def first_then_rest(engine: ApiEngine, job: Job[Tagged], request: Request)
     waiting for its turn leaves the queue when its client goes away). Errors before the first event
     are raised here, so the route can still answer them with a status; the returned iterator yields
     the first event and the rest."""
-    import asyncio
-
     stream = engine.stream(job)
-    first = asyncio.ensure_future(stream.__anext__())
-    while not first.done():
-        await asyncio.wait({first}, timeout=0.25)
-        if not first.done() and await request.is_disconnected():
-            first.cancel()
-            with contextlib.suppress(BaseException):
-                await first
-            await stream.aclose()
-            raise ApiError(499, "the client closed the connection", code="client_closed")
     try:
-        head = first.result()
+        head: Tagged | None = await watching(asyncio.ensure_future(stream.__anext__()), request.is_disconnected)
     except StopAsyncIteration:
         head = None
+    except BaseException:
+        await stream.aclose()
+        raise
 
     async def rest() -> AsyncIterator[Tagged]:
         try:
@@ -119,8 +112,15 @@ async def first_then_rest(engine: ApiEngine, job: Job[Tagged], request: Request)
     return rest()
 
 
-def _requests_for(body: SamplingFields, make: Any, learning_top: int) -> list[GenerationRequest]:
-    return [make(body.sampling(i), learning_top) for i in range(body.n)]
+async def respond(engine: ApiEngine, path: Path, requests: list[GenerationRequest], answer: "_Answer",
+                  body: SamplingFields, request: Request) -> Any:
+    """Generate `requests` and answer as server-sent events or as one JSON body."""
+    job = choice_job(engine, path, requests)
+    if body.stream:
+        events = await first_then_rest(engine, job, request)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(answer.stream(events, include_usage), media_type="text/event-stream")
+    return JSONResponse(answer.whole(await engine.collect(job, request.is_disconnected)))
 
 
 def build(engine: ApiEngine) -> APIRouter:
@@ -145,15 +145,11 @@ def build(engine: ApiEngine) -> APIRouter:
                          for i, m in enumerate(body.messages))
         top = (body.top_logprobs or 0) if body.logprobs else 0
         learning_top = max(top, 1) if body.logprobs else 0
-        requests = _requests_for(body, lambda params, lt: GenerationRequest(
-            messages=messages, params=params, learning_top=lt), learning_top)
+        requests = [GenerationRequest(messages=messages, params=body.sampling(i), learning_top=learning_top)
+                    for i in range(body.n)]
         path = await run_in_threadpool(engine.model_path, body.model)
-        events = await first_then_rest(engine, choice_job(engine, path, requests), request)
         answer = _Answer("chat.completion", path.name, body.n, body.logprobs, top, chat=True)
-        if body.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(answer.stream(events, include_usage), media_type="text/event-stream")
-        return JSONResponse(await answer.whole(events, request))
+        return await respond(engine, path, requests, answer, body, request)
 
     @router.post("/completions")
     async def completions(body: CompletionRequest, request: Request) -> Any:
@@ -168,14 +164,10 @@ def build(engine: ApiEngine) -> APIRouter:
         requests = [GenerationRequest(prompt=text, params=body.sampling(i), learning_top=learning_top)
                     for text in prompts for i in range(body.n)]
         path = await run_in_threadpool(engine.model_path, body.model)
-        events = await first_then_rest(engine, choice_job(engine, path, requests), request)
         echoes = [text for text in prompts for _ in range(body.n)] if body.echo else None
         answer = _Answer("text_completion", path.name, len(requests), body.logprobs is not None, top, chat=False,
                          echoes=echoes)
-        if body.stream:
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(answer.stream(events, include_usage), media_type="text/event-stream")
-        return JSONResponse(await answer.whole(events, request))
+        return await respond(engine, path, requests, answer, body, request)
 
     return router
 
@@ -211,12 +203,10 @@ class _Answer:
             offset += len(entry["token"])
         return {"tokens": tokens, "token_logprobs": chosen, "top_logprobs": tops, "text_offset": offsets}
 
-    async def whole(self, events: AsyncIterator[Tagged], request: Request) -> dict[str, Any]:
+    def whole(self, events: list[Tagged]) -> dict[str, Any]:
         tokens: dict[int, list[TokenEvent]] = {i: [] for i in range(self.count)}
         results: dict[int, GenerationResult] = {}
-        async for index, event in events:
-            if await request.is_disconnected():
-                raise ApiError(499, "the client closed the connection", code="client_closed")
+        for index, event in events:
             if isinstance(event, TokenEvent):
                 tokens[index].append(event)
             else:

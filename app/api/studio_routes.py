@@ -4,6 +4,7 @@ unload). Each takes a turn on the model like any other request."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any, Iterator
 
 from fastapi import APIRouter, Request
@@ -75,7 +76,7 @@ def build(engine: ApiEngine) -> APIRouter:
                                "problem": entry.problem,
                                "loaded": loaded is not None and loaded.path == str(path.resolve())})
             return {"object": "list", "data": listed,
-                    "loaded": {"id": _name(loaded.path), "n_ctx": loaded.n_ctx, "n_vocab": loaded.n_vocab}
+                    "loaded": {"id": Path(loaded.path).name, "n_ctx": loaded.n_ctx, "n_vocab": loaded.n_vocab}
                     if loaded is not None else None}
 
         return await run_in_threadpool(describe)
@@ -101,8 +102,3 @@ def build(engine: ApiEngine) -> APIRouter:
 
     return router
 
-
-def _name(path: str) -> str:
-    from pathlib import Path
-
-    return Path(path).name

@@ -73,15 +73,15 @@ def check_model_folder(path: Path) -> None:
     if not path.is_dir():
         what = "a zip file: unzip it and choose the folder inside" if path.suffix.lower() == ".zip" else "a file"
         raise VoiceError(f"the Vosk model {path} is {what}, not a folder: {get_one}")
-    if _looks_like_model(path):
+    if looks_like_model(path):
         return
-    inside = [child for child in sorted(path.iterdir()) if child.is_dir() and _looks_like_model(child)]
+    inside = [child for child in sorted(path.iterdir()) if child.is_dir() and looks_like_model(child)]
     if inside:
         raise VoiceError(f"{path} holds a Vosk model one level down: choose {inside[0]} as the Vosk model folder")
     raise VoiceError(f"{path} is not a Vosk model (it has no am/final.mdl): {get_one}")
 
 
-def _looks_like_model(folder: Path) -> bool:
+def looks_like_model(folder: Path) -> bool:
     """Whether a folder has the files of a Vosk (Kaldi) model, in the new or the old layout."""
     return (folder / "am" / "final.mdl").is_file() or (folder / "final.mdl").is_file()
 

@@ -62,7 +62,7 @@ def allowed_hosts(listen: bool, extra: Iterable[str] = ()) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _check_port(host: str, port: int) -> None:
+def check_port(host: str, port: int) -> None:
     """A busy port is one clear message, before anything is built."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # as the server will: a port left in TIME_WAIT by the last run is free, a listening one is not
@@ -110,7 +110,7 @@ def launch(
     """Serve the studio until interrupted; every request passes `RequestGuard` first."""
     password = password or os.environ.get(PASSWORD_ENV) or None
     host = bind_address(listen, password)
-    _check_port(host, port)
+    check_port(host, port)
     from starlette.middleware import Middleware
 
     from app.api.token import api_token

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from app.core.errors import ChainStudioError
 from app.ui.request_guard import LoginThrottle, RequestGuard, host_name
-from app.ui.server import _check_port
+from app.ui.server import check_port
 
 PORT = 7860
 
@@ -89,4 +89,4 @@ def test_a_busy_port_is_one_clear_message() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         with pytest.raises(ChainStudioError, match="choose another with --port"):
-            _check_port("127.0.0.1", busy.getsockname()[1])
+            check_port("127.0.0.1", busy.getsockname()[1])
