@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import openai_routes, studio_routes
+from app.api import openai_routes, sample_route, studio_routes
 from app.api.engine import ApiEngine
 from app.api.errors import ApiError, unexpected
 from app.api.token import token_matches
@@ -37,6 +37,7 @@ def build_router(services: Services, token: str) -> APIRouter:
     router = APIRouter(dependencies=[Depends(require_token)])
     router.include_router(openai_routes.build(engine))
     router.include_router(studio_routes.build(engine))
+    router.include_router(sample_route.build(engine))
     return router
 
 

@@ -135,6 +135,33 @@ class ApiEngine:
         return items
 
 
+    async def started(self, job: Job[T], disconnected: Callable[[], Any]) -> AsyncIterator[T]:
+        """Start `job` and wait for its first item, watching the connection meanwhile (a request
+        still waiting for its turn leaves the line when its client goes away). Errors before the
+        first item are raised here, so a route can still answer them with a status; the returned
+        iterator yields the first item and the rest."""
+        stream = self.stream(job)
+        try:
+            head: list[T] = [await watching(asyncio.ensure_future(stream.__anext__()), disconnected)]
+        except StopAsyncIteration:
+            head = []
+        except BaseException:
+            await stream.aclose()
+            raise
+
+        async def rest() -> AsyncIterator[T]:
+            try:
+                for item in head:
+                    yield item
+                if head:
+                    async for item in stream:
+                        yield item
+            finally:
+                await stream.aclose()
+
+        return rest()
+
+
 async def watching(task: "asyncio.Future[T]", disconnected: Callable[[], Any]) -> T:
     """`task`'s result, looking at the connection a few times a second meanwhile: when the client
     goes away (or this request is cancelled) the task is cancelled too, and ApiError 499 raised."""

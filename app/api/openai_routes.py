@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -18,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.engine import ApiEngine, Job, watching
+from app.api.engine import ApiEngine, Job
 from app.api.errors import ApiError, from_studio_error
 from app.api.schemas import ChatRequest, CompletionRequest, SamplingFields
 from app.core.backend import ChatMessage, GenerationRequest, GenerationResult, TokenEvent
@@ -86,38 +85,12 @@ def sse(data: Any) -> bytes:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-async def first_then_rest(engine: ApiEngine, job: Job[Tagged], request: Request) -> AsyncIterator[Tagged]:
-    """Start `job` and wait for its first event, watching the connection meanwhile (a request still
-    waiting for its turn leaves the queue when its client goes away). Errors before the first event
-    are raised here, so the route can still answer them with a status; the returned iterator yields
-    the first event and the rest."""
-    stream = engine.stream(job)
-    try:
-        head: Tagged | None = await watching(asyncio.ensure_future(stream.__anext__()), request.is_disconnected)
-    except StopAsyncIteration:
-        head = None
-    except BaseException:
-        await stream.aclose()
-        raise
-
-    async def rest() -> AsyncIterator[Tagged]:
-        try:
-            if head is not None:
-                yield head
-                async for item in stream:
-                    yield item
-        finally:
-            await stream.aclose()
-
-    return rest()
-
-
 async def respond(engine: ApiEngine, path: Path, requests: list[GenerationRequest], answer: "_Answer",
                   body: SamplingFields, request: Request) -> Any:
     """Generate `requests` and answer as server-sent events or as one JSON body."""
     job = choice_job(engine, path, requests)
     if body.stream:
-        events = await first_then_rest(engine, job, request)
+        events = await engine.started(job, request.is_disconnected)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(answer.stream(events, include_usage), media_type="text/event-stream")
     return JSONResponse(answer.whole(await engine.collect(job, request.is_disconnected)))

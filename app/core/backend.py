@@ -29,8 +29,9 @@ class ChatMessage:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """What to generate from: chat `messages` (rendered with the model's chat template) or a raw
-    `prompt` sent as is. Exactly one of the two is set."""
+    """What to generate from: chat `messages` (rendered with the model's chat template), a raw
+    `prompt` sent as is, or `prompt_tokens` (token ids, used exactly: no BOS is added). Exactly one
+    of the three is set."""
 
     messages: tuple[ChatMessage, ...] = ()
     prompt: str | None = None
@@ -41,10 +42,11 @@ class GenerationRequest:
     step_delay: float = 0.0
     forced_tokens: tuple[int, ...] = ()  # branching: the answer starts with these tokens, then goes on
     template: str = "auto"  # prompt format of `messages`: app.core.prompt_format (auto, model, raw, a built-in)
+    prompt_tokens: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if (self.prompt is None) == (not self.messages):
-            raise ValueError("a GenerationRequest needs either messages or a raw prompt, not both")
+        if sum((self.prompt is not None, bool(self.messages), bool(self.prompt_tokens))) != 1:
+            raise ValueError("a GenerationRequest needs exactly one of messages, a raw prompt or prompt tokens")
 
     @classmethod
     def chat(

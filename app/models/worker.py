@@ -384,6 +384,9 @@ class ModelSession:
         """The prompt's tokens, the exact text they come from, and the prompt format used."""
         if request.prompt is not None:
             return self.tokenize(request.prompt), request.prompt, prompt_format.RAW
+        if request.prompt_tokens:
+            tokens = list(request.prompt_tokens)
+            return tokens, self.detokenize(tokens), prompt_format.RAW
         own = self.llm.metadata.get("tokenizer.chat_template")
         chosen = prompt_format.check_format(request.template)
         if chosen == prompt_format.AUTO:

@@ -1,0 +1,202 @@
+"""POST /api/sample: the Sampler SDK's `sample()` on a local model, as an NDJSON stream.
+
+Lines, one JSON object each:
+    {"type": "start", "model", "seed", "prompt_tokens"}
+    {"type": "token", "id", "piece", "text", "prob", "model_prob", "top_k": [{"id", "piece", "prob"}],
+     "record": {…}}                       (record: the learning-mode record, when asked)
+    {"type": "done", "text", "tokens", "stop_reason", "seed"}
+    {"type": "error", "error": {…}}        (instead of more lines, when something fails mid-stream)
+
+Semantics follow the seed document: `stop_tokens` are strings that must map to exactly one token
+each (others are ignored; token ids are taken too) and end sampling without being included; `stop_strings` end sampling
+with the string included (the last token may run past it); a seed is `rng_seed`, else derived
+from `initial_rng_seed` and the call's position `call`, else drawn and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+from typing import Any, AsyncIterator, Iterator, Union
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from app.api.engine import ApiEngine
+from app.api.errors import ApiError, field_named, from_studio_error
+from app.api.seeds import MAX_SEED, derived_seed
+from app.core.backend import GenerationRequest, GenerationResult, TokenEvent
+from app.core.errors import ChainStudioError, SettingsError
+from app.core.learning import MAX_CANDIDATES, TokenChoice
+from app.core.sampling import SAMPLING_SPECS, SamplingParams
+
+OWN_FIELDS = ("max_tokens", "temperature", "top_p", "seed")  # set by max_len, temperature, nucleus_p, the seed
+NOT_YET = {
+    "allowed_tokens": "allowed_tokens is not supported yet",
+    "disallowed_tokens": "disallowed_tokens is not supported yet",
+    "return_attention": "attention is not available from llama.cpp",
+}
+
+
+class SampleRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: Any = None
+    prompt: str = ""
+    inputs: list[Union[str, list[int]]] = Field(default_factory=list)
+    max_len: int = Field(256, ge=0, le=1_000_000)
+    temperature: float = 0.7
+    nucleus_p: float = 0.95
+    stop_tokens: list[Union[int, str]] | None = None
+    stop_strings: list[str] | None = None
+    rng_seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    initial_rng_seed: int | None = Field(None, ge=0)
+    call: int = Field(0, ge=0)
+    alternatives: int = Field(10, ge=0, le=MAX_CANDIDATES)
+    record: bool = False
+
+    def seed(self) -> int:
+        if self.rng_seed is not None:
+            return self.rng_seed
+        if self.initial_rng_seed is not None:
+            return derived_seed(self.initial_rng_seed, self.call)
+        return random.SystemRandom().randrange(MAX_SEED)
+
+    def params(self, seed: int) -> SamplingParams:
+        extra = self.model_extra or {}
+        for name, why in NOT_YET.items():
+            if extra.get(name):
+                raise ApiError(400, why, name, "unsupported_parameter")
+        studio = {name: extra[name] for name in SAMPLING_SPECS if name in extra and name not in OWN_FIELDS}
+        try:
+            return SamplingParams(max_tokens=self.max_len, temperature=self.temperature, top_p=self.nucleus_p,
+                                  seed=seed, **studio)
+        except SettingsError as exc:
+            shown = {"max_tokens": "max_len", "top_p": "nucleus_p"}
+            name = field_named(str(exc))
+            raise ApiError(400, str(exc), shown.get(name or "", name)) from exc
+
+
+def token_line(event: TokenEvent, alternatives: int, record: bool) -> dict[str, Any]:
+    """One sampled token: its id and text, its probability when it was drawn (after every stage)
+    and under the model alone, and the alternatives that survived the stages, most likely first."""
+    choice: TokenChoice = event.choice
+    chosen = next(c for c in choice.candidates if c.token_id == choice.chosen)
+    final = chosen.stage_probs[-1] if chosen.stage_probs else chosen.prob
+    kept = sorted((c for c in choice.candidates if c.removed_by is None),
+                  key=lambda c: c.stage_probs[-1] if c.stage_probs else c.prob, reverse=True)
+    line: dict[str, Any] = {
+        "type": "token", "id": event.token_id, "piece": chosen.piece, "text": event.text,
+        "prob": final, "model_prob": chosen.prob,
+        "top_k": [{"id": c.token_id, "piece": c.piece, "prob": c.stage_probs[-1] if c.stage_probs else c.prob}
+                  for c in kept[:alternatives]],
+    }
+    if record:
+        line["record"] = choice.to_record()
+    return line
+
+
+def build(engine: ApiEngine) -> APIRouter:
+    router = APIRouter(prefix="/api")
+
+    @router.post("/sample")
+    async def sample(body: SampleRequest, request: Request) -> StreamingResponse:
+        seed = body.seed()
+        params = body.params(seed)
+        path = await run_in_threadpool(engine.model_path, body.model)
+
+        def job(_stop: threading.Event) -> Iterator[dict[str, Any]]:
+            try:
+                yield from _sample(engine, path.name, path, body, params, seed)
+            except ChainStudioError as exc:
+                raise from_studio_error(exc) from exc
+
+        lines = await engine.started(job, request.is_disconnected)
+        return StreamingResponse(_ndjson(lines), media_type="application/x-ndjson")
+
+    return router
+
+
+def _prompt_tokens(engine: ApiEngine, body: SampleRequest, n_vocab: int) -> list[int]:
+    """`prompt` then each of `inputs`: text is tokenized (the first piece with the model's BOS),
+    token ids are taken as they are once they are known to be in the vocabulary."""
+    pieces: list[Union[str, list[int]]] = ([body.prompt] if body.prompt else []) + list(body.inputs)
+    tokens: list[int] = []
+    for number, piece in enumerate(pieces):
+        if isinstance(piece, str):
+            tokens += engine.services.backend.tokenize(piece, add_special=number == 0)
+            continue
+        outside = [t for t in piece if not 0 <= t < n_vocab]
+        if outside:
+            raise ApiError(400, f"token id {outside[0]} is outside the vocabulary (0 to {n_vocab - 1})",
+                           f"inputs[{number - bool(body.prompt)}]")
+        tokens += piece
+    if not tokens:
+        tokens = engine.services.backend.tokenize("", add_special=True)
+    if not tokens:
+        raise ApiError(400, "there is nothing to continue: give a prompt or inputs", "inputs")
+    return tokens
+
+
+def _single_tokens(engine: ApiEngine, stops: list[Union[str, int]] | None, n_vocab: int) -> set[int]:
+    """The ids of the stop tokens: an id as given, a string that the tokenizer makes one token or
+    that is exactly one token's text; any other string is ignored (as the seed document says)."""
+    found: set[int] = set()
+    pieces: dict[str, int] | None = None
+    for stop in stops or []:
+        if isinstance(stop, int):
+            if not 0 <= stop < n_vocab:
+                raise ApiError(400, f"stop token id {stop} is outside the vocabulary (0 to {n_vocab - 1})",
+                               "stop_tokens")
+            found.add(stop)
+            continue
+        ids = engine.services.backend.tokenize(stop, add_special=False)
+        if len(ids) == 1:
+            found.add(ids[0])
+            continue
+        if pieces is None:
+            pieces = {piece: token for token, piece in enumerate(engine.services.backend.vocabulary())}
+        if stop in pieces:
+            found.add(pieces[stop])
+    return found
+
+
+def _sample(engine: ApiEngine, name: str, path: Any, body: SampleRequest, params: SamplingParams,
+            seed: int) -> Iterator[dict[str, Any]]:
+    loaded = engine.ensure_loaded(path)
+    prompt = _prompt_tokens(engine, body, loaded.n_vocab)
+    stop_ids = _single_tokens(engine, body.stop_tokens, loaded.n_vocab)
+    stop_strings = [s for s in body.stop_strings or [] if s]
+    yield {"type": "start", "model": name, "seed": seed, "prompt_tokens": len(prompt)}
+    request = GenerationRequest(prompt_tokens=tuple(prompt), params=params,
+                                learning_top=max(body.alternatives, 1))
+    text, count, reason = "", 0, "max_tokens"
+    with contextlib.closing(engine.services.backend.generate(request)) as events:
+        for event in events:
+            if isinstance(event, GenerationResult):
+                text, reason = event.text, event.stop_reason
+                break
+            if event.token_id in stop_ids:
+                reason = "stop_token"
+                break
+            count += 1
+            text += event.text
+            yield token_line(event, body.alternatives, body.record)
+            # Only the text this token added (and the longest stop string before it) can hold a new match.
+            window = text[-(len(event.text) + max(map(len, stop_strings), default=0)):]
+            if any(stop in window for stop in stop_strings):
+                reason = "stop_string"
+                break
+    yield {"type": "done", "text": text, "tokens": count, "stop_reason": reason, "seed": seed}
+
+
+async def _ndjson(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    try:
+        async for line in lines:
+            yield (json.dumps(line, ensure_ascii=False) + "\n").encode()
+    except ApiError as exc:
+        yield (json.dumps({"type": "error", **exc.body()}) + "\n").encode()

@@ -1,0 +1,92 @@
+"""POST /api/sample: the Sampler SDK's sample() as an NDJSON stream, on the demo model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import RunningApi
+
+DEMO = "chain-studio-demo.gguf"
+
+
+def sample(api: RunningApi, **body: Any) -> list[dict[str, Any]]:
+    with httpx.stream("POST", f"{api.base}/api/sample", json={"model": DEMO, **body}, timeout=120,
+                      headers={"Authorization": f"Bearer {api.token}"}) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        return [json.loads(line) for line in response.iter_lines() if line]
+
+
+def test_tokens_stream_with_their_probability_and_alternatives(api: RunningApi) -> None:
+    lines = sample(api, prompt="hi", alternatives=3, rng_seed=11)
+    start, tokens, done = lines[0], lines[1:-1], lines[-1]
+    assert start == {"type": "start", "model": DEMO, "seed": 11, "prompt_tokens": start["prompt_tokens"]}
+    assert start["prompt_tokens"] > 0
+    assert [t["type"] for t in tokens] == ["token"] * len(tokens) and done["type"] == "done"
+    assert "".join(t["text"] for t in tokens) == done["text"] and done["tokens"] == len(tokens)
+    assert done["stop_reason"] == "eos" and done["seed"] == 11
+    for token in tokens:
+        assert 0 < token["prob"] <= 1 and 0 < token["model_prob"] <= 1
+        assert 1 <= len(token["top_k"]) <= 3
+        probs = [alt["prob"] for alt in token["top_k"]]
+        assert probs == sorted(probs, reverse=True)
+        assert token["id"] in [alt["id"] for alt in token["top_k"]]  # the drawn token survived the stages
+        assert "record" not in token
+
+
+def test_seeds_derived_from_an_initial_seed_repeat_in_call_order(api: RunningApi) -> None:
+    def run(call: int) -> tuple[int, str]:
+        done = sample(api, prompt="hi", temperature=2.0, initial_rng_seed=42, call=call, top_k=0)[-1]
+        return done["seed"], done["text"]
+
+    calls = [run(call) for call in range(6)]
+    assert [run(call) for call in range(6)] == calls  # the same order gives the same seeds and texts
+    assert len({seed for seed, _ in calls}) == 6 and len({text for _, text in calls}) > 1
+
+
+def test_a_stop_token_ends_without_it_and_one_that_is_not_a_single_token_is_ignored(api: RunningApi) -> None:
+    done = sample(api, prompt="hi", temperature=0, stop_tokens=[" demo", "not a single token"])[-1]
+    assert (done["text"], done["stop_reason"]) == ("Hello from the", "stop_token")
+    second = sample(api, prompt="hi", temperature=0)[2]  # a token id works too
+    assert second["piece"] == " from"
+    from_id = second["id"]
+    done = sample(api, prompt="hi", temperature=0, stop_tokens=[from_id])[-1]
+    assert (done["text"], done["stop_reason"]) == ("Hello", "stop_token")
+
+
+def test_a_stop_string_is_included_and_the_last_token_may_run_past_it(api: RunningApi) -> None:
+    done = sample(api, prompt="hi", temperature=0, stop_strings=["fr"])[-1]
+    assert (done["text"], done["stop_reason"]) == ("Hello from", "stop_string")
+
+
+def test_token_ids_as_input_continue_exactly_like_the_text(api: RunningApi) -> None:
+    status, tokenized = api.call("POST", "/api/tokenize", {"model": DEMO, "text": "hi"})
+    assert status == 200
+    by_ids = sample(api, inputs=[tokenized["tokens"]], temperature=0)
+    by_text = sample(api, prompt="hi", temperature=0)
+    assert by_ids[0]["prompt_tokens"] == by_text[0]["prompt_tokens"] == len(tokenized["tokens"])
+    assert by_ids[-1]["text"] == by_text[-1]["text"] == "Hello from the demo model."
+    status, text = api.call("POST", "/api/detokenize", {"model": DEMO, "tokens": tokenized["tokens"]})
+    assert status == 200 and text["text"].endswith("hi")
+
+
+def test_the_learning_record_comes_when_asked(api: RunningApi) -> None:
+    token = sample(api, prompt="hi", temperature=0.8, top_k=5, record=True, max_len=1)[1]
+    record = token["record"]
+    assert record["chosen"] == token["id"] and "top_k" in record["stages"]
+    assert all(len(candidate[4]) == len(record["stages"]) for candidate in record["candidates"])
+
+
+@pytest.mark.parametrize("body, param, words", [
+    ({"inputs": [[99999]]}, "inputs[0]", "outside the vocabulary"),
+    ({"prompt": "hi", "allowed_tokens": ["yes"]}, "allowed_tokens", "not supported yet"),
+    ({"prompt": "hi", "nucleus_p": 3}, "nucleus_p", "out of range"),
+    ({"prompt": "hi", "max_len": -1}, "max_len", "max_len"),
+])
+def test_a_bad_sample_request_is_a_400_naming_the_field(api: RunningApi, body, param, words) -> None:
+    status, answer = api.call("POST", "/api/sample", {"model": DEMO, **body})
+    assert status == 400 and answer["error"]["param"] == param and words in answer["error"]["message"], answer
