@@ -18,9 +18,6 @@ from app.core.sampling import SamplingParams
 
 STAGES = ("penalties", "top_k", "tfs_z", "typical_p", "top_p", "min_p", "temperature")
 """The stages recorded with the default settings."""
-ALL_STAGES = ("penalties", "dry", "top_k", "tfs_z", "typical_p", "top_p", "min_p", "xtc", "top_n_sigma",
-              "temperature", "mirostat")
-"""Every stage a pick can go through (DRY, XTC, top-n-sigma and Mirostat only when switched on)."""
 
 
 _EXACT_BELOW = 4096
@@ -284,11 +281,6 @@ class StageRecord:
         self._positions: np.ndarray | None = None
 
     @property
-    def whole(self) -> bool:
-        """True when the stage kept every token of the vocabulary (stored as the vocabulary's logits)."""
-        return self.vocabulary is not None
-
-    @property
     def token_ids(self) -> np.ndarray:
         if self._token_ids is None:
             assert self.vocabulary is not None
@@ -336,20 +328,13 @@ class StageRecord:
 class Pick:
     """The drawn token and, when recording, the distribution after every stage. `raw` is the raw
     logits' distribution ("before sampling") and `top` the most likely tokens by raw logit (most
-    likely first, at least the candidates asked for), when recording; `penalized` says whether
-    penalties changed the logits. Records of whole-vocabulary stages read the logits they were
+    likely first, at least the candidates asked for), when recording. Records of whole-vocabulary stages read the logits they were
     made from: describe a pick before the next decode overwrites them."""
 
     token_id: int
     stages: tuple[StageRecord, ...]
     raw: StageRecord | None = None
-    penalized: bool = False
     top: np.ndarray | None = None
-
-    @property
-    def raw_probs(self) -> np.ndarray | None:
-        """The softmax of the raw logits over the whole vocabulary (computed when read)."""
-        return self.raw.probs if self.raw is not None else None
 
 
 def apply_penalties(
@@ -358,21 +343,16 @@ def apply_penalties(
     """llama.cpp's penalties over the recent tokens: divide positive logits (multiply negative ones)
     by `repeat`, then subtract `frequency` per occurrence and `presence` once."""
     out = np.array(logits, dtype=np.float64, copy=True)
-    if not len(recent) or (repeat == 1.0 and presence == 0.0 and frequency == 0.0):
-        return out
-    ids, counts = np.unique(np.asarray(recent, dtype=np.int64), return_counts=True)
-    ids, counts = ids[ids < len(out)], counts[ids < len(out)]
-    values = out[ids]
-    values = np.where(values > 0, values / repeat, values * repeat)
-    out[ids] = values - counts * frequency - presence
+    ids, values = penalty_changes(out, recent, repeat, presence, frequency)
+    out[ids] = values
     return out
 
 
 def penalty_changes(
     logits: np.ndarray, recent: Sequence[int], repeat: float, presence: float, frequency: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`apply_penalties` for the recent tokens only: their ids (ascending) and new float64 values,
-    the same numbers `apply_penalties` gives them."""
+    """The penalties for the recent tokens only: their ids (ascending) and new float64 values
+    (`apply_penalties` writes them into a copy of the whole vocabulary)."""
     if not len(recent) or (repeat == 1.0 and presence == 0.0 and frequency == 0.0):
         return np.empty(0, dtype=np.int64), np.empty(0)
     ids, counts = np.unique(np.asarray(recent, dtype=np.int64), return_counts=True)
@@ -518,9 +498,8 @@ class SamplerPipeline:
         penalties_on = prm.repeat_penalty != 1.0 or prm.presence_penalty != 0.0 or prm.frequency_penalty != 0.0
         # Only the window is copied: `recent` grows with the answer.
         recent_tokens = list(recent[-prm.repeat_last_n :]) if prm.repeat_last_n and penalties_on else []
-        penalized = bool(recent_tokens)
         raw_record = StageRecord("raw", vocabulary=vocab) if record else None
-        if penalized:
+        if recent_tokens:
             changed_ids, changed_values = penalty_changes(raw, recent_tokens, prm.repeat_penalty,
                                                           prm.presence_penalty, prm.frequency_penalty)
             vocab = vocab.with_changes(changed_ids, changed_values)
@@ -534,7 +513,6 @@ class SamplerPipeline:
             if dry:
                 tokens = np.array(sorted(dry), dtype=np.int64)
                 vocab = vocab.with_changes(tokens, vocab.exact(tokens) - np.array([dry[t] for t in tokens.tolist()]))
-                penalized = True
             if record:
                 records.append(StageRecord("dry", vocabulary=vocab))
         top_k_first = prm.order[0] == "top_k" and 0 < prm.top_k < n_vocab and not prm.mirostat
@@ -554,7 +532,7 @@ class SamplerPipeline:
                 made.likely = top_raw
 
         def done(token: int) -> Pick:
-            return Pick(token, tuple(records), raw_record, penalized, top_raw)
+            return Pick(token, tuple(records), raw_record, top_raw)
 
         if prm.is_greedy:
             return done(vocab.argmax(top_raw))
