@@ -290,7 +290,7 @@ def test_small_things(page, studio_server: RunningStudio, artifacts_dir: Path) -
     assert status.locator("strong").count() == 0
     # voice says what is missing before Listen is ticked
     page.get_by_role("tab", name="Voice").click()
-    assert "not available yet" in page.locator("#voice-status").inner_text()
+    page.locator("#voice-status").get_by_text("not available yet").wait_for(timeout=30_000)  # said when it opens
     # saving a prompt without a name says why
     page.get_by_role("tab", name="Library").click()
     page.locator("#save-name textarea, #save-name input").first.fill("")

@@ -106,6 +106,13 @@ def listening_problem(folder: Path) -> str | None:
     return stt.microphone_problem()
 
 
+def listening_status(folder: Path) -> str:
+    """The tab's listening status before Listen is ticked: what is missing and how to add it, or
+    just the commands."""
+    problem = listening_problem(folder)
+    return f"⚠️ Listening is not available yet: {problem}\n\n{COMMANDS_HELP}" if problem else COMMANDS_HELP
+
+
 @dataclass
 class HeardUpdate:
     """What a batch of recognised speech changes on the page."""
@@ -151,10 +158,9 @@ def build(services: Services | None = None) -> VoicePanel:
         wake_word = gr.Textbox(label="Wake word", value=DEFAULT_WAKE_WORD, lines=1, elem_id="wake-word", scale=1)
     download = vosk_download.build()
     listen = gr.Checkbox(label="Voice: listen for commands", value=False, elem_id="voice-listen")
-    # Said before the box is ticked: what is missing and how to add it.
-    problem = listening_problem(settings.vosk_model_dir())
-    listen_status = gr.Markdown(f"⚠️ Listening is not available yet: {problem}\n\n{COMMANDS_HELP}" if problem
-                                else COMMANDS_HELP, elem_id="voice-status")
+    # What is missing is said when the tab opens (looking for a microphone loads the audio library:
+    # not at every start of the studio).
+    listen_status = gr.Markdown(COMMANDS_HELP, elem_id="voice-status")
     heard = gr.Markdown("", elem_id="voice-heard")
     timer = gr.Timer(POLL_SECONDS, active=False)
     action = gr.Textbox(visible=False, elem_id="voice-action")
@@ -208,8 +214,7 @@ class _Listeners:
     def start(self, session: str, folder: Path) -> None:
         from app.media import stt
 
-        stt.check_model_folder(folder)
-        problem = stt.microphone_problem()
+        problem = listening_problem(folder)
         if problem:
             raise ChainStudioError(problem)
         self.stop(session)
@@ -305,10 +310,10 @@ def wire(panel: VoicePanel, services: Services, page: PageHandles) -> None:
         return live, prompt_value, action, speech, speech_status, listen, timer, status
 
     def folder_changed(folder: str) -> str:
-        problem = listening_problem(Path(folder or "").expanduser())
-        return f"⚠️ Listening is not available yet: {problem}\n\n{COMMANDS_HELP}" if problem else COMMANDS_HELP
+        return listening_status(Path(folder or "").expanduser())
 
-    panel.model_folder.blur(folder_changed, panel.model_folder, panel.listen_status)
+    for shown in (panel.model_folder.blur, *([panel.tab.select] if panel.tab else [])):
+        shown(folder_changed, panel.model_folder, panel.listen_status)
     vosk_download.wire(panel.download, panel.model_folder, panel.listen_status, folder_changed)
     panel.listen.change(toggle, [panel.listen, panel.model_folder], [panel.listen, panel.timer, panel.listen_status])
     panel.timer.tick(tick, [panel.wake_word, last_answer, panel.voice, panel.rate],
