@@ -17,7 +17,7 @@ from app.core.code_exec import CodeOptions
 from app.core.errors import SettingsError
 from app.core.hub_links import display_name
 from app.core.prompt_format import check_format
-from app.core.prompt_list import ITEM_SETTINGS, PromptItem, PromptList
+from app.core.prompt_list import ITEM_SETTINGS, PromptItem, PromptList, parse_prompt_list
 from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
 
 # Ranges drawn from by "random hyperparameters" (the original's ranges).
@@ -116,8 +116,6 @@ def shuffled_models(models: list[str], rng: random.Random, previous: str | None)
 
 def make_plan(spec: ChainSpec, prompts: PromptList, rng: random.Random) -> list[PlannedAnswer]:
     """Every answer of the run, in order."""
-    for item in prompts.items:  # a wrong {template=…} is refused before anything runs
-        answer_template(spec, item)
     plan: list[PlannedAnswer] = []
     if spec.single_response:
         for slot, (model, item) in enumerate(zip(spec.models, prompts.items, strict=False)):
@@ -134,16 +132,23 @@ def make_plan(spec: ChainSpec, prompts: PromptList, rng: random.Random) -> list[
     return plan
 
 
+def plan_of(spec: ChainSpec) -> list[PlannedAnswer]:
+    """The answers `spec` would generate, in order (raises PromptSyntaxError for a bad prompt list
+    before anything runs)."""
+    return make_plan(spec, parse_prompt_list(spec.prompts), random.Random(spec.seed))
+
+
 def draw_random_params(rng: random.Random) -> dict[str, float]:
     """One answer's random hyperparameters, rounded to two decimals for reading."""
     return {name: round(rng.uniform(low, high), 2) for name, (low, high) in RANDOM_RANGES.items()}
 
 
 def answer_template(spec: ChainSpec, item: PromptItem, model: str | None = None) -> str:
-    """The prompt format of one answer: the item's `{template=…}`, else the model's, else the run's."""
+    """The prompt format of one answer: the item's `{template=…}` (checked when the prompt list was
+    parsed), else the model's, else the run's."""
     given = item.overrides.get("template")
     if given is not None:
-        return check_format(given, f"item {item.number}: template")
+        return str(given)
     return dict(spec.model_templates).get(model or "", spec.template)
 
 

@@ -20,6 +20,7 @@ from app.core.chain import (
     answer_params,
     answer_template,
     make_plan,
+    plan_of,
 )
 from app.core.code_blocks import choose_code
 from app.core.code_exec import CodeResult, CodeRunner, feedback_text, is_stop_signal, meets_stop_condition
@@ -96,7 +97,7 @@ class ChainRunner:
 
     def plan(self, spec: ChainSpec) -> list[PlannedAnswer]:
         """The answers `spec` would generate (raises PromptSyntaxError before anything runs)."""
-        return make_plan(spec, parse_prompt_list(spec.prompts), random.Random(spec.seed))
+        return plan_of(spec)
 
     def run(self, spec: ChainSpec, source: ModelSource | None = None) -> Iterator[ChainEvent]:
         """Run `spec`, yielding events; `source` downloads the models given as links. Input errors

@@ -3,17 +3,15 @@ become the transcript and each panel's view. Module-level functions, so tests ca
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Any, Iterator
 
 import gradio as gr
 
 from app.api.turns import API_HOLDER
-from app.core.chain import ChainSpec, PlannedAnswer, make_plan
+from app.core.chain import ChainSpec, plan_of
 from app.core.errors import ChainStudioError
 from app.core.events import AnswerFinished, CodeFinished, CodeStarted, Failure, RunFinished, RunStarted
-from app.core.prompt_list import parse_prompt_list
 from app.services import Services
 from app.ui.i18n import t
 from app.ui.page import PageHandles, RunData, RunView
@@ -67,11 +65,6 @@ def plan_preview(services: Services, page: PageHandles, data: RunData) -> str:
     if spec.loops > 1:
         shape += f" × {spec.loops} loops"
     return f"{shape} = {plural(planned, 'answer')}"
-
-
-def plan_of(spec: ChainSpec) -> list[PlannedAnswer]:
-    """The answers `spec` will generate (shuffling aside: the count and items do not depend on it)."""
-    return make_plan(spec, parse_prompt_list(spec.prompts), random.Random(0))
 
 
 def waiting_for(services: Services) -> str:
