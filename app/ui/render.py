@@ -186,7 +186,8 @@ class TranscriptBuilder:
         return entries
 
 
-def _fenced(text: str) -> str:
+def fenced(text: str) -> str:
+    """`text` as a plain-text code block, fenced with more backticks than it holds in a row."""
     fence = "`" * max(4, max((len(run) for run in text.split() if set(run) == {"`"}), default=0) + 1)
     return f"{fence}text\n{text}\n{fence}"
 
@@ -207,7 +208,7 @@ def render_entry(entry: Entry, raw: bool = False) -> str:
         parts.append(f'<details class="reasoning"><summary>{label}</summary>'
                      f'<div class="reasoning-text">{html.escape(entry.reasoning)}</div></details>')
     body = entry.text or ("" if entry.reasoning and not entry.thinking else "…")
-    parts.append(_fenced(body) if raw else body)
+    parts.append(fenced(body) if raw else body)
     if entry.footer:
         parts.append(f"<sub>{entry.footer}</sub>")
     if entry.code:
@@ -254,7 +255,7 @@ def _printed(stdout: str) -> str:
         return code_frame(stdout, "HTML printed by the code")
     if kind == MARKDOWN:
         return closed_fences(stdout.strip("\n"))
-    return _fenced(stdout.rstrip("\n"))
+    return fenced(stdout.rstrip("\n"))
 
 
 def code_markdown(result: CodeResult, hidden: bool = False) -> str:
@@ -275,7 +276,7 @@ def code_markdown(result: CodeResult, hidden: bool = False) -> str:
     if result.stdout.strip():
         parts.append(_printed(result.stdout))
     if result.stderr.strip():
-        parts.append(_fenced(result.stderr.rstrip("\n")))
+        parts.append(fenced(result.stderr.rstrip("\n")))
     missing = missing_module(result)
     if missing:
         reason = not_from_pip(missing)
@@ -293,7 +294,7 @@ def code_markdown(result: CodeResult, hidden: bool = False) -> str:
         elif output.mime == "text/markdown":
             parts.append(closed_fences(output.data))
         else:
-            parts.append(_fenced(output.data))
+            parts.append(fenced(output.data))
     return "\n\n".join(parts)
 
 

@@ -32,7 +32,7 @@ from app.execution.sandbox import sandbox_status
 from app.installer import VENVS
 from app.services import Services
 from app.ui.page import PageHandles, Panel, RunData, session_of
-from app.ui.render import code_markdown, escape_markdown
+from app.ui.render import code_markdown, escape_markdown, fenced
 
 BANNER = ("⚠️ **Code execution is on:** the Python in each answer runs on this computer "
           "(in venvs/jupyter) when the answer ends. Turn it off in the Code tab.")
@@ -277,12 +277,7 @@ def install_log_markdown(package: str, result: CodeResult | None, output: str) -
     else:
         head = (f"⚠️ pip could not install **{escape_markdown(package)}** ({escape_markdown(result.message)}): "
                 "see its output below.")
-    return f"{head}\n\n{_fenced_log(shown)}" if shown.strip() else head
-
-
-def _fenced_log(text: str) -> str:
-    fence = "`" * max(4, max((len(run) for run in text.split() if set(run) == {"`"}), default=0) + 1)
-    return f"{fence}text\n{text.rstrip()}\n{fence}"
+    return f"{head}\n\n{fenced(shown.rstrip())}" if shown.strip() else head
 
 
 def plotly_url() -> str:
