@@ -47,6 +47,7 @@ from app.core.sampler_pipeline import SamplerPipeline
 from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
 from app.core.stop_strings import StopStringScanner
 from app.models.chat_template import render_chat
+from app.models.memory import private_memory
 from app.models.worker_link import FramedPipe, StopFlag
 
 FLUSH_SECONDS = 0.05  # one message per page update at most (the UI shows ~20 a second)
@@ -94,19 +95,6 @@ class _UncompiledChatFormatter:
         return refuse
 
 
-def private_memory_bytes() -> int | None:
-    """This process's anonymous (heap, private) resident memory: what the KV cache adds while it is
-    written. Falls back to the whole resident size where /proc does not say."""
-    try:
-        with open("/proc/self/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"RssAnon:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return resident_memory_bytes()
-
-
 class LoadProgress:
     """The progress of one load, from 0 to 1, sent as ("progress", fraction) messages.
 
@@ -136,14 +124,14 @@ class LoadProgress:
         """llama.cpp's progress of reading the weights (called from its progress callback)."""
         self._weights = min(1.0, max(self._weights, fraction))
         if self._weights >= 1.0 and self._context_baseline is None:
-            self._context_baseline = private_memory_bytes() or 0
+            self._context_baseline = private_memory(os.getpid()) or 0
 
     def fraction(self) -> float:
         """The load's progress so far, below 1 until `finish()`."""
         done = self._weights_share * self._weights
         baseline = self._context_baseline
         if baseline is not None and self._context_bytes > 0:
-            grown = max(0, (private_memory_bytes() or 0) - baseline)
+            grown = max(0, (private_memory(os.getpid()) or 0) - baseline)
             done += (1 - self._weights_share) * min(1.0, grown / self._context_bytes)
         return min(done, 0.99)
 
