@@ -39,19 +39,18 @@ def cmd_serve(port: int, listen: bool, password: str | None, models_dir: str | N
     warn_if_journal_was_replaced(services.journal)
     app = standalone_app(services, token)
     app.user_middleware.insert(0, Middleware(RequestGuard, port=port, extra_hosts=hosts_for(listen, allowed_hosts or ())))
-    shown_host = "127.0.0.1" if host == "127.0.0.1" else host
 
     @contextlib.asynccontextmanager
     async def announce(_app: Any) -> AsyncIterator[None]:
         import os
 
-        emit({"type": "serving", "url": f"http://{shown_host}:{port}/v1",
+        emit({"type": "serving", "url": f"http://{host}:{port}/v1",
               "token_file": None if os.environ.get(TOKEN_ENV) else str(token_path())})
         sys.stdout.flush()
         yield
 
     app.router.lifespan_context = announce
-    print(f"Chain Studio API on http://{shown_host}:{port} (models folder {services.models_dir}); Ctrl-C stops it",
+    print(f"Chain Studio API on http://{host}:{port} (models folder {services.models_dir}); Ctrl-C stops it",
           file=sys.stderr)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -295,7 +295,6 @@ class ChainRunner:
                                       template=answer_template(spec, item, planned.model))
         yield AnswerStarted(planned.index, planned.model_name, item.number, planned.response, planned.loop, prompt, params)
         result: GenerationResult | None = None
-        choices: list = []
         streamed: list[TokenEvent] = []
         stream = self.backend.generate(request)
         try:
@@ -303,8 +302,6 @@ class ChainRunner:
             for event in stream:
                 if isinstance(event, TokenEvent):
                     streamed.append(event)
-                    if event.choice is not None:
-                        choices.append(event.choice)
                     yield AnswerToken(planned.index, event.text, event.token_id, event.choice)
                 else:
                     result = event
@@ -344,7 +341,7 @@ class ChainRunner:
             seconds=result.seconds,
             stop_reason=result.stop_reason,
             seed=result.seed,
-            choices=tuple(choices[: result.generated_tokens]),  # a stopped answer keeps what was shown
+            choices=_choices(streamed)[: result.generated_tokens],  # a stopped answer keeps what was shown
             prompt_format=result.prompt_format,
             sent=result.prompt_text,
             reasoning=reasoning,
@@ -363,7 +360,7 @@ class ChainRunner:
             response=planned.response, loop=planned.loop, prompt=prompt, messages=request.messages,
             params=request.params, text="".join(e.text for e in streamed), prompt_tokens=0,
             tokens=len(streamed), seconds=0.0, stop_reason="stopped", seed=request.params.seed,
-            choices=tuple(e.choice for e in streamed if e.choice is not None),
+            choices=_choices(streamed),
         )
 
     def branch(self, base: BranchPoint, position: int, token: int, learning_top: int,
@@ -446,3 +443,8 @@ class _Run:
             self.previous = f"{self.previous}\n\n{text}"
         else:
             self.previous = text
+
+
+def _choices(streamed: list[TokenEvent]) -> tuple:
+    """The learning-mode records of the streamed tokens (none outside learning mode)."""
+    return tuple(e.choice for e in streamed if e.choice is not None)
