@@ -617,8 +617,7 @@ class SamplerPipeline:
                 return None
             ids = vocab.top(prm.top_k, top_raw)
             return ids, vocab.exact(ids)
-        if (stage == "tfs_z" and (prm.tfs_z >= 1.0 or size <= 2) or stage == "typical_p" and prm.typical_p >= 1.0
-                or stage == "top_p" and prm.top_p >= 1.0 or stage == "min_p" and prm.min_p <= 0.0
+        if (self._set_to_keep_all(stage) or stage == "tfs_z" and size <= 2
                 or stage == "xtc" and draw is not None and draw >= prm.xtc_probability):
             return None
         if stage == "top_p":
@@ -647,6 +646,12 @@ class SamplerPipeline:
         ids = np.argsort(-values, kind="stable")
         return self._apply(stage, ids, values[ids], None, draw)
 
+    def _set_to_keep_all(self, stage: str) -> bool:
+        """Whether a filter stage is set to its "off" value (it is still a recorded stage)."""
+        prm = self.params
+        return (stage == "tfs_z" and prm.tfs_z >= 1.0 or stage == "typical_p" and prm.typical_p >= 1.0
+                or stage == "top_p" and prm.top_p >= 1.0 or stage == "min_p" and prm.min_p <= 0.0)
+
     def _apply(self, stage: str, ids: np.ndarray, values: np.ndarray, probs: np.ndarray | None,
                draw: float | None) -> tuple[np.ndarray, np.ndarray]:
         """One filter stage over explicit candidates, most likely first (`probs`: their softmax,
@@ -656,8 +661,7 @@ class SamplerPipeline:
         def softmaxed() -> np.ndarray:
             return probs if probs is not None else softmax(values)
 
-        if (stage == "tfs_z" and prm.tfs_z >= 1.0 or stage == "typical_p" and prm.typical_p >= 1.0
-                or stage == "top_p" and prm.top_p >= 1.0 or stage == "min_p" and prm.min_p <= 0.0):
+        if self._set_to_keep_all(stage):
             return ids, values  # off: keeps every candidate, as the functions below would
         if stage == "top_k":
             count = prm.top_k if prm.top_k > 0 else len(values)
