@@ -15,6 +15,7 @@ from app.cli import emit, fail, model_argument, warn_if_journal_was_replaced
 from app.core.chain import RANDOM_RANGES, ChainSpec, answer_params
 from app.core.code_exec import CodeOptions, CodeResult
 from app.core.errors import ChainStudioError, SettingsError
+from app.core.event_lines import EventLines
 from app.core.events import (
     STOP_REASON_TEXT,
     AnswerFinished,
@@ -25,7 +26,6 @@ from app.core.events import (
     CodeStarted,
     Failure,
     ModelDownloading,
-    ModelLoaded,
     ModelLoading,
     ModelLoadProgress,
     RunFinished,
@@ -141,7 +141,7 @@ def cmd_chain(args: Any) -> int:
         from app.execution.pool import KernelPool
 
         code_runner = KernelPool()
-    runner = ChainRunner(backend, journal, code_runner)
+    runner = ChainRunner(backend, journal, code_runner, origin="cli")
     printer = (_JsonPrinter() if args.jsonl
                else _TranscriptPrinter(show_params=spec.random_params, hide_code=spec.code.hide_output))
     source = HubModelSource(HubDownloader(settings.models_dir(getattr(args, "models_dir", None))))
@@ -265,51 +265,22 @@ class _ProgressLine:
 
 
 class _JsonPrinter:
-    """One JSON object per line, each with a "type". An answer's line waits for its code to run,
-    so it can carry the "code" object."""
+    """One JSON object per line, each with a "type" (app/core/event_lines.py); a download's progress
+    goes to stderr."""
 
     def __init__(self) -> None:
         self.progress = _ProgressLine()
-        self.pending: dict[str, Any] | None = None
-        self.load_step = -1  # the last tenth of a load shown as a "model_loading" line
+        self.events = EventLines()
 
     def flush(self) -> None:
-        if self.pending is not None:
-            emit(self.pending)
-            self.pending = None
+        for line in self.events.finish():
+            emit(line)
 
     def show(self, event: ChainEvent) -> None:
-        if isinstance(event, CodeStarted):
-            return
-        if isinstance(event, CodeFinished):
-            if self.pending is not None and self.pending["index"] == event.index:
-                self.pending["code"] = event.result.to_record()
-            self.flush()
-            return
-        self.flush()
-        if isinstance(event, AnswerFinished):
-            self.pending = {"type": "answer", **event.answer.to_record()}
-            return
+        for line in self.events.lines(event):
+            emit(line)
         if isinstance(event, ModelDownloading):
             self.progress.show(event.text, event.fraction)
-        elif isinstance(event, ModelLoading):
-            self.load_step = -1
-        elif isinstance(event, ModelLoadProgress):
-            step = int(event.fraction * 10)  # a line per tenth: a long load does not flood the stream
-            if step > self.load_step:
-                self.load_step = step
-                emit({"type": "model_loading", "model": event.model, "fraction": round(event.fraction, 3)})
-        elif isinstance(event, RunStarted):
-            emit({"type": "run_started", "run_id": event.run_id, "planned": event.planned,
-                  "items": event.items, "models": [Path(m).name for m in event.models]})
-        elif isinstance(event, ModelLoaded):
-            emit({"type": "model_loaded", "model": event.model, "n_ctx": event.info.n_ctx,
-                  "load_seconds": round(event.info.load_seconds, 4)})
-        elif isinstance(event, Failure):
-            emit({"type": "failure", **event.to_record()})
-        elif isinstance(event, RunFinished):
-            emit({"type": "run_finished", "run_id": event.run_id, "reason": event.reason,
-                  "answers": event.answers, "failures": event.failures})
 
 
 class _TranscriptPrinter:
@@ -410,7 +381,7 @@ def cmd_runs(action: str | None, run_id: int | None, jsonl: bool, limit: int) ->
                 if jsonl:
                     emit({"type": "run", "run_id": run.id, "started_at": run.started_at, "reason": reason,
                           "planned": run.planned, "answers": run.answers, "failures": run.failures,
-                          "models": run.models})
+                          "models": run.models, "origin": run.origin})
                 else:
                     print(f"{run.id:>5}  {run.started_at[:19]}  {reason:<12} {run.answers}/{run.planned} answers  "
                           f"{', '.join(run.models)}")

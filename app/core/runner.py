@@ -55,7 +55,7 @@ LOAD_PROGRESS_SECONDS = 0.1  # ModelLoadProgress events: ten a second at most
 class RunRecorder(Protocol):
     """Where runs are kept as they happen (the journal)."""
 
-    def start_run(self, spec: ChainSpec, planned: int) -> int: ...
+    def start_run(self, spec: ChainSpec, planned: int, origin: str = "page") -> int: ...
 
     def record_answer(self, run_id: int, answer: Answer) -> None: ...
 
@@ -81,11 +81,13 @@ class ModelSource(Protocol):
 
 class ChainRunner:
     """Runs chains on one backend; `control` stops them from any thread. `code_runner` runs the code
-    in answers when a spec turns that on (without one, such a spec is refused)."""
+    in answers when a spec turns that on (without one, such a spec is refused). `origin` is what the
+    journal says started its runs ("page", "cli", "api")."""
 
     def __init__(self, backend: Backend, recorder: RunRecorder | None = None,
-                 code_runner: CodeRunner | None = None) -> None:
+                 code_runner: CodeRunner | None = None, origin: str = "page") -> None:
         self.backend = backend
+        self.origin = origin
         self.recorder = recorder
         self.code_runner = code_runner
         self.control = RunControl(self)
@@ -115,7 +117,7 @@ class ChainRunner:
         rng = random.Random(spec.seed)
         plan = make_plan(spec, prompts, rng)
         self.control.reset()
-        run_id = self.recorder.start_run(spec, len(plan)) if self.recorder else None
+        run_id = self.recorder.start_run(spec, len(plan), self.origin) if self.recorder else None
         state = _Run(spec, run_id, prompts.pre_prompt, system, rng, previous)
         reason = "stopped"  # what a run abandoned by its consumer ends as
         self.running = True

@@ -134,6 +134,7 @@ class RunSummary:
     models: list[str]
     branches: int = 0
     first_prompt: str = ""  # the first line of the prompt list, as typed
+    origin: str = ""  # who started it: "page", "cli" or "api" ("" in journals older than the column)
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,9 @@ def _check(path: Path) -> None:
 
 # Columns added after the first release: a journal written by an older version gains them, empty.
 NEW_COLUMNS = {"answers": {"prompt_format": "TEXT NOT NULL DEFAULT ''", "sent": "TEXT NOT NULL DEFAULT ''",
-                           "reasoning": "TEXT NOT NULL DEFAULT ''"}}
+                           "reasoning": "TEXT NOT NULL DEFAULT ''"},
+               "runs": {"origin": "TEXT NOT NULL DEFAULT ''"}}
+"""Columns added after the first version: added to an older journal when it is opened."""
 
 
 def _add_new_columns(db: sqlite3.Connection) -> None:
@@ -345,13 +348,13 @@ class Journal:
 
     # -- RunRecorder -------------------------------------------------------------------------
 
-    def start_run(self, spec: ChainSpec, planned: int) -> int:
-        """Record a new run; returns its id."""
+    def start_run(self, spec: ChainSpec, planned: int, origin: str = "page") -> int:
+        """Record a new run started from `origin` ("page", "cli", "api"); returns its id."""
         for name, text in (("system", spec.system), ("previous", spec.previous), ("prompts", spec.prompts)):
             self.save_input(name, text)
         return self._write(
-            "INSERT INTO runs (started_at, planned, spec) VALUES (?, ?, ?)",
-            (_now(), planned, json.dumps(spec.to_dict(), ensure_ascii=False)),
+            "INSERT INTO runs (started_at, planned, spec, origin) VALUES (?, ?, ?, ?)",
+            (_now(), planned, json.dumps(spec.to_dict(), ensure_ascii=False), origin),
         )
 
     def record_answer(self, run_id: int, answer: Answer) -> None:
@@ -483,7 +486,7 @@ class Journal:
             id=row["id"], started_at=row["started_at"], finished_at=row["finished_at"],
             end_reason=row["end_reason"], planned=row["planned"], answers=row["n_all"] - row["n_branches"],
             failures=row["n_failures"], models=[Path(m).name for m in spec.get("models", [])],
-            branches=row["n_branches"], first_prompt=first,
+            branches=row["n_branches"], first_prompt=first, origin=row["origin"],
         )
 
     def stored_run(self, run_id: int) -> StoredRun | None:

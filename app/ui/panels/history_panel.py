@@ -32,19 +32,19 @@ class HistoryPanel(Panel):
     salvage: gr.Button
 
 
-RUN_HEADERS = ["run", "started (UTC)", "end", "answers", "first prompt", "models"]
+RUN_HEADERS = ["run", "started (UTC)", "end", "answers", "first prompt", "models", "from"]
 PROMPT_SHOWN = 80
 
 
 def runs_table(services: Services) -> list[list[Any]]:
     """Recent runs, newest first: answers count the run's own (branches apart), the first prompt
-    item and every model."""
+    item, every model, and where the run was started (page, cli, api)."""
     rows = []
     for run in services.journal.runs(100):
         answers = f"{run.answers}/{run.planned}" + (f" + {plural(run.branches, 'branch')}" if run.branches else "")
         prompt = run.first_prompt if len(run.first_prompt) <= PROMPT_SHOWN else run.first_prompt[:PROMPT_SHOWN - 1] + "…"
         rows.append([run.id, run.started_at[:19].replace("T", " "), run.end_reason or "unfinished", answers, prompt,
-                     "\n".join(run.models)])
+                     "\n".join(run.models), run.origin])
     return rows
 
 
