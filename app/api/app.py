@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import openai_routes, sample_route, studio_routes
+from app.api import chain_route, openai_routes, sample_route, studio_routes
 from app.api.engine import ApiEngine
 from app.api.errors import ApiError, unexpected
 from app.api.token import token_matches
@@ -38,6 +38,7 @@ def build_router(services: Services, token: str) -> APIRouter:
     router.include_router(openai_routes.build(engine))
     router.include_router(studio_routes.build(engine))
     router.include_router(sample_route.build(engine))
+    router.include_router(chain_route.build(engine))
     return router
 
 
@@ -56,6 +57,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     message = str(first.get("msg", "is not valid"))
     if first.get("type") == "missing":
         return f"{field} is required", field
+    if first.get("type") == "extra_forbidden":
+        return f"{field} is not a field of this request", field
     return (f"{field}: {message}" if field else message), field
 
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import threading
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
+
+from fastapi.responses import StreamingResponse
 
 from app.api.errors import ApiError, from_studio_error
 from app.api.turns import API_HOLDER
@@ -176,3 +179,16 @@ async def watching(task: "asyncio.Future[T]", disconnected: Callable[[], Any]) -
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def ndjson_response(lines: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    """A streamed answer of one JSON object per line; an ApiError raised mid-stream (after the
+    status was sent) becomes a last {"type": "error", "error": {…}} line."""
+    async def encoded() -> AsyncIterator[bytes]:
+        try:
+            async for line in lines:
+                yield (json.dumps(line, ensure_ascii=False) + "\n").encode()
+        except ApiError as exc:
+            yield (json.dumps({"type": "error", **exc.body()}) + "\n").encode()
+
+    return StreamingResponse(encoded(), media_type="application/x-ndjson")

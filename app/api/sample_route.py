@@ -16,17 +16,15 @@ from `initial_rng_seed` and the call's position `call`, else drawn and reported.
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import threading
-from typing import Any, AsyncIterator, Iterator, Union
+from typing import Any, Iterator, Union
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.api.engine import ApiEngine
+from app.api.engine import ApiEngine, ndjson_response
 from app.api.errors import ApiError, field_named, from_studio_error
 from app.api.seeds import MAX_SEED, derived_seed
 from app.core.backend import GenerationRequest, GenerationResult, TokenEvent
@@ -104,7 +102,7 @@ def build(engine: ApiEngine) -> APIRouter:
     router = APIRouter(prefix="/api")
 
     @router.post("/sample")
-    async def sample(body: SampleRequest, request: Request) -> StreamingResponse:
+    async def sample(body: SampleRequest, request: Request) -> Any:
         seed = body.seed()
         params = body.params(seed)
         path = await run_in_threadpool(engine.model_path, body.model)
@@ -116,7 +114,7 @@ def build(engine: ApiEngine) -> APIRouter:
                 raise from_studio_error(exc) from exc
 
         lines = await engine.started(job, request.is_disconnected)
-        return StreamingResponse(_ndjson(lines), media_type="application/x-ndjson")
+        return ndjson_response(lines)
 
     return router
 
@@ -193,10 +191,3 @@ def _sample(engine: ApiEngine, name: str, path: Any, body: SampleRequest, params
                 break
     yield {"type": "done", "text": text, "tokens": count, "stop_reason": reason, "seed": seed}
 
-
-async def _ndjson(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    try:
-        async for line in lines:
-            yield (json.dumps(line, ensure_ascii=False) + "\n").encode()
-    except ApiError as exc:
-        yield (json.dumps({"type": "error", **exc.body()}) + "\n").encode()
