@@ -18,6 +18,7 @@ from app.ui import persistence
 from app.ui.i18n import t
 from app.ui.page import PageHandles, Panel
 from app.ui.panels import (
+    api_panel,
     chain_panel,
     code_panel,
     files_panel,
@@ -35,7 +36,7 @@ MAIN_TABS = (("tab_learning", "learning", learning_panel), ("tab_code", "code", 
              ("tab_voice", "voice", voice_panel), ("tab_html", "html", html_view))
 SIDE_TABS = (("tab_models", "models", models_panel), ("tab_settings", "settings", settings_panel),
              ("tab_library", "library", library_panel), ("tab_files", "files", files_panel),
-             ("tab_history", "history", history_panel))
+             ("tab_history", "history", history_panel), ("tab_api", "api", api_panel))
 TITLE = "### Chain Studio · chain local GGUF models, offline"
 
 
