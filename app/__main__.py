@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                     help="another host name the page may be opened by (repeat; the studio refuses "
                          "requests for names it does not know, against DNS rebinding)")
+    ui.add_argument("--allow-origin", action="append", default=[], metavar="URL",
+                    help="a web app (scheme://host[:port]) that may call the API from a browser (repeat); it still "
+                         "needs the token, and the page stays closed to it")
 
     serve = commands.add_parser("serve", parents=[common],
                                 help="serve the API (OpenAI-compatible /v1 and the studio's /api) without the page")
@@ -43,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "always asks for its token as well")
     serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="another host name the API may be reached by (repeat)")
+    serve.add_argument("--allow-origin", action="append", default=[], metavar="URL",
+                       help="a web app (scheme://host[:port]) that may call the API from a browser (repeat); it still "
+                            "needs the token, and the page stays closed to it")
 
     demo = commands.add_parser("demo-model", parents=[common], help="write the scripted demo GGUF")
     demo.add_argument("path", nargs="?", help="file or folder to write to (default: the models folder)")
@@ -175,7 +181,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli_serve.cmd_serve(
             port=args.port, listen=args.listen,
             password=args.password or os.environ.get("CHAIN_STUDIO_PASSWORD"),
-            models_dir=models_dir, allowed_hosts=args.allow_host,
+            models_dir=models_dir, allowed_hosts=args.allow_host, allowed_origins=args.allow_origin,
         )
     if command in ("say", "voices", "vosk-model"):
         from app import cli_voice
@@ -192,6 +198,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         open_browser=not getattr(args, "no_browser", False),
         models_dir=models_dir,
         allowed_hosts=getattr(args, "allow_host", []),
+        allowed_origins=getattr(args, "allow_origin", []),
     )
 
 

@@ -80,7 +80,7 @@ def cmd_demo_model(path: str | None, models_dir: str | None, keep_existing: bool
 
 
 def cmd_ui(port: int, listen: bool, password: str | None, open_browser: bool, models_dir: str | None,
-           allowed_hosts: list[str] | None = None) -> int:
+           allowed_hosts: list[str] | None = None, allowed_origins: list[str] | None = None) -> int:
     """`ui`: start the studio in the browser."""
     from app.services import start_services
     from app.ui.server import bind_address, launch
@@ -99,7 +99,7 @@ def cmd_ui(port: int, listen: bool, password: str | None, open_browser: bool, mo
     warn_if_journal_was_replaced(services.journal)
     try:
         launch(services, port=port, listen=listen, password=password, open_browser=open_browser,
-               extra_hosts=allowed_hosts or ())
+               extra_hosts=allowed_hosts or (), extra_origins=allowed_origins or ())
     except ChainStudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from app.core.errors import ChainStudioError
 
 
 def cmd_serve(port: int, listen: bool, password: str | None, models_dir: str | None,
-              allowed_hosts: list[str] | None = None) -> int:
+              allowed_hosts: list[str] | None = None, allowed_origins: list[str] | None = None) -> int:
     """Serve the API until interrupted."""
     import uvicorn
     from starlette.middleware import Middleware
@@ -26,7 +26,7 @@ def cmd_serve(port: int, listen: bool, password: str | None, models_dir: str | N
     from app.services import start_services
     from app.ui.request_guard import RequestGuard
     from app.ui.server import allowed_hosts as hosts_for
-    from app.ui.server import bind_address, check_port
+    from app.ui.server import api_origins, bind_address, check_port
 
     try:
         host = bind_address(listen, password or None)
@@ -38,7 +38,8 @@ def cmd_serve(port: int, listen: bool, password: str | None, models_dir: str | N
         return 2
     warn_if_journal_was_replaced(services.journal)
     app = standalone_app(services, token)
-    app.user_middleware.insert(0, Middleware(RequestGuard, port=port, extra_hosts=hosts_for(listen, allowed_hosts or ())))
+    app.user_middleware.insert(0, Middleware(RequestGuard, port=port, extra_hosts=hosts_for(listen, allowed_hosts or ()),
+                                             api_origins=api_origins(allowed_origins or ())))
 
     @contextlib.asynccontextmanager
     async def announce(_app: Any) -> AsyncIterator[None]:

@@ -8,6 +8,10 @@ Two checks, both in front of the page, the queue, uploads, file routes and any A
   [::1], with `--listen` this computer's addresses and name, plus names the person adds
   (`--allow-host`). An `Origin`, when present, must be the studio itself (an allowed name with the
   studio's port); "null" and other sites are refused. Refusals never carry CORS headers.
+* **Origins listed for the API.** A web app the person trusts (`--allow-origin URL`) may call the
+  API routes (/v1/…, /api/…) from a browser: its requests pass, get CORS headers naming it, and its
+  preflights are answered here. The page, the queue and every other route still refuse it, and
+  the API still asks for its token.
 * **Password attempts.** With `--listen` the page asks for a password; failed logins from one
   address are counted and, past a few, that address waits before it may try again (the wait
   doubles with each further failure).
@@ -32,6 +36,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 LOGIN_PATHS = ("/login", "/login/")
+API_PATHS = ("/v1/", "/api/")
+CORS_ALLOWED_HEADERS = b"authorization, content-type"
+CORS_ALLOWED_METHODS = b"GET, POST, OPTIONS"
 FREE_ATTEMPTS = 5  # failed logins from one address before it has to wait
 FIRST_WAIT_SECONDS = 30.0
 LONGEST_WAIT_SECONDS = 15 * 60.0
@@ -56,6 +63,21 @@ def _port_of(netloc: str, default: int | None) -> int | None:
         except ValueError:
             return -1
     return default
+
+
+def origin_of(text: str) -> str | None:
+    """`scheme://host[:port]` of a URL or Origin, lower-case, without a default port; None for
+    anything that is not an http(s) origin."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = 443 if parts.scheme == "https" else 80
+    try:
+        port = parts.port or default
+    except ValueError:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host.lower()}" + ("" if port == default else f":{port}")
 
 
 def _normal(name: str) -> str:
@@ -105,13 +127,19 @@ class RequestGuard:
     """ASGI middleware refusing foreign Host/Origin headers and throttling failed logins."""
 
     def __init__(self, app: ASGIApp, port: int, extra_hosts: Iterable[str] = (),
-                 throttle: LoginThrottle | None = None) -> None:
+                 throttle: LoginThrottle | None = None, api_origins: Iterable[str] = ()) -> None:
         self.app = app
         self.port = port
         self.hosts = {_normal(name) for name in (*LOOPBACK_NAMES, *extra_hosts) if name.strip()}
         self.throttle = throttle or LoginThrottle()
+        self.api_origins = {found for found in map(origin_of, api_origins) if found}
 
-    def refusal(self, headers: dict[str, str]) -> str | None:
+    def listed_api_origin(self, headers: dict[str, str], path: str) -> str | None:
+        """The request's Origin when it is one listed for the API and the path is an API route."""
+        origin = origin_of(headers.get("origin", ""))
+        return origin if origin in self.api_origins and path.startswith(API_PATHS) else None
+
+    def refusal(self, headers: dict[str, str], path: str = "/") -> str | None:
         """Why a request with these (lower-case) headers is refused, or None when it is served."""
         host = headers.get("host", "")
         if not host or _normal(host_name(host)) not in self.hosts:
@@ -120,9 +148,9 @@ class RequestGuard:
                     f"names (protection against DNS rebinding). Open http://127.0.0.1:{self.port}/ "
                     "instead, or start the studio with --allow-host NAME to accept another name.")
         origin = headers.get("origin")
-        if origin is not None and not self._is_own_origin(origin):
+        if origin is not None and not self._is_own_origin(origin) and not self.listed_api_origin(headers, path):
             return (f"Chain Studio refused this request: it came from another site ({origin!r}); "
-                    "only the studio's own page may use it.")
+                    "only the studio's own page may use it (--allow-origin URL lets a web app you trust call the API).")
         return None
 
     def _is_own_origin(self, origin: str) -> bool:
@@ -138,14 +166,37 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        reason = self.refusal(headers)
+        path = scope.get("path", "/")
+        reason = self.refusal(headers, path)
         if reason is not None:
             await _refuse(scope, receive, send, 403, reason)
+            return
+        listed = self.listed_api_origin(headers, path) if scope["type"] == "http" else None
+        if listed is not None:
+            await self._cross_origin(listed, scope, receive, send)
             return
         if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path") in LOGIN_PATHS:
             await self._login(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    async def _cross_origin(self, origin: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """A listed origin's API request: its preflight answered here, its response given CORS headers."""
+        cors = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+        if scope.get("method") == "OPTIONS":
+            await send({"type": "http.response.start", "status": 204, "headers": [
+                *cors, (b"access-control-allow-headers", CORS_ALLOWED_HEADERS),
+                (b"access-control-allow-methods", CORS_ALLOWED_METHODS), (b"access-control-max-age", b"600")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if not k.lower().startswith(b"access-control-")]
+                message = {**message, "headers": [*kept, *cors]}
+            await send(message)
+
+        await self.app(scope, receive, with_cors)
 
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
         address = (scope.get("client") or ("unknown", 0))[0]

@@ -27,6 +27,7 @@ LOCAL_HOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"
 PASSWORD_ENV = "CHAIN_STUDIO_PASSWORD"
 ALLOWED_HOSTS_ENV = "CHAIN_STUDIO_ALLOWED_HOSTS"  # more names the page may be reached by, comma separated
+API_ORIGINS_ENV = "CHAIN_STUDIO_API_ORIGINS"  # web apps that may call the API from a browser, comma separated
 
 
 def bind_address(listen: bool, password: str | None) -> str:
@@ -60,6 +61,13 @@ def allowed_hosts(listen: bool, extra: Iterable[str] = ()) -> list[str]:
         for addresses in psutil.net_if_addrs().values():
             names += [a.address.split("%")[0] for a in addresses if a.family in (socket.AF_INET, socket.AF_INET6)]
     return list(dict.fromkeys(names))
+
+
+def api_origins(extra: Iterable[str] = ()) -> list[str]:
+    """Origins allowed to call the API from a browser: the ones given, then $CHAIN_STUDIO_API_ORIGINS."""
+    given = [origin.strip() for origin in extra if origin and origin.strip()]
+    given += [o.strip() for o in os.environ.get(API_ORIGINS_ENV, "").split(",") if o.strip()]
+    return list(dict.fromkeys(given))
 
 
 def check_port(host: str, port: int) -> None:
@@ -106,6 +114,7 @@ def launch(
     password: str | None = None,
     open_browser: bool = True,
     extra_hosts: Iterable[str] = (),
+    extra_origins: Iterable[str] = (),
 ) -> None:
     """Serve the studio until interrupted; every request passes `RequestGuard` first."""
     password = password or os.environ.get(PASSWORD_ENV) or None
@@ -119,7 +128,8 @@ def launch(
 
     page = build_ui(services)
     page.queue(default_concurrency_limit=1)
-    guard = Middleware(RequestGuard, port=port, extra_hosts=allowed_hosts(listen, extra_hosts))
+    guard = Middleware(RequestGuard, port=port, extra_hosts=allowed_hosts(listen, extra_hosts),
+                       api_origins=api_origins(extra_origins))
     try:
         page.launch(
             server_name=host,

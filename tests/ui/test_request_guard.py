@@ -90,3 +90,36 @@ def test_a_busy_port_is_one_clear_message() -> None:
         busy.listen(1)
         with pytest.raises(ChainStudioError, match="choose another with --port"):
             check_port("127.0.0.1", busy.getsockname()[1])
+
+
+def _api_client(api_origins: tuple[str, ...]) -> TestClient:
+    async def api(_request: Request) -> PlainTextResponse:
+        return PlainTextResponse("api", headers={"Access-Control-Allow-Origin": "*"})  # replaced by the guard's
+
+    inner = Starlette(routes=[Route("/", _ok), Route("/v1/models", api), Route("/api/sample", api, methods=["POST"])])
+    return TestClient(RequestGuard(inner, port=PORT, api_origins=api_origins), base_url=f"http://127.0.0.1:{PORT}")
+
+
+def test_a_listed_origin_may_call_the_api_routes_only() -> None:
+    from app.ui.request_guard import origin_of
+
+    assert origin_of("HTTPS://App.Example:443/path") == "https://app.example"
+    assert origin_of("http://app.example:8080") == "http://app.example:8080"
+    assert origin_of("null") is None and origin_of("file:///x") is None
+    client = _api_client(("https://app.example/",))
+    listed, other = {"Origin": "https://app.example"}, {"Origin": "https://evil.example"}
+    response = client.get("/v1/models", headers=listed)
+    assert response.text == "api" and response.headers["access-control-allow-origin"] == "https://app.example"
+    assert response.headers.get_list("access-control-allow-origin") == ["https://app.example"]
+    preflight = client.options("/api/sample", headers={**listed, "Access-Control-Request-Method": "POST",
+                                                      "Access-Control-Request-Headers": "authorization"})
+    assert preflight.status_code == 204
+    assert "authorization" in preflight.headers["access-control-allow-headers"]
+    assert client.post("/api/sample", headers=listed).text == "api"
+    # the page stays closed to it, and an origin not listed is refused everywhere
+    refused = client.get("/", headers=listed)
+    assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+    for path in ("/v1/models", "/"):
+        response = client.get(path, headers=other)
+        assert response.status_code == 403 and "access-control-allow-origin" not in response.headers
+        assert "--allow-origin" in response.text
