@@ -119,3 +119,21 @@ def test_a_prompt_longer_than_the_context_is_a_400(api: RunningApi) -> None:
     assert status == 400 and answer["error"]["code"] == "context_length_exceeded", answer
     # and the studio goes on
     assert api.client().completions.create(model=DEMO, prompt="hi", temperature=0).choices[0].text == HELLO
+
+
+def test_a_request_for_another_model_loads_it_in_place_of_the_first(api: RunningApi) -> None:
+    from app.models.demo_model import write_demo_model
+
+    write_demo_model(api.home / "models" / "second-demo.gguf")
+    client = api.client()
+    client.completions.create(model=DEMO, prompt="hi", max_tokens=1)
+    assert api.call("GET", "/api/models")[1]["loaded"]["id"] == DEMO
+    reply = client.completions.create(model="second-demo", prompt="hi", temperature=0)
+    assert reply.model == "second-demo.gguf" and reply.choices[0].text == HELLO
+    status, models = api.call("GET", "/api/models")
+    assert status == 200 and models["loaded"]["id"] == "second-demo.gguf"
+    assert [m["id"] for m in models["data"] if m["loaded"]] == ["second-demo.gguf"]
+    status, unloaded = api.call("POST", "/api/models", {"action": "unload"})
+    assert (status, unloaded, api.call("GET", "/api/models")[1]["loaded"]) == (200, {"loaded": None}, None)
+    status, loaded = api.call("POST", "/api/models", {"action": "load", "model": DEMO})
+    assert status == 200 and loaded["loaded"]["id"] == DEMO

@@ -93,3 +93,32 @@ def test_while_the_api_has_the_model_the_page_says_so_and_its_run_waits_its_turn
         # Newest first: the page's run, and before it the API's (it had the model first).
         assert (cell(0, 6), cell(1, 6)) == ("page", "api")
         assert cell(1, 0) == str(lines[0]["run_id"]) and int(cell(0, 0)) > int(cell(1, 0))
+
+
+def test_an_api_chain_during_a_page_run_waits_for_it_and_both_finish_in_order(api_studio, browser) -> None:
+    from app.store.journal import Journal
+
+    lines: list[dict] = []
+
+    def api_chain() -> None:
+        body = {"models": ["chain-studio-demo"], "prompts": "hi", "tokens": False}
+        with httpx.stream("POST", f"{api_studio.url}api/chain", json=body, timeout=300,
+                          headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            lines.extend(json.loads(line) for line in response.iter_lines() if line)
+
+    with open_tab(browser, api_studio.url) as page:
+        page.locator("#user-prompt textarea").fill("\n".join(["{max_tokens=0} ~"] * 6))  # a few seconds of "la"
+        page.locator("#start").click()
+        wait_status(page, "Generating")
+        api = threading.Thread(target=api_chain)
+        api.start()
+        wait_status(page, "Run finished.", timeout=300_000)
+        api.join(300)
+    assert lines[-1]["type"] == "run_finished" and lines[-1]["reason"] == "completed"
+    journal = Journal(api_studio.home / "journal.sqlite3")
+    try:
+        page_run, api_run = (journal.stored_run(n).summary for n in (lines[0]["run_id"] - 1, lines[0]["run_id"]))
+    finally:
+        journal.close()
+    assert (page_run.origin, page_run.end_reason, page_run.answers) == ("page", "completed", 6)
+    assert api_run.origin == "api" and api_run.started_at >= page_run.finished_at  # it waited its turn
