@@ -10,6 +10,7 @@ from app.core.errors import (
     ChainStudioError,
     ContextOverflowError,
     DownloadError,
+    GrammarError,
     LinkError,
     ModelFileError,
     ModelLoadError,
@@ -35,6 +36,8 @@ class ApiError(Exception):
 def from_studio_error(exc: ChainStudioError, param: str | None = None) -> ApiError:
     """The status and code a studio error becomes."""
     message = str(exc)
+    if isinstance(exc, GrammarError):
+        return ApiError(400, message, param or "response_format", "invalid_response_format")
     if isinstance(exc, ContextOverflowError):
         return ApiError(400, message, param or "messages", "context_length_exceeded")
     if isinstance(exc, SettingsError):

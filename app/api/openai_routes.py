@@ -110,16 +110,17 @@ def build(engine: ApiEngine) -> APIRouter:
     @router.post("/chat/completions")
     async def chat_completions(body: ChatRequest, request: Request) -> Any:
         body.refuse_unsupported()
-        if body.response_format is not None and body.response_format.type != "text":
-            raise ApiError(400, f"response_format {body.response_format.type!r} is not supported yet "
-                                "(constrained decoding is planned); use \"text\"", "response_format",
-                           "unsupported_parameter")
+        schema = body.response_format.schema_text() if body.response_format is not None else ""
         messages = tuple(ChatMessage("system" if m.role == "developer" else m.role, m.text(i))
                          for i, m in enumerate(body.messages))
         top = (body.top_logprobs or 0) if body.logprobs else 0
         learning_top = max(top, 1) if body.logprobs else 0
-        requests = [GenerationRequest(messages=messages, params=body.sampling(i), learning_top=learning_top)
-                    for i in range(body.n)]
+        requests = [GenerationRequest(messages=messages, params=body.sampling(i), learning_top=learning_top,
+                                      json_schema=schema) for i in range(body.n)]
+        if schema and (learning_top or requests[0].params.needs_pipeline):
+            raise ApiError(400, "response_format cannot be combined with logprobs, tfs_z, XTC, DRY, top_n_sigma "
+                                "or a sampler order yet (those are drawn by the studio's own sampler)",
+                           "response_format", "unsupported_parameter")
         path = await run_in_threadpool(engine.model_path, body.model)
         answer = _Answer("chat.completion", path.name, body.n, body.logprobs, top, chat=True)
         return await respond(engine, path, requests, answer, body, request)

@@ -50,10 +50,31 @@ class Message(BaseModel):
         return "".join(texts)
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "answer"
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
 class ResponseFormat(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: JsonSchemaFormat | None = None
+
+    def schema_text(self) -> str:
+        """The JSON schema the answer must be valid for, as JSON text ("" for plain text)."""
+        import json
+
+        if self.type == "json_object":
+            return json.dumps({"type": "object"})
+        if self.type == "json_schema":
+            if self.json_schema is None:
+                raise ApiError(400, "response_format json_schema needs a json_schema object with a schema",
+                               "response_format.json_schema")
+            return json.dumps(self.json_schema.schema_)
+        return ""
 
 
 class StreamOptions(BaseModel):

@@ -43,6 +43,8 @@ class GenerationRequest:
     forced_tokens: tuple[int, ...] = ()  # branching: the answer starts with these tokens, then goes on
     template: str = "auto"  # prompt format of `messages`: app.core.prompt_format (auto, model, raw, a built-in)
     prompt_tokens: tuple[int, ...] = ()
+    grammar: str = ""  # a GBNF grammar the answer must follow (llama.cpp's samplers only); "" = none
+    json_schema: str = ""  # or a JSON schema (as JSON text) its answer must be valid for; "" = none
 
     def __post_init__(self) -> None:
         if sum((self.prompt is not None, bool(self.messages), bool(self.prompt_tokens))) != 1:

@@ -66,6 +66,11 @@ class GenerationError(ChainStudioError):
     """Generation failed inside the worker for a reason other than a crash."""
 
 
+class GrammarError(ChainStudioError):
+    """A grammar or JSON schema an answer must follow cannot be used: it does not parse, or the
+    sampler that would draw the tokens cannot apply it."""
+
+
 class WorkerBusyError(ChainStudioError):
     """The model worker is serving another request and the caller chose not to wait."""
 

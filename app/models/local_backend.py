@@ -30,6 +30,7 @@ from app.core.backend import (
 from app.core.errors import (
     ContextOverflowError,
     GenerationError,
+    GrammarError,
     ModelFileError,
     ModelLoadError,
     WorkerCrashedError,
@@ -238,6 +239,8 @@ class LocalBackend:
             raise ModelLoadError(text)
         if kind == "context":
             raise ContextOverflowError(*extra)
+        if kind == "grammar":
+            raise GrammarError(text)
         raise GenerationError(text)
 
     def _request(self, op: str, *args: Any) -> Any:

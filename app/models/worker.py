@@ -80,6 +80,10 @@ def resident_memory_bytes() -> int | None:
         return None
 
 
+JSON_CHAR_RULE = 'char ::= [^"\\\\] |'
+JSON_CHAR_RULE_STRICT = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
 class _UncompiledChatFormatter:
     """Stands in for llama-cpp-python's Jinja2ChatFormatter, which compiles a file's chat templates
     at load. Jinja folds constant expressions while compiling, even in its sandbox, so a template
@@ -418,8 +422,36 @@ class ModelSession:
             size = written + 1
         raise _Failure("generate", f"llama.cpp's template {name!r} wrote more than it said it would")
 
-    def _native_tokens(self, prompt: list[int], params: SamplingParams, seed: int) -> Iterator[int]:
-        """llama.cpp's own samplers (with its prompt-prefix cache)."""
+    def _grammar(self, request: GenerationRequest, use_pipeline: bool) -> Any:
+        """llama.cpp's grammar object for the request's grammar or JSON schema; a "grammar" _Failure
+        when it cannot be used (the studio's own pipeline does not apply grammars yet)."""
+        if use_pipeline:
+            raise _Failure("grammar", "a grammar or JSON schema works with llama.cpp's own samplers only: not "
+                                      "with learning mode (or logprobs), tfs_z, XTC, DRY, top-n-sigma or a "
+                                      "sampler order")
+        from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+        gbnf = request.grammar
+        if request.json_schema:
+            try:
+                gbnf = json_schema_to_gbnf(request.json_schema)
+            except Exception as exc:  # the converter raises whatever the schema trips on
+                raise _Failure("grammar", f"the JSON schema cannot be turned into a grammar: {exc}") from exc
+            # llama-cpp-python's converter lets raw control characters into strings, which is not
+            # JSON; llama.cpp's own converter keeps them out, as here.
+            gbnf = gbnf.replace(JSON_CHAR_RULE, JSON_CHAR_RULE_STRICT)
+        # LlamaGrammar parses nothing: a grammar llama.cpp cannot parse would crash the sampler it is
+        # given to. llama.cpp's own parser is asked first (it gives no sampler for a bad grammar).
+        probe = self._lib.llama_sampler_init_grammar(self.vocab, gbnf.encode("utf-8"), b"root")
+        if not probe:
+            raise _Failure("grammar", "the grammar could not be parsed (llama.cpp's parser refused it; "
+                                      "the worker log says where)")
+        self._lib.llama_sampler_free(probe)
+        return LlamaGrammar.from_string(gbnf, verbose=False)
+
+    def _native_tokens(self, prompt: list[int], params: SamplingParams, seed: int,
+                       grammar: Any = None) -> Iterator[int]:
+        """llama.cpp's own samplers (with its prompt-prefix cache), under `grammar` when given."""
         self.llm.set_seed(seed)
         self.llm.last_n_tokens_size = params.repeat_last_n
         return self.llm.generate(
@@ -436,6 +468,7 @@ class ModelSession:
             mirostat_tau=params.mirostat_tau,
             mirostat_eta=params.mirostat_eta,
             reset=True,
+            grammar=grammar,
         )
 
     def _pipeline_tokens(
@@ -482,10 +515,11 @@ class ModelSession:
         # of them would change the draw, the studio's pipeline (which implements them) samples.
         # Learning mode always samples with the pipeline: the pick is drawn from the distribution shown.
         use_pipeline = request.learning_top > 0 or bool(request.forced_tokens) or params.needs_pipeline
+        grammar = self._grammar(request, use_pipeline) if request.grammar or request.json_schema else None
         if use_pipeline:
             source = self._pipeline_tokens(prompt, params, seed, request.learning_top, request.forced_tokens)
         else:
-            source = ((token, None) for token in self._native_tokens(prompt, params, seed))
+            source = ((token, None) for token in self._native_tokens(prompt, params, seed, grammar))
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         scanner = StopStringScanner(params.stop)

@@ -98,6 +98,13 @@ def test_a_request_without_the_token_is_refused(api: RunningApi, token: str | No
     ({"model": DEMO, "messages": [{"role": "wizard", "content": "x"}]}, None, "messages.0.role", "messages.0.role"),
     ({"model": DEMO, "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}, None,
      "tools", "not supported"),
+    ({"model": DEMO, "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}},
+     None, "response_format.json_schema", "needs a json_schema"),
+    ({"model": DEMO, "messages": [{"role": "user", "content": "x"}], "logprobs": True,
+      "response_format": {"type": "json_object"}}, None, "response_format", "cannot be combined with logprobs"),
+    ({"model": DEMO, "messages": [{"role": "user", "content": "x"}],
+      "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "wizard"}}}},
+     None, "response_format", "cannot be turned into a grammar"),
 ])
 def test_a_bad_body_is_a_400_naming_the_field(api: RunningApi, body, raw, param, words) -> None:
     status, answer = api.call("POST", "/v1/chat/completions", body, raw=raw)
@@ -137,3 +144,26 @@ def test_a_request_for_another_model_loads_it_in_place_of_the_first(api: Running
     assert (status, unloaded, api.call("GET", "/api/models")[1]["loaded"]) == (200, {"loaded": None}, None)
     status, loaded = api.call("POST", "/api/models", {"action": "load", "model": DEMO})
     assert status == 200 and loaded["loaded"]["id"] == DEMO
+
+
+def test_an_answer_in_a_json_schema_is_valid_json_for_it(api: RunningApi) -> None:
+    import json
+
+    schema = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"],
+              "additionalProperties": False}
+    for seed in range(4):
+        reply = api.client().chat.completions.create(
+            model=DEMO, messages=[{"role": "user", "content": "hi"}], max_tokens=60, seed=seed,
+            response_format={"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}})
+        assert reply.choices[0].finish_reason == "stop"
+        assert json.loads(reply.choices[0].message.content) in ({"answer": "yes"}, {"answer": "no"})
+    finished = 0
+    for seed in range(200, 220):  # the demo model can also write one long string until max_tokens
+        reply = api.client().chat.completions.create(model=DEMO, messages=[{"role": "user", "content": "hi"}],
+                                                     max_tokens=100, seed=seed, response_format={"type": "json_object"})
+        text = reply.choices[0].message.content
+        assert not any(ord(char) < 0x20 for char in text)  # no raw control character, even unfinished
+        if reply.choices[0].finish_reason == "stop":
+            finished += 1
+            assert isinstance(json.loads(text), dict)
+    assert finished >= 3
