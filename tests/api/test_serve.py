@@ -37,3 +37,28 @@ def test_a_listed_origin_gets_cors_from_the_api_and_the_token_is_still_needed(tm
         other = httpx.get(f"{api.v1}/models", headers={"Origin": "https://evil.example",
                                                         "Authorization": f"Bearer {TOKEN}"})
         assert other.status_code == 403 and "access-control-allow-origin" not in other.headers
+
+
+def test_a_hugging_face_link_as_model_is_downloaded_with_the_pages_checks(tmp_path: Path) -> None:
+    from app.models.demo_model import write_demo_model
+    from tests.hub_standin import StandInHub
+
+    hub = StandInHub().start()
+    hub.add("studio-tests/demo-GGUF", "demo-from-hub.gguf", write_demo_model(tmp_path / "demo.gguf").read_bytes())
+    hub.add("studio-tests/demo-GGUF", "broken.gguf", b"GGUF" + b"\0" * 64, behaviour="wrong")
+    link = "https://huggingface.co/studio-tests/demo-GGUF/resolve/main/demo-from-hub.gguf"
+    try:
+        with serve_api(tmp_path / "home", extra_env={"HF_ENDPOINT": hub.endpoint}) as api:
+            reply = api.client().chat.completions.create(model=link, temperature=0,
+                                                         messages=[{"role": "user", "content": "hi"}])
+            assert reply.model == "demo-from-hub.gguf" and reply.choices[0].message.content == "Hello from the demo model."
+            assert (api.home / "models" / "demo-from-hub.gguf").is_file()
+            status, refused = api.call("POST", "/v1/completions", {
+                "model": "https://huggingface.co/studio-tests/demo-GGUF/resolve/main/broken.gguf", "prompt": "hi"})
+            assert status == 502 and refused["error"]["param"] == "model", refused
+            assert not (api.home / "models" / "broken.gguf").exists()
+            status, refused = api.call("POST", "/v1/completions", {
+                "model": "http://huggingface.co/studio-tests/demo-GGUF/resolve/main/demo-from-hub.gguf", "prompt": "hi"})
+            assert status == 400 and "plain http is refused" in refused["error"]["message"]
+    finally:
+        hub.stop()
