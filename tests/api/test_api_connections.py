@@ -19,9 +19,11 @@ DEMO = "chain-studio-demo.gguf"
 
 
 def test_a_client_that_disconnects_mid_stream_stops_the_generation(api: RunningApi) -> None:
-    body = {"model": DEMO, "prompt": "~", "max_tokens": 0, "stream": True}  # "la la …" until the context is full
+    body = {"model": DEMO, "prompt": "~", "max_tokens": 0, "temperature": 0}  # "la la …" until the context is full
+    whole = api.client().completions.create(**body).usage.completion_tokens  # what a reader to the end gets
     headers = {"Authorization": f"Bearer {api.token}"}
-    with httpx.stream("POST", f"{api.v1}/completions", json=body, headers=headers, timeout=60) as response:
+    with httpx.stream("POST", f"{api.v1}/completions", json={**body, "stream": True}, headers=headers,
+                      timeout=60) as response:
         assert response.status_code == 200
         lines = response.iter_lines()
         received = [next(lines) for _ in range(6)]
@@ -33,7 +35,9 @@ def test_a_client_that_disconnects_mid_stream_stops_the_generation(api: RunningA
             break
         time.sleep(0.05)
     assert said is not None, api.log_text()[-2000:]
-    assert int(said.group(1)) < 200  # of the ~4000 the context had room for
+    # Stopped early: the server runs ahead of a reader only by what the hand-over queue and the
+    # socket buffers hold (a few hundred tokens of the ~4000 here, depending on the machine's load).
+    assert int(said.group(1)) < whole // 2, (said.group(0), whole)
     reply = api.client().completions.create(model=DEMO, prompt="hi", temperature=0)
     assert reply.choices[0].text == "Hello from the demo model."
 
