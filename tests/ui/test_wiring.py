@@ -52,3 +52,17 @@ def test_building_the_page_writes_nothing_into_the_install_folder(studio_home) -
     finally:
         services.close()
     assert sorted(PROJECT_ROOT.glob("app/**/*.pyi")) == []
+
+
+def test_a_new_n_ctx_with_no_model_loaded_leaves_the_status_as_it_is(tmp_path) -> None:
+    """The note used to be "" then, and when it arrived after a quick run it erased the run's last status."""
+    from types import SimpleNamespace
+
+    from app.core.sampling import LoadParams
+    from app.ui.panels.settings_panel import n_ctx_changed
+
+    nothing = SimpleNamespace(backend=SimpleNamespace(loaded=None))
+    assert n_ctx_changed(nothing, 1_000_000) == {"__type__": "update"}  # type: ignore[arg-type]
+    loaded = SimpleNamespace(backend=SimpleNamespace(loaded=SimpleNamespace(load=LoadParams(n_ctx=4096))))
+    assert n_ctx_changed(loaded, 8192) == "n_ctx is now 8192: the model reloads at the next start."  # type: ignore[arg-type]
+    assert n_ctx_changed(loaded, 4096) == {"__type__": "update"}  # type: ignore[arg-type]

@@ -134,11 +134,13 @@ def build(services: Services) -> SettingsPanel:
                          loading, reset, template, sound_cue, load_anyway)
 
 
-def n_ctx_changed(services: Services, value: float | None) -> str:
+def n_ctx_changed(services: Services, value: float | None) -> Any:
+    """The status note for a new n_ctx: the loaded model reloads at the next start. With nothing to
+    say the status is left as it is (an empty note arriving late erased a run's last status)."""
     loaded = services.backend.loaded
     if loaded is not None and int(value or 0) != loaded.load.n_ctx:
         return f"n_ctx is now {int(value or 0)}: the model reloads at the next start."
-    return ""
+    return gr.update()
 
 
 def wire(panel: SettingsPanel, services: Services, page: PageHandles) -> None:
