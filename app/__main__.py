@@ -1,4 +1,4 @@
-"""`python -m app [ui|demo-model|info|say|voices] ...`: the studio's command line. Nothing heavy at import."""
+"""`python -m app [ui|serve|program|chain|demo-model|info|say|voices] ...`: the studio's command line. Nothing heavy at import."""
 
 from __future__ import annotations
 
@@ -49,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-origin", action="append", default=[], metavar="URL",
                        help="a web app (scheme://host[:port]) that may call the API from a browser (repeat); it still "
                             "needs the token, and the page stays closed to it")
+
+    program = commands.add_parser("program", parents=[common],
+                                  help="run a prompt program (a Python file using the SDK) headless")
+    program.add_argument("file", help="the program: a .py file whose top level may await (see README, Programs)")
+    program.add_argument("--model", help="the model its contexts use unless it selects one "
+                                         "(a file in the models folder or a Hugging Face link; default: the demo model)")
+    program.add_argument("--jsonl", action="store_true", help="one JSON line per event on stdout; the "
+                                                              "program's own output on stderr")
+    program.add_argument("--file", dest="files", action="append", default=[], metavar="PATH",
+                         help="a file the program may read with read_file(name) (repeat; 5 MiB each, 50 MiB in all)")
+    program.add_argument("--seed", type=int, help="initial seed: the samples' seeds follow from it in call order")
+    program.add_argument("--time-limit", type=float, default=600.0, metavar="SECONDS",
+                         help="stop the program after this long (default 600)")
 
     demo = commands.add_parser("demo-model", parents=[common], help="write the scripted demo GGUF")
     demo.add_argument("path", nargs="?", help="file or folder to write to (default: the models folder)")
@@ -183,6 +196,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             password=args.password or os.environ.get("CHAIN_STUDIO_PASSWORD"),
             models_dir=models_dir, allowed_hosts=args.allow_host, allowed_origins=args.allow_origin,
         )
+    if command == "program":
+        from app import cli_program
+
+        return cli_program.cmd_program(args.file, args.model, args.jsonl, args.files, args.seed,
+                                       args.time_limit, models_dir)
     if command in ("say", "voices", "vosk-model"):
         from app import cli_voice
 

@@ -24,7 +24,7 @@ from app.core.backend import ChatMessage, GenerationRequest, GenerationResult, T
 from app.core.errors import ChainStudioError
 
 log = logging.getLogger("chain_studio.api")
-FINISH_REASONS = {"eos": "stop", "stop_string": "stop", "stopped": "stop", "max_tokens": "length",
+FINISH_REASONS = {"eos": "stop", "stop_string": "stop", "stop_token": "stop", "stopped": "stop", "max_tokens": "length",
                   "context_full": "length"}
 FINGERPRINT = "chain-studio"
 

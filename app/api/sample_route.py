@@ -4,12 +4,14 @@ Lines, one JSON object each:
     {"type": "start", "model", "seed", "prompt_tokens"}
     {"type": "token", "id", "piece", "text", "prob", "model_prob", "top_k": [{"id", "piece", "prob"}],
      "record": {…}}                       (record: the learning-mode record, when asked)
-    {"type": "done", "text", "tokens", "stop_reason", "seed"}
+    {"type": "done", "text", "tokens", "stop_reason", "seed", "reused_tokens"[, "attention_note"]}
     {"type": "error", "error": {…}}        (instead of more lines, when something fails mid-stream)
 
 Semantics follow the seed document: `stop_tokens` are strings that must map to exactly one token
 each (others are ignored; token ids are taken too) and end sampling without being included; `stop_strings` end sampling
-with the string included (the last token may run past it); a seed is `rng_seed`, else derived
+with the string included (the last token may run past it); `allowed_tokens` or `disallowed_tokens`
+(one of them) limit what may be drawn, their invalid entries ignored; with `augment_tokens` each
+string in those lists also stands for its leading-whitespace variant; a seed is `rng_seed`, else derived
 from `initial_rng_seed` and the call's position `call`, else drawn and reported.
 """
 
@@ -33,12 +35,8 @@ from app.core.learning import MAX_CANDIDATES, TokenChoice
 from app.core.sampling import SAMPLING_SPECS, SamplingParams
 
 OWN_FIELDS = ("max_tokens", "temperature", "top_p", "seed")  # set by max_len, temperature, nucleus_p, the seed
-NOT_YET = {
-    "allowed_tokens": "allowed_tokens is not supported yet",
-    "disallowed_tokens": "disallowed_tokens is not supported yet",
-    "return_attention": "attention is not available from llama.cpp",
-}
-
+ATTENTION_UNAVAILABLE = ("attention is not available yet: the studio does not read llama.cpp's attention "
+                         "weights, so none are returned (never invented ones)")
 
 class SampleRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -51,6 +49,10 @@ class SampleRequest(BaseModel):
     nucleus_p: float = 0.95
     stop_tokens: list[Union[int, str]] | None = None
     stop_strings: list[str] | None = None
+    allowed_tokens: list[Union[int, str]] | None = None
+    disallowed_tokens: list[Union[int, str]] | None = None
+    augment_tokens: bool = True
+    return_attention: bool = False
     rng_seed: int | None = Field(None, ge=0, le=MAX_SEED)
     initial_rng_seed: int | None = Field(None, ge=0)
     call: int = Field(0, ge=0)
@@ -66,9 +68,8 @@ class SampleRequest(BaseModel):
 
     def params(self, seed: int) -> SamplingParams:
         extra = self.model_extra or {}
-        for name, why in NOT_YET.items():
-            if extra.get(name):
-                raise ApiError(400, why, name, "unsupported_parameter")
+        if self.allowed_tokens is not None and self.disallowed_tokens is not None:
+            raise ApiError(400, "only one of allowed_tokens and disallowed_tokens may be set", "disallowed_tokens")
         studio = {name: extra[name] for name in SAMPLING_SPECS if name in extra and name not in OWN_FIELDS}
         try:
             return SamplingParams(max_tokens=self.max_len, temperature=self.temperature, top_p=self.nucleus_p,
@@ -85,13 +86,16 @@ def token_line(event: TokenEvent, alternatives: int, record: bool) -> dict[str, 
     choice: TokenChoice = event.choice
     chosen = next(c for c in choice.candidates if c.token_id == choice.chosen)
     final = chosen.stage_probs[-1] if chosen.stage_probs else chosen.prob
-    kept = sorted((c for c in choice.candidates if c.removed_by is None),
-                  key=lambda c: c.stage_probs[-1] if c.stage_probs else c.prob, reverse=True)
+    def final_prob(candidate: Any) -> float:
+        return candidate.stage_probs[-1] if candidate.stage_probs else candidate.prob
+
+    # A token with no chance (masked by allowed/disallowed_tokens) is no alternative.
+    kept = sorted((c for c in choice.candidates if c.removed_by is None and final_prob(c) > 0),
+                  key=final_prob, reverse=True)
     line: dict[str, Any] = {
         "type": "token", "id": event.token_id, "piece": chosen.piece, "text": event.text,
         "prob": final, "model_prob": chosen.prob,
-        "top_k": [{"id": c.token_id, "piece": c.piece, "prob": c.stage_probs[-1] if c.stage_probs else c.prob}
-                  for c in kept[:alternatives]],
+        "top_k": [{"id": c.token_id, "piece": c.piece, "prob": final_prob(c)} for c in kept[:alternatives]],
     }
     if record:
         line["record"] = choice.to_record()
@@ -140,26 +144,35 @@ def _prompt_tokens(engine: ApiEngine, body: SampleRequest, n_vocab: int) -> list
     return tokens
 
 
-def _single_tokens(engine: ApiEngine, stops: list[Union[str, int]] | None, n_vocab: int) -> set[int]:
-    """The ids of the stop tokens: an id as given, a string that the tokenizer makes one token or
-    that is exactly one token's text; any other string is ignored (as the seed document says)."""
+def _variants(text: str, augment: bool) -> list[str]:
+    """`text`, and with `augment` its leading-whitespace variant (most words are two vocabulary
+    entries: " word" and "word")."""
+    return [text, " " + text] if augment and text and not text[0].isspace() else [text]
+
+
+def _single_tokens(engine: ApiEngine, items: list[Union[str, int]] | None, n_vocab: int, augment: bool,
+                   field: str, strict_ids: bool) -> set[int]:
+    """The token ids `items` name: an id as given, a string that the tokenizer makes one token or
+    that is exactly one token's text; any other string is ignored (as the seed document says). An id
+    outside the vocabulary is a 400 when `strict_ids`, else ignored too."""
     found: set[int] = set()
     pieces: dict[str, int] | None = None
-    for stop in stops or []:
-        if isinstance(stop, int):
-            if not 0 <= stop < n_vocab:
-                raise ApiError(400, f"stop token id {stop} is outside the vocabulary (0 to {n_vocab - 1})",
-                               "stop_tokens")
-            found.add(stop)
+    for item in items or []:
+        if isinstance(item, int):
+            if 0 <= item < n_vocab:
+                found.add(item)
+            elif strict_ids:
+                raise ApiError(400, f"token id {item} is outside the vocabulary (0 to {n_vocab - 1})", field)
             continue
-        ids = engine.services.backend.tokenize(stop, add_special=False)
-        if len(ids) == 1:
-            found.add(ids[0])
-            continue
-        if pieces is None:
-            pieces = {piece: token for token, piece in enumerate(engine.services.backend.vocabulary())}
-        if stop in pieces:
-            found.add(pieces[stop])
+        for text in _variants(item, augment):
+            ids = engine.services.backend.tokenize(text, add_special=False)
+            if len(ids) == 1:
+                found.add(ids[0])
+                continue
+            if pieces is None:
+                pieces = {piece: token for token, piece in enumerate(engine.services.backend.vocabulary())}
+            if text in pieces:
+                found.add(pieces[text])
     return found
 
 
@@ -167,19 +180,24 @@ def _sample(engine: ApiEngine, name: str, path: Any, body: SampleRequest, params
             seed: int) -> Iterator[dict[str, Any]]:
     loaded = engine.ensure_loaded(path)
     prompt = _prompt_tokens(engine, body, loaded.n_vocab)
-    stop_ids = _single_tokens(engine, body.stop_tokens, loaded.n_vocab)
+    stop_ids = _single_tokens(engine, body.stop_tokens, loaded.n_vocab, body.augment_tokens, "stop_tokens", True)
+    allowed = _single_tokens(engine, body.allowed_tokens, loaded.n_vocab, body.augment_tokens, "allowed_tokens", False)
+    disallowed = _single_tokens(engine, body.disallowed_tokens, loaded.n_vocab, body.augment_tokens,
+                                "disallowed_tokens", False)
+    if body.allowed_tokens is not None and not allowed:
+        raise ApiError(400, "none of allowed_tokens is a token of this model: nothing could be sampled",
+                       "allowed_tokens")
     stop_strings = [s for s in body.stop_strings or [] if s]
     yield {"type": "start", "model": name, "seed": seed, "prompt_tokens": len(prompt)}
     request = GenerationRequest(prompt_tokens=tuple(prompt), params=params,
-                                learning_top=max(body.alternatives, 1))
-    text, count, reason = "", 0, "max_tokens"
+                                learning_top=max(body.alternatives, 1),
+                                allowed_tokens=tuple(sorted(allowed)), disallowed_tokens=tuple(sorted(disallowed)),
+                                stop_tokens=tuple(sorted(stop_ids)))
+    text, count, reason, reused = "", 0, "max_tokens", None
     with contextlib.closing(engine.services.backend.generate(request)) as events:
         for event in events:
             if isinstance(event, GenerationResult):
-                text, reason = event.text, event.stop_reason
-                break
-            if event.token_id in stop_ids:
-                reason = "stop_token"
+                text, reason, reused = event.text, event.stop_reason, event.reused_tokens
                 break
             count += 1
             text += event.text
@@ -189,5 +207,9 @@ def _sample(engine: ApiEngine, name: str, path: Any, body: SampleRequest, params
             if any(stop in window for stop in stop_strings):
                 reason = "stop_string"
                 break
-    yield {"type": "done", "text": text, "tokens": count, "stop_reason": reason, "seed": seed}
+    done: dict[str, Any] = {"type": "done", "text": text, "tokens": count, "stop_reason": reason, "seed": seed,
+                            "reused_tokens": reused}
+    if body.return_attention:
+        done["attention_note"] = ATTENTION_UNAVAILABLE
+    yield done
 

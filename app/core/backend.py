@@ -14,7 +14,7 @@ from app.core.sampling import LoadParams, SamplingParams
 
 Role = Literal["system", "user", "assistant"]
 
-StopReason = Literal["eos", "stop_string", "max_tokens", "context_full", "stopped"]
+StopReason = Literal["eos", "stop_string", "stop_token", "max_tokens", "context_full", "stopped"]
 """Why a generation ended: the model's end token, a stop string, the token limit, a full context
 window, or a stop request from the person."""
 
@@ -45,10 +45,15 @@ class GenerationRequest:
     prompt_tokens: tuple[int, ...] = ()
     grammar: str = ""  # a GBNF grammar the answer must follow (llama.cpp's samplers only); "" = none
     json_schema: str = ""  # or a JSON schema (as JSON text) its answer must be valid for; "" = none
+    allowed_tokens: tuple[int, ...] = ()  # only these token ids may be sampled (() = any)
+    disallowed_tokens: tuple[int, ...] = ()  # these token ids may not be sampled
+    stop_tokens: tuple[int, ...] = ()  # sampling one of these ends the answer without it ("stop_token")
 
     def __post_init__(self) -> None:
         if sum((self.prompt is not None, bool(self.messages), bool(self.prompt_tokens))) != 1:
             raise ValueError("a GenerationRequest needs exactly one of messages, a raw prompt or prompt tokens")
+        if self.allowed_tokens and self.disallowed_tokens:
+            raise ValueError("a GenerationRequest takes allowed_tokens or disallowed_tokens, not both")
 
     @classmethod
     def chat(
@@ -91,6 +96,7 @@ class GenerationResult:
     seed: int
     prompt_text: str = ""  # exactly the text the model read (the messages in their prompt format)
     prompt_format: str = ""  # the format used: "model", "raw" or a built-in template's name
+    reused_tokens: int = 0  # prompt tokens whose evaluation was kept from the previous generation
 
     @property
     def generated_tokens(self) -> int:

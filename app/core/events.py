@@ -16,6 +16,7 @@ STOP_SIGNAL = "STOP_SAMANTHA"
 STOP_REASON_TEXT = {
     "eos": "finished",
     "stop_string": "stop string reached",
+    "stop_token": "stop token reached",
     "max_tokens": "max_tokens reached",
     "context_full": "context window full",
     "stopped": "stopped",

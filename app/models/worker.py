@@ -310,6 +310,7 @@ class ModelSession:
         self.vocab = self.llm._model.vocab
         self._pieces: list[bytes] | None = None
         self._words: VocabularyWords | None = None
+        self.reused_tokens = 0
 
     def describe(self) -> LoadedModel:
         meta = self.llm.metadata
@@ -471,23 +472,47 @@ class ModelSession:
             grammar=grammar,
         )
 
+    def _evaluate_reusing_prefix(self, prompt: list[int]) -> int:
+        """Evaluate `prompt`, keeping the cached tokens it starts with (a program's contexts share
+        long prefixes); returns how many prompt tokens were reused. At least the last token is
+        evaluated, so its logits are fresh."""
+        llm = self.llm
+        cached = llm.input_ids[: llm.n_tokens]
+        reused = 0
+        for old, new in zip(cached, prompt[:-1], strict=False):
+            if old != new:
+                break
+            reused += 1
+        llm.n_tokens = reused  # eval() drops the cache past n_tokens before it decodes
+        llm.eval(prompt[reused:])
+        return reused
+
     def _pipeline_tokens(
         self, prompt: list[int], params: SamplingParams, seed: int, learning_top: int = 0,
-        forced: tuple[int, ...] = (),
+        forced: tuple[int, ...] = (), allowed: tuple[int, ...] = (), disallowed: tuple[int, ...] = (),
     ) -> Generator[tuple[int, TokenChoice | None], None, None]:
         """The studio's own sampler pipeline over the last position's logits, read as a view of
-        llama.cpp's buffer (no logits_all, no copy). In learning mode each pick is described."""
+        llama.cpp's buffer (no logits_all, no copy unless tokens are masked). In learning mode each
+        pick is described; masked tokens show as impossible (probability 0)."""
         import numpy as np
 
         llm = self.llm
-        llm.reset()
-        llm.eval(prompt)
+        self.reused_tokens = self._evaluate_reusing_prefix(prompt)
         pipeline = SamplerPipeline(params, seed)
         n_vocab = llm.n_vocab()
         words: Sequence[str] = self.vocabulary_words if learning_top else []
         generated: list[int] = []
+        allowed_ids = np.array(sorted(set(allowed)), dtype=np.int64)
+        disallowed_ids = np.array(sorted(set(disallowed)), dtype=np.int64)
         while True:
             logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+            if len(allowed_ids):
+                masked = np.full(n_vocab, -np.inf, dtype=logits.dtype)
+                masked[allowed_ids] = logits[allowed_ids]
+                logits = masked
+            elif len(disallowed_ids):
+                logits = logits.copy()
+                logits[disallowed_ids] = -np.inf
             pick = pipeline.pick(logits, generated, record=bool(learning_top), candidates=learning_top)
             if len(generated) < len(forced):
                 # Branching: this position's token is given; its real distribution is still shown.
@@ -514,10 +539,18 @@ class ModelSession:
         # llama-cpp-python ignores tfs_z and has no XTC, top-n-sigma, DRY or sampler order: when one
         # of them would change the draw, the studio's pipeline (which implements them) samples.
         # Learning mode always samples with the pipeline: the pick is drawn from the distribution shown.
-        use_pipeline = request.learning_top > 0 or bool(request.forced_tokens) or params.needs_pipeline
+        # Token masks are applied by the pipeline too (one place that shows them in learning mode).
+        use_pipeline = (request.learning_top > 0 or bool(request.forced_tokens) or params.needs_pipeline
+                        or bool(request.allowed_tokens) or bool(request.disallowed_tokens))
         grammar = self._grammar(request, use_pipeline) if request.grammar or request.json_schema else None
+        n_vocab = self.llm.n_vocab()
+        outside = [t for t in request.allowed_tokens + request.disallowed_tokens if not 0 <= t < n_vocab]
+        if outside:
+            raise _Failure("generate", f"token id {outside[0]} is outside the vocabulary (0 to {n_vocab - 1})")
+        self.reused_tokens = 0
         if use_pipeline:
-            source = self._pipeline_tokens(prompt, params, seed, request.learning_top, request.forced_tokens)
+            source = self._pipeline_tokens(prompt, params, seed, request.learning_top, request.forced_tokens,
+                                           request.allowed_tokens, request.disallowed_tokens)
         else:
             source = ((token, None) for token in self._native_tokens(prompt, params, seed, grammar))
 
@@ -560,6 +593,7 @@ class ModelSession:
             return True
 
         stepping = request.stepping in ("delay", "manual")
+        stop_tokens = frozenset(request.stop_tokens)
 
         # Reaching `limit` means the token limit, unless the context ran out first.
         reason: StopReason = "max_tokens" if params.max_tokens and limit == params.max_tokens else "context_full"
@@ -572,6 +606,9 @@ class ModelSession:
                 first_token_at = time.perf_counter()
             if self._lib.llama_vocab_is_eog(self.vocab, token):
                 reason = "eos"
+                break
+            if token in stop_tokens:
+                reason = "stop_token"
                 break
             if stop.is_set():
                 reason = "stopped"
@@ -605,6 +642,7 @@ class ModelSession:
             seed=seed,
             prompt_text=prompt_text,
             prompt_format=used_format,
+            reused_tokens=self.reused_tokens,
         )
 
 

@@ -103,6 +103,25 @@ CREATE TABLE IF NOT EXISTS code_runs (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS code_runs_by_run ON code_runs(run_id, seq);
+CREATE TABLE IF NOT EXISTS program_runs (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    name TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
+    model TEXT NOT NULL DEFAULT '',
+    seed INTEGER,
+    origin TEXT NOT NULL,
+    outcome TEXT,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS program_events (
+    run_id INTEGER NOT NULL REFERENCES program_runs(id),
+    seq INTEGER NOT NULL,
+    events TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
 CREATE TABLE IF NOT EXISTS salvages (
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL,
@@ -438,6 +457,52 @@ class Journal:
 
     def finish_run(self, run_id: int, reason: str) -> None:
         self._write("UPDATE runs SET finished_at = ?, end_reason = ? WHERE id = ?", (_now(), reason, run_id))
+
+    # -- programs ----------------------------------------------------------------------------
+
+    def start_program_run(self, name: str, source: str, model: str, seed: int | None, origin: str) -> int:
+        """Record a program run starting (its source kept as it ran); returns its id."""
+        return self._write(
+            "INSERT INTO program_runs (started_at, name, source, model, seed, origin) VALUES (?, ?, ?, ?, ?, ?)",
+            (_now(), name, source, model, seed, origin),
+        )
+
+    def record_program_events(self, run_id: int, events: list[dict[str, Any]]) -> None:
+        """Append a batch of the run's events (tokens, titles, output…), in order."""
+        with self._lock:
+            row = self._db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM program_events WHERE run_id = ?",
+                                   (run_id,)).fetchone()
+            self._db.execute("INSERT INTO program_events (run_id, seq, events) VALUES (?, ?, ?)",
+                             (run_id, row[0], json.dumps(events, ensure_ascii=False)))
+
+    def finish_program_run(self, run_id: int, outcome: str, title: str, error: str) -> None:
+        self._write("UPDATE program_runs SET finished_at = ?, outcome = ?, title = ?, error = ? WHERE id = ?",
+                    (_now(), outcome, title, error, run_id))
+
+    def program_runs(self, limit: int = 50, name: str | None = None) -> list[dict[str, Any]]:
+        """Recent program runs (without their events), newest first; only `name`'s when given."""
+        where, args = ("WHERE name = ?", (name, limit)) if name is not None else ("", (limit,))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, started_at, finished_at, name, title, model, seed, origin, outcome, error "
+                f"FROM program_runs {where} ORDER BY id DESC LIMIT ?", args).fetchall()
+        return [dict(row) for row in rows]
+
+    def program_run(self, run_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """One program run (with its source) and all its events in order, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM program_runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            batches = self._db.execute("SELECT events FROM program_events WHERE run_id = ? ORDER BY seq",
+                                       (run_id,)).fetchall()
+        events: list[dict[str, Any]] = []
+        for batch in batches:
+            try:
+                events += json.loads(batch["events"])
+            except ValueError:
+                continue  # a damaged batch: the rest of the run still shows
+        return dict(row), events
 
     # -- inputs ------------------------------------------------------------------------------
 

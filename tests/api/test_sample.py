@@ -74,6 +74,28 @@ def test_token_ids_as_input_continue_exactly_like_the_text(api: RunningApi) -> N
     assert status == 200 and text["text"].endswith("hi")
 
 
+def test_allowed_and_disallowed_tokens_limit_the_draw_with_their_whitespace_variants(api: RunningApi) -> None:
+    allowed = sample(api, prompt="hi", temperature=0, max_len=2, allowed_tokens=["Greetings", "again"])
+    assert allowed[-1]["text"] == "Greetings again"
+    assert all(alt["piece"] in ("Greetings", " again") for line in allowed[1:-1] for alt in line["top_k"])
+    plain = sample(api, prompt="hi", temperature=0, max_len=2, allowed_tokens=["Greetings", "again"],
+                   augment_tokens=False)
+    assert plain[-1]["text"] == "GreetingsGreetings"  # "again" alone is no token: only Greetings is left
+    banned = sample(api, prompt="hi", temperature=0, max_len=2, disallowed_tokens=["Hello", "from"])
+    assert banned[-1]["text"] == "Greetings again"
+
+
+def test_a_prompt_that_starts_like_the_last_one_reuses_its_evaluation(api: RunningApi) -> None:
+    status, tokenized = api.call("POST", "/api/tokenize", {"model": DEMO, "text": "a long shared beginning ~"})
+    assert status == 200
+    first = tokenized["tokens"]
+    sample(api, inputs=[first], max_len=1, temperature=0)
+    done = sample(api, inputs=[first + [120, 121]], max_len=1, temperature=0)[-1]
+    assert done["reused_tokens"] >= len(first)  # the shared prefix (and the token sampled after it) was kept
+    fresh = sample(api, inputs=[[1, 99, 98]], max_len=1, temperature=0)[-1]
+    assert fresh["reused_tokens"] == 1  # only the BOS in common
+
+
 def test_the_learning_record_comes_when_asked(api: RunningApi) -> None:
     token = sample(api, prompt="hi", temperature=0.8, top_k=5, record=True, max_len=1)[1]
     record = token["record"]
@@ -83,7 +105,8 @@ def test_the_learning_record_comes_when_asked(api: RunningApi) -> None:
 
 @pytest.mark.parametrize("body, param, words", [
     ({"inputs": [[99999]]}, "inputs[0]", "outside the vocabulary"),
-    ({"prompt": "hi", "allowed_tokens": ["yes"]}, "allowed_tokens", "not supported yet"),
+    ({"prompt": "hi", "allowed_tokens": ["yes"]}, "allowed_tokens", "none of allowed_tokens is a token"),
+    ({"prompt": "hi", "allowed_tokens": ["Hello"], "disallowed_tokens": [1]}, "disallowed_tokens", "only one of"),
     ({"prompt": "hi", "nucleus_p": 3}, "nucleus_p", "out of range"),
     ({"prompt": "hi", "max_len": -1}, "max_len", "max_len"),
 ])
