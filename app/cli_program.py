@@ -4,7 +4,7 @@ The studio's API is served for the run alone (loopback, a token made for it), th
 its own process and is journaled like a page run. With `--jsonl`, stdout carries one JSON line per
 event (`context`, `prompt`, `token`, `sampled`, `title`, `user_input`, `error`, `result`…) and a
 last `{"type": "program_done", ...}` line; what the program prints goes to stderr. Without it, the
-program's prints and the sampled text go to stdout. `user_input()` reads a line of stdin each time;
+program's prints and each sampled answer go to stdout. `user_input()` reads a line of stdin each time;
 when stdin has ended, the program's user_input raises with that reason."""
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ from app.cli import emit, fail, warn_if_journal_was_replaced
 from app.core.errors import ChainStudioError
 
 
+def _refuse(message: str) -> int:
+    """A program that could not start: exit code 2 (1 is a program that ran and failed)."""
+    fail(message)
+    return 2
+
+
 def _read_answer(label: str, interactive: bool) -> str | None:
     if interactive:
         print(label, end=" ", file=sys.stderr, flush=True)
@@ -27,7 +33,8 @@ def _read_answer(label: str, interactive: bool) -> str | None:
 
 def cmd_program(path: str, model: str | None, jsonl: bool, files: list[str], seed: int | None,
                 time_limit: float, models_dir: str | None) -> int:
-    """Run the program at `path`; 0 when it finished, 1 when it failed or was stopped."""
+    """Run the program at `path`; 0 when it finished, 1 when it failed or was stopped, 2 when it
+    could not start."""
     from app.programs.private_api import PrivateApi
     from app.programs.process import ProgramLaunch
     from app.programs.session import ProgramRun
@@ -37,11 +44,11 @@ def cmd_program(path: str, model: str | None, jsonl: bool, files: list[str], see
     try:
         source = program.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return fail(f"cannot read the program {path}: {getattr(exc, 'strerror', None) or exc}")
+        return _refuse(f"cannot read the program {path}: {getattr(exc, 'strerror', None) or exc}")
     try:
         services = start_services(settings.models_dir(models_dir))
     except ChainStudioError as exc:
-        return fail(str(exc))
+        return _refuse(str(exc))
     warn_if_journal_was_replaced(services.journal)
     interactive = bool(sys.stdin) and sys.stdin.isatty()
     done: dict[str, Any] = {"type": "program_done"}
@@ -70,7 +77,7 @@ def cmd_program(path: str, model: str | None, jsonl: bool, files: list[str], see
                         error=run.error or None, folder=str(run.process.folder),
                         sandboxed=run.process.sandboxed)
     except ChainStudioError as exc:
-        return fail(str(exc))
+        return _refuse(str(exc))
     except KeyboardInterrupt:
         return 130
     finally:
@@ -83,15 +90,11 @@ def cmd_program(path: str, model: str | None, jsonl: bool, files: list[str], see
 
 
 def _show(event: dict[str, Any]) -> None:
-    """A person's view of an event (without --jsonl): the sampled text as it comes, titles and
+    """A person's view of an event (without --jsonl): each sampled answer on stdout, titles and
     errors on stderr."""
     kind = event["type"]
-    if kind == "token":
-        sys.stdout.write(str(event.get("token_str", "")))
-        sys.stdout.flush()
-    elif kind == "sampled":
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+    if kind == "sampled":  # whole answers: concurrent contexts' tokens would interleave
+        print(str(event.get("text", "")), flush=True)
     elif kind == "title":
         print(f"# {event.get('title', '')}", file=sys.stderr, flush=True)
     elif kind == "error":

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         text, line = _user_frames(error, path)
         sys.stderr.write(text)
         sys.stderr.flush()
-        message = "".join(traceback.format_exception_only(type(error), error)).strip()
+        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         channel.emit({"type": "error", "message": message, "line": line})
         return 1
     channel.emit({"type": "result", "ok": True})
