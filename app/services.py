@@ -32,6 +32,7 @@ class Services:
     journal: Journal = field(default_factory=Journal)
     # One run or API request at a time uses the single model, in arrival order; a waiter says who has it.
     run_lock: TurnQueue = field(default_factory=TurnQueue)
+    local_port: int = 0  # the port the page serves on (programs reach its API on loopback there)
     _runners: dict[str, ChainRunner] = field(default_factory=dict)
     _closed_sessions: set[str] = field(default_factory=set)
     _downloaders: dict[str, HubDownloader] = field(default_factory=dict)

@@ -192,7 +192,7 @@ async def sample(
         if line["type"] == "token":
             token = Token.from_line(line)
             tokens.append(token)
-            emit({"type": "token", "context": context.id, **token.to_dict()})
+            emit({"type": "token", "context": context.id, "added": add_to_context, **token.to_dict()})
             if add_to_context:
                 context.tokens.append(token)
         elif line["type"] == "done":

@@ -519,6 +519,15 @@ class Journal:
             )
             return True
 
+    def input_fields(self, prefix: str) -> list[str]:
+        """The fields with saved versions whose names start with `prefix`, most recently saved first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT field, MAX(id) AS newest FROM inputs WHERE substr(field, 1, ?) = ? GROUP BY field "
+                "ORDER BY newest DESC", (len(prefix), prefix),
+            ).fetchall()
+        return [row["field"] for row in rows]
+
     def input_versions(self, field: str, limit: int = 50) -> list[InputVersion]:
         """Saved versions of an input field, newest first."""
         with self._lock:

@@ -27,13 +27,15 @@ from app.ui.panels import (
     learning_panel,
     library_panel,
     models_panel,
+    programs_panel,
     settings_panel,
     voice_panel,
 )
 
 # (tab title in app/ui/i18n.py, tab id, panel module), in the order shown.
 MAIN_TABS = (("tab_learning", "learning", learning_panel), ("tab_code", "code", code_panel),
-             ("tab_voice", "voice", voice_panel), ("tab_html", "html", html_view))
+             ("tab_programs", "programs", programs_panel), ("tab_voice", "voice", voice_panel),
+             ("tab_html", "html", html_view))
 SIDE_TABS = (("tab_models", "models", models_panel), ("tab_settings", "settings", settings_panel),
              ("tab_library", "library", library_panel), ("tab_files", "files", files_panel),
              ("tab_history", "history", history_panel), ("tab_api", "api", api_panel))

@@ -94,6 +94,44 @@ PAGE_JS = """
       tone.start(); tone.stop(context.currentTime + 0.12);
     } catch (error) { /* no audio device: stay silent */ }
   };
+  // Programs tab: a click on a sampled token shows its top-K after top-P (and, when the model gave
+  // it, shades the tokens before it by its attention). One box for the page, out of Gradio's way.
+  const escapeHtml = (text) => String(text).replace(/[&<>"]/g, (ch) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'})[ch]);
+  document.addEventListener('click', (event) => {
+    if (event.target.closest && event.target.closest('#program-token-detail .close')) {
+      document.getElementById('program-token-detail').remove();
+      return;
+    }
+    const token = event.target.closest && event.target.closest('.cs-sampled[data-detail]');
+    if (!token) return;
+    const detail = JSON.parse(token.getAttribute('data-detail'));
+    let box = document.getElementById('program-token-detail');
+    if (!box) {
+      box = document.createElement('div');
+      box.id = 'program-token-detail';
+      document.body.appendChild(box);
+    }
+    const rows = detail.alts.map(([text, id, p]) => `<tr${id === detail.id ? ' class="picked"' : ''}><td>${escapeHtml(JSON.stringify(text))}</td><td>${id}</td><td>${(100 * p).toFixed(1)}%</td></tr>`).join('');
+    const context = token.closest('.cs-context');
+    context.querySelectorAll('.cs-token').forEach((el) => { el.style.boxShadow = ''; });
+    token.style.boxShadow = '0 0 0 2px #1565c0';
+    let attention = '<div class="note">No attention for this token (asked with return_attention=True, where the model gives it).</div>';
+    if (detail.attention) {
+      const weights = detail.attention;
+      const top = Math.max(...weights, 1e-9);
+      const position = Number(token.dataset.pos);
+      context.querySelectorAll('.cs-token').forEach((el) => {
+        const at = Number(el.dataset.pos);
+        if (at < position && at < weights.length) {
+          el.style.boxShadow = `inset 0 -1.2em rgba(255, 140, 0, ${(0.85 * weights[at] / top).toFixed(3)})`;
+          el.classList.add('cs-attended');
+        }
+      });
+      attention = `<div class="note">Context shaded by this token's attention (orange: most attended; max ${(100 * top).toFixed(1)}%).</div>`;
+    }
+    box.innerHTML = `<div class="head"><b>${escapeHtml(JSON.stringify(detail.text))}</b> · id ${detail.id} · p=${Number(detail.prob).toFixed(3)} <button class="close" title="Close">×</button></div>`
+      + `<table><tr><th>top-K after top-P</th><th>id</th><th>p</th></tr>${rows}</table>${attention}`;
+  });
 }
 """
 
@@ -124,6 +162,20 @@ THEME_TOGGLE_JS = """() => {
 # box that scrolls by itself (so the page layout stays put at 1280x720), compact prompt items, the
 # learning table, dropdowns that show their whole text.
 PAGE_CSS = """
+#program-view .cs-token { white-space: pre-wrap; border-radius: 2px; padding: 0 1px; font-family: monospace; }
+#program-view .cs-sampled, #program-side-by-side .cs-sampled { cursor: pointer; }
+#program-view .cs-prompted { background: var(--background-fill-secondary); }
+.cs-context { margin: 6px 0 10px; border-left: 3px solid var(--border-color-primary); padding-left: 8px; }
+.cs-context-head { font-size: 0.85rem; color: var(--body-text-color-subdued); margin-bottom: 2px; }
+.cs-context-tokens { line-height: 1.9; color: #111; }
+#program-token-detail { position: fixed; right: 16px; bottom: 16px; z-index: 1000; max-height: 50vh; overflow-y: auto;
+  background: var(--background-fill-primary, #fff); border: 1px solid var(--border-color-primary, #ccc);
+  border-radius: 6px; padding: 8px 10px; box-shadow: 0 4px 16px rgba(0,0,0,.2); font-size: 0.9rem; min-width: 260px; }
+#program-token-detail table { border-collapse: collapse; margin-top: 4px; }
+#program-token-detail td, #program-token-detail th { padding: 1px 8px; text-align: left; font-family: monospace; }
+#program-token-detail tr.picked { font-weight: bold; }
+#program-token-detail .close { float: right; border: none; background: none; cursor: pointer; font-size: 1.1rem; }
+#program-token-detail .note { font-size: 0.8rem; color: var(--body-text-color-subdued); margin-top: 4px; }
 #transcript { max-height: calc(100vh - 140px); overflow-y: auto; padding-right: 6px; }
 #transcript sub, #code-output sub, #code-status, .code-status { font-size: 0.85rem; vertical-align: baseline; }
 #transcript .asked { color: var(--body-text-color-subdued); font-size: 0.9rem; margin: 2px 0 6px;

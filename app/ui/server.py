@@ -126,6 +126,7 @@ def launch(
     from app.ui.app import build_ui  # imports gradio: only when the UI is really started
     from app.ui.i18n import I18N
 
+    services.local_port = port
     page = build_ui(services)
     page.queue(default_concurrency_limit=1)
     guard = Middleware(RequestGuard, port=port, extra_hosts=allowed_hosts(listen, extra_hosts),
