@@ -4,7 +4,8 @@ Lines, one JSON object each:
     {"type": "start", "model", "seed", "prompt_tokens"}
     {"type": "token", "id", "piece", "text", "prob", "model_prob", "top_k": [{"id", "piece", "prob"}],
      "record": {…}}                       (record: the learning-mode record, when asked)
-    {"type": "done", "text", "tokens", "stop_reason", "seed", "reused_tokens"[, "attention_note"]}
+    {"type": "done", "text", "tokens", "stop_reason", "seed", "reused_tokens", "batch"[, "attention_note"]}
+                                          (batch: how many samples were decoded together with this one)
     {"type": "error", "error": {…}}        (instead of more lines, when something fails mid-stream)
 
 Semantics follow the seed document: `stop_tokens` are strings that must map to exactly one token
@@ -17,17 +18,20 @@ from `initial_rng_seed` and the call's position `call`, else drawn and reported.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import queue
 import random
 import threading
-from typing import Any, Iterator, Union
+from pathlib import Path
+from typing import Any, AsyncIterator, Union
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.api.engine import ApiEngine, ndjson_response
-from app.api.errors import ApiError, field_named, from_studio_error
+from app.api.engine import ApiEngine, ndjson_response, watching
+from app.api.errors import ApiError, field_named, from_studio_error, unexpected
+from app.api.sample_batcher import SampleBatcher
 from app.api.seeds import MAX_SEED, derived_seed
 from app.core.backend import GenerationRequest, GenerationResult, TokenEvent
 from app.core.errors import ChainStudioError, SettingsError
@@ -35,6 +39,7 @@ from app.core.learning import MAX_CANDIDATES, TokenChoice
 from app.core.sampling import SAMPLING_SPECS, SamplingParams
 
 OWN_FIELDS = ("max_tokens", "temperature", "top_p", "seed")  # set by max_len, temperature, nucleus_p, the seed
+_END = object()
 ATTENTION_UNAVAILABLE = ("attention is not available yet: the studio does not read llama.cpp's attention "
                          "weights, so none are returned (never invented ones)")
 
@@ -104,23 +109,123 @@ def token_line(event: TokenEvent, alternatives: int, record: bool) -> dict[str, 
 
 def build(engine: ApiEngine) -> APIRouter:
     router = APIRouter(prefix="/api")
+    batcher = SampleBatcher(engine.services)
 
     @router.post("/sample")
     async def sample(body: SampleRequest, request: Request) -> Any:
         seed = body.seed()
         params = body.params(seed)
         path = await run_in_threadpool(engine.model_path, body.model)
+        call = SampleCall(engine, path, body, params, seed)
+        batcher.submit(call)
+        try:
+            first = await watching(asyncio.ensure_future(call.next_line()), request.is_disconnected)
+        except BaseException:
+            call.cancelled.set()
+            raise
+        if isinstance(first, BaseException):
+            raise first
 
-        def job(_stop: threading.Event) -> Iterator[dict[str, Any]]:
+        async def lines() -> AsyncIterator[dict[str, Any]]:
             try:
-                yield from _sample(engine, path.name, path, body, params, seed)
-            except ChainStudioError as exc:
-                raise from_studio_error(exc) from exc
+                if first is not None:
+                    yield first
+                    while (line := await call.next_line()) is not None:
+                        if isinstance(line, BaseException):
+                            raise line
+                        yield line
+            finally:
+                call.cancelled.set()
 
-        lines = await engine.started(job, request.is_disconnected)
-        return ndjson_response(lines)
+        return ndjson_response(lines())
 
     return router
+
+
+class SampleCall:
+    """One /api/sample call as the batcher runs it (app/api/sample_batcher.Call): its lines go to a
+    queue the response reads."""
+
+    def __init__(self, engine: ApiEngine, path: Path, body: SampleRequest, params: SamplingParams, seed: int) -> None:
+        self.engine, self.path, self.body, self.params, self.seed = engine, path, body, params, seed
+        self.cancelled = threading.Event()
+        self.started = False
+        self.batch_size = 1
+        self._lines: queue.Queue[Any] = queue.Queue()
+        self._stop_strings = [s for s in body.stop_strings or [] if s]
+        self._longest_stop = max(map(len, self._stop_strings), default=0)
+        self._text = ""
+        self._count = 0
+        self._reason = "max_tokens"
+
+    async def next_line(self) -> Any:
+        """The next line, an exception to raise, or None at the end."""
+        return await asyncio.to_thread(self._next)
+
+    def _next(self) -> Any:
+        while True:
+            try:
+                item = self._lines.get(timeout=0.25)
+            except queue.Empty:
+                if self.cancelled.is_set():
+                    return None
+                continue
+            return None if item is _END else item
+
+    def prepare(self) -> GenerationRequest:
+        engine, body = self.engine, self.body
+        loaded = engine.services.backend.loaded
+        n_vocab = loaded.n_vocab if loaded is not None else 0
+        try:
+            prompt = _prompt_tokens(engine, body, n_vocab)
+            augment = body.augment_tokens
+            stop_ids = _single_tokens(engine, body.stop_tokens, n_vocab, augment, "stop_tokens", True)
+            allowed = _single_tokens(engine, body.allowed_tokens, n_vocab, augment, "allowed_tokens", False)
+            disallowed = _single_tokens(engine, body.disallowed_tokens, n_vocab, augment, "disallowed_tokens", False)
+        except ChainStudioError as exc:
+            raise from_studio_error(exc) from exc
+        if body.allowed_tokens is not None and not allowed:
+            raise ApiError(400, "none of allowed_tokens is a token of this model: nothing could be sampled",
+                           "allowed_tokens")
+        if not self.started:
+            self.started = True
+            self._lines.put({"type": "start", "model": self.path.name, "seed": self.seed, "prompt_tokens": len(prompt)})
+        return GenerationRequest(prompt_tokens=tuple(prompt), params=self.params, learning_top=max(body.alternatives, 1),
+                                 allowed_tokens=tuple(sorted(allowed)), disallowed_tokens=tuple(sorted(disallowed)),
+                                 stop_tokens=tuple(sorted(stop_ids)))
+
+    def token(self, event: TokenEvent) -> bool:
+        self._count += 1
+        self._text += event.text
+        self._lines.put(token_line(event, self.body.alternatives, self.body.record))
+        # Only the text this token added (and the longest stop string before it) can hold a new match.
+        window = self._text[-(len(event.text) + self._longest_stop):]
+        if any(stop in window for stop in self._stop_strings):
+            self._reason = "stop_string"
+            return True
+        return False
+
+    def finish(self, result: GenerationResult | None) -> None:
+        reused = None
+        if result is not None:
+            self._text, self._reason, reused = result.text, result.stop_reason, result.reused_tokens
+        elif self.cancelled.is_set() and self._reason != "stop_string":
+            self._reason = "stopped"
+        done: dict[str, Any] = {"type": "done", "text": self._text, "tokens": self._count,
+                                "stop_reason": self._reason, "seed": self.seed, "reused_tokens": reused,
+                                "batch": self.batch_size}
+        if self.body.return_attention:
+            done["attention_note"] = ATTENTION_UNAVAILABLE
+        self._lines.put(done)
+        self._lines.put(_END)
+
+    def fail(self, error: BaseException) -> None:
+        if isinstance(error, ChainStudioError):
+            error = from_studio_error(error)
+        elif not isinstance(error, ApiError):
+            error = unexpected(error)
+        self._lines.put(error)
+        self._lines.put(_END)
 
 
 def _prompt_tokens(engine: ApiEngine, body: SampleRequest, n_vocab: int) -> list[int]:
@@ -174,42 +279,3 @@ def _single_tokens(engine: ApiEngine, items: list[Union[str, int]] | None, n_voc
             if text in pieces:
                 found.add(pieces[text])
     return found
-
-
-def _sample(engine: ApiEngine, name: str, path: Any, body: SampleRequest, params: SamplingParams,
-            seed: int) -> Iterator[dict[str, Any]]:
-    loaded = engine.ensure_loaded(path)
-    prompt = _prompt_tokens(engine, body, loaded.n_vocab)
-    stop_ids = _single_tokens(engine, body.stop_tokens, loaded.n_vocab, body.augment_tokens, "stop_tokens", True)
-    allowed = _single_tokens(engine, body.allowed_tokens, loaded.n_vocab, body.augment_tokens, "allowed_tokens", False)
-    disallowed = _single_tokens(engine, body.disallowed_tokens, loaded.n_vocab, body.augment_tokens,
-                                "disallowed_tokens", False)
-    if body.allowed_tokens is not None and not allowed:
-        raise ApiError(400, "none of allowed_tokens is a token of this model: nothing could be sampled",
-                       "allowed_tokens")
-    stop_strings = [s for s in body.stop_strings or [] if s]
-    yield {"type": "start", "model": name, "seed": seed, "prompt_tokens": len(prompt)}
-    request = GenerationRequest(prompt_tokens=tuple(prompt), params=params,
-                                learning_top=max(body.alternatives, 1),
-                                allowed_tokens=tuple(sorted(allowed)), disallowed_tokens=tuple(sorted(disallowed)),
-                                stop_tokens=tuple(sorted(stop_ids)))
-    text, count, reason, reused = "", 0, "max_tokens", None
-    with contextlib.closing(engine.services.backend.generate(request)) as events:
-        for event in events:
-            if isinstance(event, GenerationResult):
-                text, reason, reused = event.text, event.stop_reason, event.reused_tokens
-                break
-            count += 1
-            text += event.text
-            yield token_line(event, body.alternatives, body.record)
-            # Only the text this token added (and the longest stop string before it) can hold a new match.
-            window = text[-(len(event.text) + max(map(len, stop_strings), default=0)):]
-            if any(stop in window for stop in stop_strings):
-                reason = "stop_string"
-                break
-    done: dict[str, Any] = {"type": "done", "text": text, "tokens": count, "stop_reason": reason, "seed": seed,
-                            "reused_tokens": reused}
-    if body.return_attention:
-        done["attention_note"] = ATTENTION_UNAVAILABLE
-    yield done
-

@@ -17,7 +17,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from app import settings
 from app.core.backend import (
@@ -436,6 +436,55 @@ class LocalBackend:
             finally:
                 self._idle.set()
 
+    def generate_many(self, requests: Sequence[GenerationRequest],
+                      unwanted: Callable[[], set[int]] = set) -> Iterator[tuple[int, GenerationEvent | None]]:
+        """Several requests decoded together in one llama.cpp batch (app/models/batched.py): yields
+        (request index, TokenEvent) as tokens come, then (index, GenerationResult), or (index,
+        None) for a request that did not fit in this batch (run it again). `unwanted()` names the
+        requests whose answers are no longer wanted (their generation ends at the next batch)."""
+        with self._lock:
+            self._idle.clear()
+            try:
+                yield from self._stream_many(list(requests), unwanted)
+            finally:
+                self._idle.set()
+
+    def _stream_many(self, requests: list[GenerationRequest],
+                     unwanted: Callable[[], set[int]]) -> Iterator[tuple[int, GenerationEvent | None]]:
+        self._check_model_file()
+        worker = self._worker
+        assert worker is not None
+        worker.stop.clear()
+        self._killed_by_stop_all = False
+        awaiting_ack = finished = False
+        try:
+            self._send(worker, ("generate_many", requests))
+            while True:
+                reply = self._recv(worker)
+                if reply[0] == "toks_many":
+                    awaiting_ack = True
+                    for index, token_id, text, choice in reply[1]:
+                        yield index, TokenEvent(token_id, text, choice)
+                    self._send(worker, ("ack", frozenset(unwanted())))
+                    awaiting_ack = False
+                elif reply[0] == "done_many":
+                    finished = True
+                    for index, result in enumerate(reply[1]):
+                        yield index, result
+                    return
+                else:
+                    finished = True
+                    self._raise_reported(reply)
+        except _WorkerGone as gone:
+            finished = True
+            if self._killed_by_stop_all:
+                self._end_worker()
+                raise GenerationError("stopped: Stop all ended the model worker") from None
+            raise self._crashed(worker, gone, "generating with") from None
+        finally:
+            if not finished:
+                self._abandon(worker, awaiting_ack)
+
     def _check_model_file(self) -> None:
         loaded = self._loaded
         if loaded is None or self._worker is None:
@@ -519,7 +568,7 @@ class LocalBackend:
                 self._send(worker, ("ack",))
             while True:
                 reply = self._recv(worker)
-                if reply[0] == "toks":
+                if reply[0] in ("toks", "toks_many"):
                     self._send(worker, ("ack",))
                 else:
                     return

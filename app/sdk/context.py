@@ -202,7 +202,7 @@ async def sample(
         context.text += text
     result = SampleResult(text=text, tokens=tuple(tokens), stop_reason=str(done.get("stop_reason", "")),
                           seed=done.get("seed"), attention_note=str(done.get("attention_note") or ""),
-                          extra={"reused_tokens": done.get("reused_tokens")})
+                          extra={"reused_tokens": done.get("reused_tokens"), "batch": done.get("batch")})
     emit({"type": "sampled", "context": context.id, "text": text, "stop_reason": result.stop_reason,
           "seed": result.seed, "added": add_to_context, "attention_note": result.attention_note})
     return result

@@ -140,15 +140,20 @@ def test_gather_runs_prompt_fns_concurrently_each_in_its_own_context(api: Runnin
     outcome = run_program(api, """
         import asyncio
 
+        batches = []
+
         @prompt_fn
         async def ask(ending):
             await prompt("question" + ending)
-            return (await sample(temperature=0, max_len=40)).text
+            result = await sample(temperature=0, max_len=40)
+            batches.append(result.extra["batch"])
+            return result.text
 
         print(await asyncio.gather(ask("^"), ask("?"), ask("%")))
+        print(batches)
     """)
     assert outcome.printed == ["['Roses are red\\nViolets are blue\\nThe end.', 'Hello from the demo model.', "
-                               "'```python\\nprint(6 * 7)\\n```']"]
+                               "'```python\\nprint(6 * 7)\\n```']", "[3, 3, 3]"]  # decoded together in one batch
     assert len({e["context"] for e in outcome.of("token")}) == 3
 
 
