@@ -148,14 +148,20 @@ class SampleBatcher:
                 members.append(call)
             except Exception as exc:  # noqa: BLE001 (ApiError / ChainStudioError: this call's own)
                 call.fail(exc)
+        from app.models.batched import batchable
+
         backend = self.services.backend
-        for call in members:
-            call.batch_size = len(members) if hasattr(backend, "generate_many") else 1
-        if len(members) == 1 or not hasattr(backend, "generate_many"):
-            for call, request in zip(members, requests, strict=True):
-                self._run_one(call, request)
-            return
-        self._run_many(members, requests)
+        together = [(c, r) for c, r in zip(members, requests, strict=True) if batchable(r)]
+        if len(together) < 2 or not hasattr(backend, "generate_many"):
+            together = []
+        alone = [(c, r) for c, r in zip(members, requests, strict=True) if (c, r) not in together]
+        for call, request in alone:
+            call.batch_size = 1
+            self._run_one(call, request)
+        if together:
+            for call, _request in together:
+                call.batch_size = len(together)
+            self._run_many([c for c, _ in together], [r for _, r in together])
 
     def _run_one(self, call: Call, request: GenerationRequest) -> None:
         try:

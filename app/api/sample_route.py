@@ -3,8 +3,10 @@
 Lines, one JSON object each:
     {"type": "start", "model", "seed", "prompt_tokens"}
     {"type": "token", "id", "piece", "text", "prob", "model_prob", "top_k": [{"id", "piece", "prob"}],
-     "record": {…}}                       (record: the learning-mode record, when asked)
+     "record": {…}, "attention": [w, …]}  (record: the learning-mode record, when asked; attention:
+                                          with return_attention, one weight per position before it)
     {"type": "done", "text", "tokens", "stop_reason", "seed", "reused_tokens", "batch"[, "attention_note"]}
+                                          (attention_note: why attention asked for is not there)
                                           (batch: how many samples were decoded together with this one)
     {"type": "error", "error": {…}}        (instead of more lines, when something fails mid-stream)
 
@@ -40,9 +42,6 @@ from app.core.sampling import SAMPLING_SPECS, SamplingParams
 
 OWN_FIELDS = ("max_tokens", "temperature", "top_p", "seed")  # set by max_len, temperature, nucleus_p, the seed
 _END = object()
-ATTENTION_UNAVAILABLE = ("attention is not available yet: the studio does not read llama.cpp's attention "
-                         "weights, so none are returned (never invented ones)")
-
 class SampleRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -157,6 +156,8 @@ class SampleCall:
         self._text = ""
         self._count = 0
         self._reason = "max_tokens"
+        self._saw_attention = False
+        self._attention_note = ""
 
     async def next_line(self) -> Any:
         """The next line, an exception to raise, or None at the end."""
@@ -192,12 +193,16 @@ class SampleCall:
             self._lines.put({"type": "start", "model": self.path.name, "seed": self.seed, "prompt_tokens": len(prompt)})
         return GenerationRequest(prompt_tokens=tuple(prompt), params=self.params, learning_top=max(body.alternatives, 1),
                                  allowed_tokens=tuple(sorted(allowed)), disallowed_tokens=tuple(sorted(disallowed)),
-                                 stop_tokens=tuple(sorted(stop_ids)))
+                                 stop_tokens=tuple(sorted(stop_ids)), attention=body.return_attention)
 
     def token(self, event: TokenEvent) -> bool:
         self._count += 1
         self._text += event.text
-        self._lines.put(token_line(event, self.body.alternatives, self.body.record))
+        line = token_line(event, self.body.alternatives, self.body.record)
+        if event.attention is not None:
+            self._saw_attention = True
+            line["attention"] = [round(weight, 6) for weight in event.attention]
+        self._lines.put(line)
         # Only the text this token added (and the longest stop string before it) can hold a new match.
         window = self._text[-(len(event.text) + self._longest_stop):]
         if any(stop in window for stop in self._stop_strings):
@@ -207,6 +212,8 @@ class SampleCall:
 
     def finish(self, result: GenerationResult | None) -> None:
         reused = None
+        if result is None and self.body.return_attention and self._count and not self._saw_attention:
+            self._attention_note = "attention not available for this model"
         if result is not None:
             self._text, self._reason, reused = result.text, result.stop_reason, result.reused_tokens
         elif self.cancelled.is_set() and self._reason != "stop_string":
@@ -215,7 +222,9 @@ class SampleCall:
                                 "stop_reason": self._reason, "seed": self.seed, "reused_tokens": reused,
                                 "batch": self.batch_size}
         if self.body.return_attention:
-            done["attention_note"] = ATTENTION_UNAVAILABLE
+            note = result.attention_note if result is not None else self._attention_note
+            if note:
+                done["attention_note"] = note
         self._lines.put(done)
         self._lines.put(_END)
 

@@ -48,6 +48,7 @@ class GenerationRequest:
     allowed_tokens: tuple[int, ...] = ()  # only these token ids may be sampled (() = any)
     disallowed_tokens: tuple[int, ...] = ()  # these token ids may not be sampled
     stop_tokens: tuple[int, ...] = ()  # sampling one of these ends the answer without it ("stop_token")
+    attention: bool = False  # give each token's attention over the context (app/models/attention.py)
 
     def __post_init__(self) -> None:
         if sum((self.prompt is not None, bool(self.messages), bool(self.prompt_tokens))) != 1:
@@ -81,6 +82,7 @@ class TokenEvent:
     token_id: int
     text: str
     choice: Any = None
+    attention: tuple[float, ...] | None = None  # over the positions before it, when asked for and available
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class GenerationResult:
     prompt_text: str = ""  # exactly the text the model read (the messages in their prompt format)
     prompt_format: str = ""  # the format used: "model", "raw" or a built-in template's name
     reused_tokens: int = 0  # prompt tokens whose evaluation was kept from the previous generation
+    attention_note: str = ""  # why attention asked for is not there ("attention not available …")
 
     @property
     def generated_tokens(self) -> int:

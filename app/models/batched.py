@@ -71,7 +71,8 @@ def masked_logits(logits: np.ndarray, allowed: np.ndarray, disallowed: np.ndarra
 def batchable(request: GenerationRequest) -> bool:
     """Whether `request` can share a batch (see the module docstring)."""
     return (bool(request.prompt_tokens) and request.learning_top > 0 and not request.grammar
-            and not request.json_schema and request.stepping == "off" and not request.forced_tokens)
+            and not request.json_schema and request.stepping == "off" and not request.forced_tokens
+            and not request.attention)
 
 
 @dataclass

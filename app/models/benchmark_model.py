@@ -73,3 +73,48 @@ def ensure_benchmark_model(path: str | os.PathLike[str], shape: LlamaShape = REA
     if not target.exists():
         write_benchmark_model(target, shape)
     return target
+
+
+TINY_ATTENTION_SHAPE = LlamaShape(n_vocab=300, n_embd=32, n_layer=2, n_head=4, n_head_kv=2, n_ff=64,
+                                  n_ctx_train=512)
+
+
+def write_tiny_attention_model(path: str | os.PathLike[str], seed: int = 0) -> Path:
+    """A tiny llama model (2 layers, 4 heads over 2 key/value heads, width 32) with random F32
+    weights whose attention is real and varied: the reference the studio's attention readout is
+    tested against (the test computes the same attention in numpy from these weights)."""
+    shape = TINY_ATTENTION_SHAPE
+    rng = np.random.default_rng(seed)
+    vocab = spm_vocabulary(_vocabulary_strings(shape.n_vocab))
+
+    def weights(rows: int, cols: int, std: float) -> np.ndarray:
+        return rng.normal(0.0, std, size=(rows, cols)).astype(np.float32)
+
+    tensors: list[tuple[str, np.ndarray, Quant | None]] = [
+        ("token_embd.weight", weights(shape.n_vocab, shape.n_embd, 1.0), None),
+        ("output_norm.weight", np.ones(shape.n_embd, dtype=np.float32), None),
+        ("output.weight", weights(shape.n_vocab, shape.n_embd, 0.5), None),
+    ]
+    for layer in range(shape.n_layer):
+        prefix = f"blk.{layer}"
+        tensors += [
+            (f"{prefix}.attn_norm.weight", rng.uniform(0.5, 1.5, shape.n_embd).astype(np.float32), None),
+            # large query/key weights: attention far from uniform, so a wrong readout shows
+            (f"{prefix}.attn_q.weight", weights(shape.n_embd, shape.n_embd, 0.6), None),
+            (f"{prefix}.attn_k.weight", weights(shape.n_embd_kv, shape.n_embd, 0.6), None),
+            (f"{prefix}.attn_v.weight", weights(shape.n_embd_kv, shape.n_embd, 0.3), None),
+            (f"{prefix}.attn_output.weight", weights(shape.n_embd, shape.n_embd, 0.3), None),
+            (f"{prefix}.ffn_norm.weight", rng.uniform(0.5, 1.5, shape.n_embd).astype(np.float32), None),
+            (f"{prefix}.ffn_gate.weight", weights(shape.n_ff, shape.n_embd, 0.3), None),
+            (f"{prefix}.ffn_up.weight", weights(shape.n_ff, shape.n_embd, 0.3), None),
+            (f"{prefix}.ffn_down.weight", weights(shape.n_embd, shape.n_ff, 0.3), None),
+        ]
+    return write_llama_gguf(
+        path,
+        name="Chain Studio tiny attention model",
+        shape=shape,
+        vocab=vocab,
+        tensors=tensors,
+        file_type=gguf.LlamaFileType.ALL_F32,
+        description="Random F32 weights with real attention: the reference for attention readouts.",
+    )

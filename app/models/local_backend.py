@@ -511,10 +511,10 @@ class LocalBackend:
                 reply = self._recv(worker)
                 if reply[0] == "toks":
                     awaiting_ack = True
-                    for token_id, text, choice in reply[1]:
+                    for token_id, text, choice, attention in reply[1]:
                         if self._stop_at is not None and len(streamed) >= self._stop_at:
                             break  # generated after the stop request: not part of the answer
-                        event = TokenEvent(token_id, text, choice)
+                        event = TokenEvent(token_id, text, choice, attention)
                         streamed.append(event)
                         yield event
                     self._send(worker, ("ack",))

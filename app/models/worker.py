@@ -13,7 +13,7 @@ whose tail explains a crash:
                        (("ack", indices) during generate_many: the requests no longer wanted)
     worker -> parent   ("ok", value) | ("err", kind, message, extra) |
                        ("progress", fraction) ... while loading, then ("progress", 1.0) before "ok" |
-                       ("toks", [(token_id, text, choice), ...]) ... ("done", GenerationResult)
+                       ("toks", [(token_id, text, choice, attention), ...]) ... ("done", GenerationResult)
                        ("toks_many", [(index, token_id, text, choice), ...]) ... ("done_many", [result or None])
                        (choice: a learning.TokenChoice in learning mode, else None)
 
@@ -48,6 +48,7 @@ from app.core.learning import TokenChoice, describe_pick
 from app.core.sampler_pipeline import SamplerPipeline
 from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
 from app.core.stop_strings import StopStringScanner
+from app.models.attention import AttentionReader, AttentionUnavailable
 from app.models.batched import MAX_SEQUENCES, BatchedGeneration, batchable, masked_logits
 from app.models.chat_template import render_chat
 from app.models.memory import private_memory
@@ -335,6 +336,8 @@ class ModelSession:
         self._pieces: list[bytes] | None = None
         self._words: VocabularyWords | None = None
         self.reused_tokens = 0
+        self.attention_note = ""
+        self._attention: AttentionReader | None = None
 
     def describe(self) -> LoadedModel:
         meta = self.llm.metadata
@@ -514,7 +517,7 @@ class ModelSession:
     def _pipeline_tokens(
         self, prompt: list[int], params: SamplingParams, seed: int, learning_top: int = 0,
         forced: tuple[int, ...] = (), allowed: tuple[int, ...] = (), disallowed: tuple[int, ...] = (),
-    ) -> Generator[tuple[int, TokenChoice | None], None, None]:
+    ) -> Generator[tuple[int, TokenChoice | None, None], None, None]:
         """The studio's own sampler pipeline over the last position's logits, read as a view of
         llama.cpp's buffer (no logits_all, no copy unless tokens are masked). In learning mode each
         pick is described; masked tokens show as impossible (probability 0)."""
@@ -536,9 +539,51 @@ class ModelSession:
                 # Branching: this position's token is given; its real distribution is still shown.
                 pick = dataclasses.replace(pick, token_id=forced[len(generated)])
             choice = describe_pick(logits, pick, words, len(generated), learning_top) if learning_top else None
-            yield pick.token_id, choice
+            yield pick.token_id, choice, None
             generated.append(pick.token_id)
             llm.eval([pick.token_id])
+
+    def _attention_reader(self) -> AttentionReader:
+        if self.params.n_gpu_layers:
+            raise AttentionUnavailable("attention not available with GPU offload (n_gpu_layers > 0): the "
+                                       "weights llama.cpp computes stay on the GPU")
+        if self._attention is None:
+            from llama_cpp import _internals
+
+            meta = self.llm.metadata
+            architecture = meta.get("general.architecture", "this architecture")
+            heads = int(meta.get(f"{architecture}.attention.head_count", 0) or 0)
+            self._attention = AttentionReader(self._lib, _internals, self.llm, architecture, heads)
+        return self._attention
+
+    def _attention_tokens(
+        self, prompt: list[int], params: SamplingParams, seed: int, learning_top: int,
+        allowed: tuple[int, ...], disallowed: tuple[int, ...],
+    ) -> Generator[tuple[int, TokenChoice | None, tuple[float, ...] | None], None, None]:
+        """As `_pipeline_tokens`, each token with its attention over the context, decoded in the
+        attention reader's own context. Where attention cannot be read, `attention_note` says why
+        and the ordinary pipeline generates instead."""
+        import numpy as np
+
+        try:
+            steps = self._attention_reader().steps(prompt)
+            logits, attention = next(steps)
+        except AttentionUnavailable as exc:
+            self.attention_note = str(exc)
+            yield from self._pipeline_tokens(prompt, params, seed, learning_top, (), allowed, disallowed)
+            return
+        pipeline = SamplerPipeline(params, seed)
+        words: Sequence[str] = self.vocabulary_words if learning_top else []
+        allowed_ids = np.array(sorted(set(allowed)), dtype=np.int64)
+        disallowed_ids = np.array(sorted(set(disallowed)), dtype=np.int64)
+        generated: list[int] = []
+        while True:
+            masked = masked_logits(logits, allowed_ids, disallowed_ids)
+            pick = pipeline.pick(masked, generated, record=bool(learning_top), candidates=learning_top)
+            choice = describe_pick(masked, pick, words, len(generated), learning_top) if learning_top else None
+            yield pick.token_id, choice, attention
+            generated.append(pick.token_id)
+            logits, attention = steps.send(pick.token_id)
 
     def generate(self, request: GenerationRequest, conn: FramedPipe, stop: StopFlag) -> GenerationResult:
         """Stream tokens to `conn` (see the module docstring) and return the result."""
@@ -566,18 +611,25 @@ class ModelSession:
         if outside:
             raise _Failure("generate", f"token id {outside[0]} is outside the vocabulary (0 to {n_vocab - 1})")
         self.reused_tokens = 0
-        if use_pipeline:
+        self.attention_note = ""
+        source: Generator[tuple[int, TokenChoice | None, tuple[float, ...] | None], None, None]
+        if request.attention:
+            if grammar is not None or request.forced_tokens:
+                raise _Failure("generate", "attention cannot be read with a grammar or forced tokens")
+            source = self._attention_tokens(prompt, params, seed, max(request.learning_top, 0),
+                                            request.allowed_tokens, request.disallowed_tokens)
+        elif use_pipeline:
             source = self._pipeline_tokens(prompt, params, seed, request.learning_top, request.forced_tokens,
                                            request.allowed_tokens, request.disallowed_tokens)
         else:
-            source = ((token, None) for token in self._native_tokens(prompt, params, seed, grammar))
+            source = ((token, None, None) for token in self._native_tokens(prompt, params, seed, grammar))
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         scanner = StopStringScanner(params.stop)
         pieces = self.pieces
         generated: list[int] = []
         text_parts: list[str] = []
-        batch: list[tuple[int, str, TokenChoice | None]] = []
+        batch: list[tuple[int, str, TokenChoice | None, tuple[float, ...] | None]] = []
         first_token_at: float | None = None
         awaiting_ack = False
         last_send = 0.0
@@ -615,11 +667,11 @@ class ModelSession:
 
         # Reaching `limit` means the token limit, unless the context ran out first.
         reason: StopReason = "max_tokens" if params.max_tokens and limit == params.max_tokens else "context_full"
-        tokens: Iterator[tuple[int, TokenChoice | None]] = source
+        tokens: Iterator[tuple[int, TokenChoice | None, tuple[float, ...] | None]] = source
         if stepping and not wait_for_step():
             tokens = iter(())  # stopped before the first token
             reason = "stopped"
-        for token, choice in tokens:
+        for token, choice, attention in tokens:
             if first_token_at is None:
                 first_token_at = time.perf_counter()
             if self._lib.llama_vocab_is_eog(self.vocab, token):
@@ -634,7 +686,7 @@ class ModelSession:
             text = scanner.feed(decoder.decode(pieces[token]))
             generated.append(token)
             text_parts.append(text)
-            batch.append((token, text, choice))
+            batch.append((token, text, choice, attention))
             if stepping or time.perf_counter() - last_send >= FLUSH_SECONDS:
                 send_batch()  # when stepping, every token is shown as soon as it exists
             if scanner.stopped:
@@ -661,6 +713,7 @@ class ModelSession:
             prompt_text=prompt_text,
             prompt_format=used_format,
             reused_tokens=self.reused_tokens,
+            attention_note=self.attention_note,
         )
 
 

@@ -1,5 +1,5 @@
 """The Programs tab in headless Chromium: the chatbot example answering two user_input prompts, a
-sampled token's alternatives on click, a run reopened from the journal and two runs side by side,
+sampled token's alternatives on click with the context shaded by its attention, a run reopened from the journal and two runs side by side,
 and a program exported with its runs and imported again."""
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def test_the_chatbot_answers_two_messages_and_a_token_shows_its_alternatives(stu
         detail.wait_for()
         text = detail.inner_text()
         assert "top-K after top-P" in text and '"Hello"' in text and "id 259" in text
-        assert "No attention for this token" in text  # the demo model gives none: never invented
+        # the chatbot asks for attention: the context before the token is shaded by it
+        assert "Context shaded by this token's attention" in text
+        assert view.locator(".cs-context").first.locator(".cs-attended").count() > 10
         page.screenshot(path=str(artifacts_dir / "token-detail.png"), full_page=True)
         answer(page, "")  # an empty message ends the chatbot's loop
         wait_program_status(page, "finished")
