@@ -89,17 +89,22 @@ class Context:
         self.text += text
 
 
-_current: contextvars.ContextVar[Context] = contextvars.ContextVar("chain_studio_context")
+# Inside a prompt_fn, the context is this variable's (every task has its own copy); elsewhere it is
+# the one root context of the process (a notebook runs each cell in a task of its own: a context
+# kept only in the variable would be lost between cells).
+_current: contextvars.ContextVar[Context | None] = contextvars.ContextVar("chain_studio_context", default=None)
+_root: Context | None = None
 
 
 def get_context() -> Context:
     """The current context (the program's own one unless inside a prompt_fn)."""
-    try:
-        return _current.get()
-    except LookupError:
-        root = Context(model=os.environ.get(MODEL_ENV) or None, name="main")
-        _current.set(root)
-        return root
+    global _root
+    current = _current.get()
+    if current is not None:
+        return current
+    if _root is None:
+        _root = Context(model=os.environ.get(MODEL_ENV) or None, name="main")
+    return _root
 
 
 def clear_prompt() -> None:

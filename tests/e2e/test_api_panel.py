@@ -56,7 +56,7 @@ def test_the_token_is_masked_until_asked_and_a_copied_snippet_runs(api_studio, b
     ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, CHAIN_STUDIO_API_TOKEN=TOKEN))
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.strip().endswith("model."), ran.stdout  # one of the demo model's greetings
+    assert ran.stdout.strip().startswith(("Hello", "Greetings")), ran.stdout  # one of the demo model's greetings (sampled)
     curl = copied(page, "#api-curl")
     ran = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, CHAIN_STUDIO_API_TOKEN=TOKEN))
