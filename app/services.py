@@ -62,8 +62,18 @@ class Services:
         if self._lab is None:
             from app.execution.jupyterlab import JupyterLab
 
-            self._lab = JupyterLab()
+            self._lab = JupyterLab(sdk_environment=self.sdk_environment)
         return self._lab
+
+    def sdk_environment(self) -> dict[str, str]:
+        """Where programs and notebooks reach this studio's API, with its token (empty when the page
+        does not serve, e.g. in `python -m app chain`)."""
+        if not self.local_port:
+            return {}
+        from app.api.token import api_token
+        from app.sdk.connection import TOKEN_ENV, URL_ENV
+
+        return {URL_ENV: f"http://127.0.0.1:{self.local_port}", TOKEN_ENV: api_token()}
 
     def running_apps(self) -> list:
         """Web apps the code started that still run (none before code execution was used)."""

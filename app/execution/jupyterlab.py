@@ -16,6 +16,9 @@ are answered in a Jupyter config folder the studio writes (`lab_folder()`, on JU
   lacks (dash installs one, `dash-jupyterlab.tgz`). This JupyterLab is never rebuilt (offline, no
   Node.js; its extensions are prebuilt), so `labconfig/page_config.json` turns both off.
 
+Notebooks can use the studio's SDK at once (`from app.sdk import *`): the server, and so its kernels,
+get the API's address and token and the studio's code on the import path (read-only in the sandbox).
+
 Kernels: JupyterLab offers one, `chain-studio-lab`, the default, started by kernel_boot.py with the
 environment and limits of the chains' kernels (`KernelSpecManager.allowed_kernelspecs` hides the
 plain `python3` and the studio's two internal kernelspecs, which would all look alike). Its display
@@ -34,6 +37,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from app import settings
 from app.core.errors import CodeExecutionError
@@ -91,10 +95,12 @@ def write_lab_folder() -> Path:
 class JupyterLab:
     """The studio's JupyterLab server: start it (once), give its URL, stop it with its kernels."""
 
-    def __init__(self) -> None:
+    def __init__(self, sdk_environment: Callable[[], dict[str, str]] | None = None) -> None:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._url: str | None = None
+        # The studio's API address and token, so notebooks can use the SDK (app/sdk) at once.
+        self._sdk_environment = sdk_environment
 
     @property
     def running(self) -> bool:
@@ -145,9 +151,18 @@ class JupyterLab:
             env = background_environment(cwd)
             env["JUPYTER_CONFIG_PATH"] = str(folder / "config")
             env["JUPYTER_PATH"] = str(folder / "data")
+            readable = [folder]
+            sdk = self._sdk_environment() if self._sdk_environment is not None else {}
+            if sdk:
+                # Notebooks are the person's own code (the chains' code runs in other kernels):
+                # they get the API's address and token, and the studio's code (read-only) to import
+                # the SDK from.
+                env.update(sdk)
+                env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(settings.PROJECT_ROOT)])
+                readable.append(settings.PROJECT_ROOT / "app")
             with open(self.log_path, "wb") as log:
                 process = on_spawner_thread(
-                    subprocess.Popen, sandboxed_command(command, cwd, readable=[folder]), cwd=str(cwd), env=env,
+                    subprocess.Popen, sandboxed_command(command, cwd, readable=readable), cwd=str(cwd), env=env,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     **new_session_kwargs(),
                 )

@@ -65,3 +65,57 @@ def test_a_notebook_shows_samples_and_contexts_as_the_token_view(api: RunningApi
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def execute_over_websocket(base: str, token: str, kernel_id: str, code: str) -> dict[str, Any]:
+    """Run `code` in a JupyterLab kernel as the notebook page does (the kernel's websocket);
+    its execute_result data, or its error."""
+    import uuid
+
+    from websockets.sync.client import connect
+
+    ws_base = base.replace("http://", "ws://")
+    with connect(f"{ws_base}/api/kernels/{kernel_id}/channels?token={token}", open_timeout=60) as channel:
+        message_id = uuid.uuid4().hex
+        channel.send(json.dumps({
+            "header": {"msg_id": message_id, "username": "test", "session": uuid.uuid4().hex,
+                       "msg_type": "execute_request", "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True},
+        }))
+        found: dict[str, Any] = {}
+        while True:
+            message = json.loads(channel.recv(timeout=120))
+            if message.get("parent_header", {}).get("msg_id") != message_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "execute_result":
+                found = content["data"]
+            elif kind == "error":
+                found = {"error": "\n".join(content["traceback"])}
+            elif kind == "status" and content["execution_state"] == "idle":
+                return found
+
+
+def test_jupyterlab_from_the_code_tab_has_the_sdk_ready(api: RunningApi, tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    import httpx
+
+    from app.execution.jupyterlab import JupyterLab
+
+    monkeypatch.setenv("CHAIN_STUDIO_HOME", str(tmp_path / "lab-home"))
+    lab = JupyterLab(sdk_environment=lambda: {"CHAIN_STUDIO_API_URL": api.base,
+                                              "CHAIN_STUDIO_API_TOKEN": api.token})
+    try:
+        base, token = lab.start(wait=120).split("/lab?token=")
+        with httpx.Client(base_url=base, headers={"Authorization": f"token {token}"}, trust_env=False,
+                          timeout=60) as server:
+            kernel = server.post("/api/kernels", json={}).json()
+            shown = execute_over_websocket(base, token, kernel["id"], (
+                "from app.sdk import *\nselect_model('chain-studio-demo')\nawait prompt('hi')\n"
+                "await sample(temperature=0, max_len=3)"))
+        assert "error" not in shown, shown.get("error")
+        assert "cs-token" in shown["text/html"] and "Hello" in shown["text/html"]
+    finally:
+        lab.stop()
