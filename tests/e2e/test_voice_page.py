@@ -44,11 +44,14 @@ def test_each_answer_is_read_when_it_ends(page) -> None:
 
 def test_listening_without_a_vosk_model_says_what_is_missing(page) -> None:
     page.get_by_role("tab", name="Voice").click()
-    page.locator("#vosk-folder textarea").fill("/nowhere/vosk-model")
-    page.locator("#voice-listen input").check()
     status = page.locator("#voice-status")
+    # opening the tab already says what listening needs (for the default folder): wait for that first
     status.get_by_text("alphacephei.com/vosk/models").wait_for(timeout=30_000)
-    assert "/nowhere/vosk-model" in status.inner_text()
+    page.locator("#vosk-folder textarea").fill("/nowhere/vosk-model")
+    # click, not check(): the studio unticks the box at once when listening cannot start
+    page.locator("#voice-listen input").click()
+    status.get_by_text("/nowhere/vosk-model").wait_for(timeout=30_000)
+    assert "alphacephei.com/vosk/models" in status.inner_text()
     page.wait_for_function("() => !document.querySelector('#voice-listen input').checked")
     run_prompt(page, "still answering")  # nothing else is affected
     assert HELLO in page.locator("#transcript").inner_text()

@@ -540,7 +540,9 @@ def wire(panel: CodePanel, services: Services, page: PageHandles) -> None:
                           run_outputs, concurrency_limit=None, trigger_mode="multiple")
     panel.save.click(save_code, [panel.editor, panel.file_name], [panel.saved, panel.status])
     panel.saved.focus(lambda current: gr.update(choices=saved_files(), value=current), panel.saved, panel.saved)
-    last_answer.change(follow_answer, [last_answer, panel.editor], panel.editor)
+    # A pure function: it must not wait in the one-at-a-time queue behind slower handlers (a CI run
+    # saw the editor stay "pending" for two minutes after a run).
+    last_answer.change(follow_answer, [last_answer, panel.editor], panel.editor, queue=False)
     panel.open_lab.click(open_lab, None, [panel.lab_link, panel.lab_url]).then(
         None, panel.lab_url, None, js=OPEN_URL_JS)
     panel.close.click(close_python, None, [panel.status, panel.lab_link], queue=False)
