@@ -118,6 +118,10 @@ def _stream(events: Iterator[Any], page: PageHandles, views: list[RunView], show
         }
         for view in views:
             values.update(view.values(complete))
+        if not done:
+            # Said again with every update: a page that is slow to draw may see only the latest one
+            # (CI saw Start enabled while the answer streamed).
+            values[page.start] = gr.update(interactive=False, value=t("running"))
         if done:
             values[page.start] = gr.update(interactive=True, value=t("start"))
             values[page.run_done] = run_count + 1

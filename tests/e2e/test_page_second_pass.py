@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import RunningStudio, open_tab, wait_status
 
@@ -79,7 +80,7 @@ def test_start_during_the_own_run_is_refused_and_the_transcript_ends_equal_to_th
     page.locator("#user-prompt textarea").fill("{max_tokens=300} sing ~")
     page.locator("#start").click()
     page.locator("#transcript").get_by_text("la la la").first.wait_for(timeout=60_000)
-    assert page.locator("#start").is_disabled()  # Start says it is busy while the run goes
+    expect(page.locator("#start")).to_be_disabled(timeout=10_000)  # Start says it is busy while the run goes
     page.locator("#user-prompt textarea").fill("hi")
     page.locator("#user-prompt textarea").press("Enter")
     page.get_by_text("A run is going in this tab").first.wait_for(timeout=30_000)
