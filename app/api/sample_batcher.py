@@ -19,7 +19,6 @@ from typing import Protocol
 
 from app.api.turns import API_HOLDER, TurnCancelled
 from app.core.backend import GenerationRequest, GenerationResult, TokenEvent
-from app.core.errors import ChainStudioError
 from app.services import Services
 
 GATHER_SECONDS = 0.02  # siblings of a gather arrive within this of each other…
@@ -72,7 +71,10 @@ class SampleBatcher:
         with self._condition:
             for call in [c for c in self._pending if c.cancelled.is_set()]:
                 self._pending.remove(call)
-                call.finish(None) if call.started else call.fail(TurnCancelled("the client went away"))
+                if call.started:
+                    call.finish(None)
+                else:
+                    call.fail(TurnCancelled("the client went away"))
             if not self._pending:
                 return []
             path = self._pending[0].path
@@ -136,7 +138,7 @@ class SampleBatcher:
         engine = ApiEngine(self.services)
         try:
             engine.ensure_loaded(group[0].path)
-        except (ChainStudioError, Exception) as exc:  # noqa: BLE001 (said to each call)
+        except Exception as exc:  # noqa: BLE001 (a studio error or a bug: said to each call)
             for call in group:
                 call.fail(exc)
             return

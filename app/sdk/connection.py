@@ -16,13 +16,29 @@ import os
 import threading
 import urllib.error
 import urllib.request
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence, Union
 
 URL_ENV = "CHAIN_STUDIO_API_URL"
 TOKEN_ENV = "CHAIN_STUDIO_API_TOKEN"
 DEFAULT_URL = "http://127.0.0.1:7860"
 DEMO_MODEL_FILE = "chain-studio-demo.gguf"
 STREAM_TIMEOUT_SECONDS = 600.0
+
+
+def sample_fields(max_len: int, temperature: float, nucleus_p: float, stop_tokens: Sequence[Any] | None,
+                  stop_strings: Sequence[str] | None, return_attention: bool,
+                  allowed_tokens: Sequence[Union[int, str]] | None, disallowed_tokens: Sequence[Union[int, str]] | None,
+                  augment_tokens: bool) -> dict[str, Any]:
+    """The sampling fields of an /api/sample body, as both SDK shapes send them."""
+    return {
+        "max_len": max_len, "temperature": temperature, "nucleus_p": nucleus_p,
+        "stop_tokens": list(stop_tokens) if stop_tokens is not None else None,
+        "stop_strings": list(stop_strings) if stop_strings is not None else None,
+        "return_attention": return_attention,
+        "allowed_tokens": list(allowed_tokens) if allowed_tokens is not None else None,
+        "disallowed_tokens": list(disallowed_tokens) if disallowed_tokens is not None else None,
+        "augment_tokens": augment_tokens,
+    }
 
 
 class SdkError(RuntimeError):

@@ -15,7 +15,7 @@ import os
 import random
 from typing import Any, Awaitable, Callable, Optional, ParamSpec, Sequence, TypeVar, Union
 
-from app.sdk.connection import Connection, SdkError
+from app.sdk.connection import Connection, SdkError, sample_fields
 from app.sdk.host import host, read_file_bytes
 from app.sdk.tokens import SampleResult, Token, token_view_html
 
@@ -183,11 +183,9 @@ async def sample(
     await _model_of(context)
     body: dict[str, Any] = {
         "model": context.model, "inputs": [[t.token_id for t in context.tokens]] if context.tokens else [],
-        "max_len": max_len, "temperature": temperature, "nucleus_p": nucleus_p,
-        "stop_tokens": stop_tokens, "stop_strings": stop_strings, "return_attention": return_attention,
-        "allowed_tokens": list(allowed_tokens) if allowed_tokens is not None else None,
-        "disallowed_tokens": list(disallowed_tokens) if disallowed_tokens is not None else None,
-        "augment_tokens": augment_tokens, **_seeds.next(rng_seed),
+        **sample_fields(max_len, temperature, nucleus_p, stop_tokens, stop_strings, return_attention,
+                        allowed_tokens, disallowed_tokens, augment_tokens),
+        **_seeds.next(rng_seed),
     }
     tokens: list[Token] = []
     done: dict[str, Any] = {}

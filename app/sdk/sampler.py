@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any, AsyncIterator, Optional, Sequence, Union
 
-from app.sdk.connection import Connection, SdkError
+from app.sdk.connection import Connection, SdkError, sample_fields
 from app.sdk.tokens import Token
 
 MAX_SEED = 2**32 - 1
@@ -65,12 +65,9 @@ class AsyncSampler:
         call = self._calls
         self._calls += 1
         body: dict[str, Any] = {
-            "model": model, "inputs": pieces, "max_len": max_len, "temperature": temperature,
-            "nucleus_p": nucleus_p, "stop_tokens": stop_tokens, "stop_strings": stop_strings,
-            "return_attention": return_attention,
-            "allowed_tokens": list(allowed_tokens) if allowed_tokens is not None else None,
-            "disallowed_tokens": list(disallowed_tokens) if disallowed_tokens is not None else None,
-            "augment_tokens": augment_tokens,
+            "model": model, "inputs": pieces,
+            **sample_fields(max_len, temperature, nucleus_p, stop_tokens, stop_strings, return_attention,
+                            allowed_tokens, disallowed_tokens, augment_tokens),
         }
         if rng_seed is not None:
             body["rng_seed"] = rng_seed

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from app.execution.sandbox import code_environment
 from app.installer import venv_python
@@ -15,13 +15,13 @@ from app.settings import PROJECT_ROOT
 from tests.api.conftest import RunningApi
 
 
-def run_cell(client: Any, code: str) -> dict[str, Any]:
-    """Execute `code`; its execute_result data, or its error."""
-    message_id = client.execute(code)
+def reply_of(messages: Callable[[], dict[str, Any]], message_id: str) -> dict[str, Any]:
+    """Read kernel messages until the request `message_id` is done: its execute_result data, or
+    its error."""
     found: dict[str, Any] = {}
     while True:
-        message = client.get_iopub_msg(timeout=120)
-        if message["parent_header"].get("msg_id") != message_id:
+        message = messages()
+        if message.get("parent_header", {}).get("msg_id") != message_id:
             continue
         kind, content = message["msg_type"], message["content"]
         if kind == "execute_result":
@@ -30,6 +30,11 @@ def run_cell(client: Any, code: str) -> dict[str, Any]:
             found = {"error": "\n".join(content["traceback"])}
         elif kind == "status" and content["execution_state"] == "idle":
             return found
+
+
+def run_cell(client: Any, code: str) -> dict[str, Any]:
+    """Execute `code` through a jupyter_client kernel client."""
+    return reply_of(lambda: client.get_iopub_msg(timeout=120), client.execute(code))
 
 
 def test_a_notebook_shows_samples_and_contexts_as_the_token_view(api: RunningApi, tmp_path: Path) -> None:
@@ -84,18 +89,7 @@ def execute_over_websocket(base: str, token: str, kernel_id: str, code: str) -> 
             "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                         "allow_stdin": False, "stop_on_error": True},
         }))
-        found: dict[str, Any] = {}
-        while True:
-            message = json.loads(channel.recv(timeout=120))
-            if message.get("parent_header", {}).get("msg_id") != message_id:
-                continue
-            kind, content = message["msg_type"], message["content"]
-            if kind == "execute_result":
-                found = content["data"]
-            elif kind == "error":
-                found = {"error": "\n".join(content["traceback"])}
-            elif kind == "status" and content["execution_state"] == "idle":
-                return found
+        return reply_of(lambda: json.loads(channel.recv(timeout=120)), message_id)
 
 
 def test_jupyterlab_from_the_code_tab_has_the_sdk_ready(api: RunningApi, tmp_path: Path,
