@@ -14,9 +14,9 @@ from app.core.sampling import LoadParams, SamplingParams
 
 Role = Literal["system", "user", "assistant"]
 
-StopReason = Literal["eos", "stop_string", "stop_token", "max_tokens", "context_full", "stopped"]
+StopReason = Literal["eos", "stop_string", "stop_token", "max_tokens", "context_full", "stopped", "cut"]
 """Why a generation ended: the model's end token, a stop string, the token limit, a full context
-window, or a stop request from the person."""
+window, a stop request from the person, or (a remote engine) a stream cut or gone silent."""
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,13 @@ class GenerationResult:
     prompt_format: str = ""  # the format used: "model", "raw" or a built-in template's name
     reused_tokens: int = 0  # prompt tokens whose evaluation was kept from the previous generation
     attention_note: str = ""  # why attention asked for is not there ("attention not available …")
+    token_count: int | None = None  # a remote engine's own count (its usage), when it differs from token_ids
+    notes: tuple[str, ...] = ()  # what the answer's footer must say (settings an engine was not sent, a cut)
 
     @property
     def generated_tokens(self) -> int:
         """How many tokens were generated."""
-        return len(self.token_ids)
+        return len(self.token_ids) if self.token_count is None else self.token_count
 
     @property
     def tokens_per_second(self) -> float:

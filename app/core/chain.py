@@ -166,6 +166,13 @@ def answer_params(spec: ChainSpec, item: PromptItem, rng: random.Random) -> Samp
     return params
 
 
+def is_independent(spec: ChainSpec, item: PromptItem) -> bool:
+    """Whether an answer's prompt is known before the answers ahead of it finish: no feedback (nor
+    code output fed back) and no `[[…]]` collecting earlier answers. Such answers on remote engines
+    are sent ahead, concurrently."""
+    return not spec.feedback and not (spec.code.run_code and spec.code.feed_output) and not item.collects_answers
+
+
 def answer_load(spec: ChainSpec, item: PromptItem) -> LoadParams:
     """How the model is loaded for one answer: the run's load settings, with the item's `{n_ctx=…}`
     (Samantha's documented item setting; the model reloads when it differs from what is loaded)."""

@@ -41,7 +41,7 @@ class RunControl:
     def step(self) -> None:
         """With manual stepping: one more token of this runner's answer."""
         if self._runner.generating:
-            self._runner.backend.step()
+            self._runner.step_answer()
 
     def stop_current(self) -> None:
         """End the answer being generated (or its code running, or the download of its model); the
@@ -51,13 +51,14 @@ class RunControl:
         if getattr(self._runner, "downloading", False):
             self._stop_download.set()
         if self._runner.generating:
-            self._runner.backend.stop_current()
+            self._runner.stop_answer()
 
     def stop_all(self) -> None:
         """End the run; the answer being generated stops where it is, a download within a second
         (its bytes are kept for next time)."""
         self._stop_all.set()
-        if self._runner.generating or self._runner.loading:
+        remote = self._runner.stop_remote()  # answers on engines: the one shown and those sent ahead
+        if (self._runner.generating and not remote) or self._runner.loading:
             self._runner.backend.stop_all()  # also ends a load in progress
 
     def reset(self) -> None:

@@ -114,3 +114,9 @@ class StorageError(ChainStudioError):
     """The data folder, the journal in it, or a journal to salvage cannot be used: a read-only
     folder, missing permissions, a file where a folder should be, a full disk, a locked file. Nothing
     is moved or deleted; the message names the path and how to point the studio elsewhere."""
+
+
+class EngineError(ChainStudioError):
+    """A remote OpenAI-compatible engine cannot be used or failed: a refused URL, an unreachable host,
+    a TLS failure, a refused key, an unknown model, rate limiting, a server error, a cut or silent
+    stream. The message names the engine, never its key."""

@@ -20,6 +20,7 @@ STOP_REASON_TEXT = {
     "max_tokens": "max_tokens reached",
     "context_full": "context window full",
     "stopped": "stopped",
+    "cut": "the engine's stream was cut",
 }
 
 
@@ -58,6 +59,18 @@ class ModelLoadProgress:
 class ModelLoaded:
     model: str
     info: LoadedModel
+
+
+@dataclass(frozen=True)
+class EngineConnected:
+    """A remote engine answered and lists `model` (`NAME/model-id`); `kind` is what its sampling
+    fields are sent as (app.engines.params)."""
+
+    model: str
+    url: str
+    kind: str
+    seconds: float
+    warning: str = ""  # plain http to another computer
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,7 @@ class Answer:
     prompt_format: str = ""  # "model", "raw" or a llama.cpp template's name
     sent: str = ""  # exactly the text the model read
     reasoning: str = ""  # the answer's reasoning (<think>…</think>), kept apart from `text`
+    notes: tuple[str, ...] = ()  # said in the footer: settings a remote engine was not sent, a cut stream
 
     def to_record(self) -> dict[str, Any]:
         """The public JSON form (the CLI's "answer" line)."""
@@ -120,6 +134,7 @@ class Answer:
             "stop_reason": self.stop_reason,
             "prompt_format": self.prompt_format,
             "reasoning": self.reasoning,
+            "notes": list(self.notes),
         }
 
 
@@ -192,5 +207,6 @@ class RunFinished:
     failures: int
 
 
-ChainEvent = Union[RunStarted, ModelDownloading, ModelLoading, ModelLoadProgress, ModelLoaded, AnswerStarted,
+ChainEvent = Union[RunStarted, ModelDownloading, ModelLoading, ModelLoadProgress, ModelLoaded, EngineConnected,
+                   AnswerStarted,
                    AnswerToken, AnswerFinished, BranchFinished, CodeStarted, CodeFinished, Failure, RunFinished]

@@ -39,14 +39,19 @@ class TokenChoice:
     chosen_rank: int  # 1 = the most likely token by raw logit
     stages: tuple[str, ...]  # the stages applied, in order (greedy decoding applies penalties only)
     candidates: tuple[Candidate, ...]
+    remote: bool = False  # from a remote engine's log-probabilities: no logits, no stages, no token ids
+
 
     def to_record(self) -> dict:
         """Plain data for the journal."""
-        return {
+        record = {
             "position": self.position, "chosen": self.chosen, "rank": self.chosen_rank, "stages": list(self.stages),
             "candidates": [[c.token_id, c.piece, round(c.logit, 4), round(c.prob, 6),
                             [round(p, 6) for p in c.stage_probs], c.removed_by] for c in self.candidates],
         }
+        if self.remote:
+            record["remote"] = True
+        return record
 
     @classmethod
     def from_record(cls, record: dict) -> "TokenChoice":
@@ -55,7 +60,7 @@ class TokenChoice:
                                      tuple(float(p) for p in stage_probs), removed or None)
                            for token, piece, logit, prob, stage_probs, removed in record["candidates"])
         return cls(int(record["position"]), int(record["chosen"]), int(record["rank"]),
-                   tuple(record["stages"]), candidates)
+                   tuple(record["stages"]), candidates, bool(record.get("remote", False)))
 
     def __reduce__(self) -> tuple:
         """Pickled by columns (one list per Candidate field): the worker sends one choice per
@@ -66,6 +71,8 @@ class TokenChoice:
         if columns is None:
             columns = tuple(map(list, zip(*((c.token_id, c.piece, c.logit, c.prob, c.stage_probs, c.removed_by)
                                             for c in self.candidates), strict=True))) or ([],) * 6
+        if self.remote:  # made in the studio's own process, never sent to the worker: the plain form
+            return TokenChoice, (self.position, self.chosen, self.chosen_rank, self.stages, self.candidates, True)
         return _choice_from_columns, (self.position, self.chosen, self.chosen_rank, self.stages, *columns)
 
     @property

@@ -22,6 +22,7 @@ from app.core.errors import SettingsError
 AUTO = "auto"
 MODEL = "model"
 RAW = "raw"
+ENGINE = "engine"  # a remote engine's chat completion: the server applies its own template
 # llama.cpp's llama_chat_builtin_templates(), for the installed version (tests compare).
 BUILTIN_TEMPLATES = (
     "bailing", "bailing-think", "bailing2", "chatglm3", "chatglm4", "chatml", "command-r", "deepseek",
@@ -66,4 +67,5 @@ def raw_completion(messages: Sequence[ChatMessage]) -> str:
 
 def describe(used: str) -> str:
     """How the answer header names a format."""
-    return {MODEL: "model's template", RAW: "raw completion"}.get(used, f"{used} template")
+    return {MODEL: "model's template", RAW: "raw completion", ENGINE: "the engine's chat template"}.get(
+        used, f"{used} template")

@@ -4,13 +4,21 @@ events, and hand every finished answer to a recorder (the journal) as it happens
 from __future__ import annotations
 
 import dataclasses
+import functools
 import queue
 import random
 import threading
 import time
-from typing import Callable, Generator, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Generator, Iterator, Protocol
 
-from app.core.backend import Backend, GenerationRequest, GenerationResult, LoadedModel, TokenEvent
+from app.core.backend import (
+    Backend,
+    GenerationEvent,
+    GenerationRequest,
+    GenerationResult,
+    LoadedModel,
+    TokenEvent,
+)
 from app.core.branching import BranchPoint, grow_branch
 from app.core.chain import (
     ChainSpec,
@@ -19,6 +27,7 @@ from app.core.chain import (
     answer_load,
     answer_params,
     answer_template,
+    is_independent,
     make_plan,
     plan_of,
 )
@@ -36,6 +45,7 @@ from app.core.events import (
     ChainEvent,
     CodeFinished,
     CodeStarted,
+    EngineConnected,
     Failure,
     ModelDownloading,
     ModelLoaded,
@@ -47,7 +57,12 @@ from app.core.events import (
 from app.core.hub_links import looks_like_link, parse_model_link
 from app.core.prompt_list import parse_prompt_list, parse_single_field
 from app.core.reasoning import split_reasoning, with_reasoning
-from app.core.sampling import LoadParams
+from app.core.sampling import LoadParams, SamplingParams
+
+if TYPE_CHECKING:
+    from app.engines.ahead import AnswersAhead
+    from app.engines.backend import EngineAnswer
+    from app.engines.members import EngineMember, Engines
 
 LOAD_PROGRESS_SECONDS = 0.1  # ModelLoadProgress events: ten a second at most
 
@@ -82,11 +97,15 @@ class ModelSource(Protocol):
 class ChainRunner:
     """Runs chains on one backend; `control` stops them from any thread. `code_runner` runs the code
     in answers when a spec turns that on (without one, such a spec is refused). `origin` is what the
-    journal says started its runs ("page", "cli", "api")."""
+    journal says started its runs ("page", "cli", "api"). `engines` are the remote engines its Models
+    lines may name (`NAME/model-id`)."""
 
     def __init__(self, backend: Backend, recorder: RunRecorder | None = None,
-                 code_runner: CodeRunner | None = None, origin: str = "page") -> None:
+                 code_runner: CodeRunner | None = None, origin: str = "page", engines: "Engines | None" = None) -> None:
         self.backend = backend
+        self.engines = engines
+        self._current: "EngineAnswer | None" = None  # the engine answer being shown, for Stop/Next
+        self._ahead: "AnswersAhead | None" = None
         self.origin = origin
         self.recorder = recorder
         self.code_runner = code_runner
@@ -105,7 +124,7 @@ class ChainRunner:
         """Run `spec`, yielding events; `source` downloads the models given as links. Input errors
         (prompt-list syntax, refused links) raise before anything runs, connects or is recorded."""
         for model in spec.models:
-            if looks_like_link(model):
+            if looks_like_link(model) and self._member(model) is None:
                 parse_model_link(model)
         if spec.code.run_code and self.code_runner is None:
             raise SettingsError("code execution is on, but this studio has no code environment")
@@ -116,9 +135,12 @@ class ChainRunner:
         previous = parse_single_field(spec.previous)
         rng = random.Random(spec.seed)
         plan = make_plan(spec, prompts, rng)
+        # Drawn in plan order up front (random settings, seeds from the run seed): an answer sent
+        # ahead to an engine gets the same settings it would get in its turn.
+        params = {planned.index: answer_params(spec, planned.item, rng) for planned in plan}
         self.control.reset()
         run_id = self.recorder.start_run(spec, len(plan), self.origin) if self.recorder else None
-        state = _Run(spec, run_id, prompts.pre_prompt, system, rng, previous)
+        state = _Run(spec, run_id, prompts.pre_prompt, system, rng, previous, params)
         reason = "stopped"  # what a run abandoned by its consumer ends as
         self.running = True
         try:
@@ -130,17 +152,70 @@ class ChainRunner:
             raise
         finally:
             self.running = False
+            if self._ahead is not None:
+                self._ahead.close()
+                self._ahead = None
             if self.recorder and run_id is not None:
                 self.recorder.finish_run(run_id, reason)
+
+    def _member(self, ref: str) -> "EngineMember | None":
+        """The engine member `ref` names, or None for a local model."""
+        return self.engines.member(ref) if self.engines is not None else None
+
+    def _connect(self, plan: list[PlannedAnswer], state: "_Run") -> Generator[ChainEvent, None, set[str]]:
+        """Check every engine member once, before the first answer: the engine answers and lists the
+        model. Returns the members that failed (all their answers are skipped, with one message);
+        then sends the independent engine answers ahead."""
+        from app.engines.ahead import AheadEntry, AnswersAhead
+
+        failed: set[str] = set()
+        checked: set[str] = set()
+        for planned in plan:
+            member = self._member(planned.model)
+            if member is None or planned.model in checked:
+                continue
+            checked.add(planned.model)
+            started = time.monotonic()
+            try:
+                engine = self.engines.engine(member.engine)  # type: ignore[union-attr]
+                engine.check_model(member.model_id)
+            except ChainStudioError as exc:
+                failed.add(planned.model)
+                skipped = sum(1 for p in plan if p.model == planned.model)
+                yield self._fail(Failure(member.name, str(exc), planned.loop, skipped=skipped), state)
+                continue
+            yield EngineConnected(member.name, member.engine.url, engine.kind, time.monotonic() - started,
+                                  member.engine.warning)
+        if state.spec.stepping != "off" or len(checked) == len(failed):
+            return failed
+        entries = []
+        for planned in plan:
+            member = self._member(planned.model)
+            if member is None or planned.model in failed or not is_independent(state.spec, planned.item):
+                continue
+            entries.append(AheadEntry(planned.index, self.engines.engine(member.engine),  # type: ignore[union-attr]
+                                      member.model_id, functools.partial(self._request_only, planned, state)))
+        if entries:
+            self._ahead = AnswersAhead(entries)
+            self._ahead.start()
+        return failed
 
     def _answers(self, plan: list[PlannedAnswer], state: "_Run") -> Generator[ChainEvent, None, str]:
         loaded_slot: tuple[int, int] | None = None  # (loop, slot) whose model is in memory
         broken_slot: tuple[int, int] | None = None
+        failed_members = yield from self._connect(plan, state)
         for planned in plan:
             if self.control.stop_all_requested:
                 return "stopped"
             slot = (planned.loop, planned.model_slot)
-            if slot == broken_slot:
+            if slot == broken_slot or planned.model in failed_members:
+                continue
+            if self._member(planned.model) is not None:  # remote: nothing to load ("one model in memory" is local)
+                answer = yield from self._answer(planned, state)
+                if answer is not None:
+                    ending = yield from self._after_answer(answer, state)
+                    if ending:
+                        return ending
                 continue
             load = answer_load(state.spec, planned.item)  # an item's {n_ctx=…} reloads the model
             if slot != loaded_slot or self.backend.loaded is None or self.backend.loaded.load != load:
@@ -157,23 +232,30 @@ class ChainRunner:
                 if self.backend.loaded is None:  # the worker crashed: skip this model's other answers
                     broken_slot = slot
                 continue
-            ran = None
-            # As in Samantha: the code of an answer ended by Stop/Next runs too (what was written is
-            # the answer); Stop all ends the run before its code runs.
-            if state.spec.code.run_code and not self.control.stop_all_requested:
-                ran = yield from self._run_code(answer, state)
-            state.add(answer, ran)
-            if self.control.stop_all_requested:
-                return "stopped"
-            if STOP_SIGNAL in answer.text or (ran is not None and is_stop_signal(ran)):
-                return "stop_signal"
-            if ran is not None and state.spec.code.stop_condition and meets_stop_condition(ran):
-                return "stop_condition"
+            ending = yield from self._after_answer(answer, state)
+            if ending:
+                return ending
         if self.control.stop_all_requested:  # a download stopped by Stop all is a stop, not an error
             return "stopped"
         if state.answers == 0 and state.failures:
             return "error"
         return "completed"
+
+    def _after_answer(self, answer: Answer, state: "_Run") -> Generator[ChainEvent, None, str | None]:
+        """Run the answer's code (when on), pass the answer on, and say whether the run ends here."""
+        ran = None
+        # As in Samantha: the code of an answer ended by Stop/Next runs too (what was written is
+        # the answer); Stop all ends the run before its code runs.
+        if state.spec.code.run_code and not self.control.stop_all_requested:
+            ran = yield from self._run_code(answer, state)
+        state.add(answer, ran)
+        if self.control.stop_all_requested:
+            return "stopped"
+        if STOP_SIGNAL in answer.text or (ran is not None and is_stop_signal(ran)):
+            return "stop_signal"
+        if ran is not None and state.spec.code.stop_condition and meets_stop_condition(ran):
+            return "stop_condition"
+        return None
 
     def _fail(self, failure: Failure, state: "_Run") -> Failure:
         state.failures += 1
@@ -285,20 +367,77 @@ class ChainRunner:
             raise outcome["error"]  # type: ignore[misc]
         return outcome["info"]  # type: ignore[return-value]
 
-    def _answer(self, planned: PlannedAnswer, state: "_Run") -> Generator[ChainEvent, None, Answer | None]:
+    def _request(self, planned: PlannedAnswer, state: "_Run") -> tuple[str, GenerationRequest]:
+        """The prompt and the request of one answer (with what the run has passed on so far)."""
         spec = state.spec
         item = planned.item
         prompt = item.prompt(state.pre_prompt, state.texts if item.collects_answers else None)
-        params = answer_params(spec, item, state.rng)
+        params = state.params[planned.index]
         request = GenerationRequest.chat(prompt, state.system, params, previous=state.previous)
         request = dataclasses.replace(request, fresh_context=answer_fresh_context(spec, item),
                                       learning_top=spec.learning_top,
                                       stepping=spec.stepping, step_delay=spec.step_delay,
                                       template=answer_template(spec, item, planned.model))
-        yield AnswerStarted(planned.index, planned.model_name, item.number, planned.response, planned.loop, prompt, params)
+        return prompt, request
+
+    def _request_only(self, planned: PlannedAnswer, state: "_Run") -> GenerationRequest:
+        return self._request(planned, state)[1]
+
+    def _stream(self, planned: PlannedAnswer, request: GenerationRequest) -> Iterator[GenerationEvent]:
+        """The answer's events: from the local model, or from its engine (sent ahead or now)."""
+        member = self._member(planned.model)
+        if member is None:
+            return self.backend.generate(request)
+        sent = self._ahead.take(planned.index) if self._ahead is not None else None
+        if sent is None:
+            sent = self.engines.engine(member.engine).start(member.model_id, request)  # type: ignore[union-attr]
+        self._current = sent
+        return sent.events()
+
+    def _name(self, planned: PlannedAnswer) -> str:
+        """How transcripts name the answer's model: the file name, or `NAME/model-id` for an engine."""
+        member = self._member(planned.model)
+        return member.name if member is not None else planned.model_name
+
+    def stop_answer(self) -> None:
+        """Stop/Next on the answer being generated (local or remote)."""
+        current = self._current
+        if current is not None:
+            current.cancel()
+        else:
+            self.backend.stop_current()
+
+    def step_answer(self) -> None:
+        """Manual stepping: one more token of the answer being generated."""
+        current = self._current
+        if current is not None:
+            current.step()
+        else:
+            self.backend.step()
+
+    def stop_remote(self) -> bool:
+        """Stop all, for remote answers: the one shown and every one sent ahead. True when the answer
+        being generated was remote (the local model has nothing to stop)."""
+        if self._ahead is not None:
+            self._ahead.close()
+        current = self._current
+        if current is not None:
+            current.cancel()
+        return current is not None
+
+    def _answer(self, planned: PlannedAnswer, state: "_Run") -> Generator[ChainEvent, None, Answer | None]:
+        item = planned.item
+        name = self._name(planned)
+        prompt, request = self._request(planned, state)
+        params = request.params
+        yield AnswerStarted(planned.index, name, item.number, planned.response, planned.loop, prompt, params)
         result: GenerationResult | None = None
         streamed: list[TokenEvent] = []
-        stream = self.backend.generate(request)
+        try:
+            stream = self._stream(planned, request)
+        except ChainStudioError as exc:
+            yield self._fail(Failure(name, str(exc), planned.loop, planned.index, item.number, planned.response), state)
+            return None
         try:
             self.generating = True
             for event in stream:
@@ -311,6 +450,8 @@ class ChainRunner:
             # The consumer went away mid-answer (a closed browser tab): the model stops, and the
             # part written so far is kept like a Stop/Next would keep it.
             stream.close()  # type: ignore[attr-defined]
+            if self._current is not None:
+                self._current.cancel()
             if streamed and self.recorder and state.run_id is not None:
                 self.recorder.record_answer(state.run_id, self._partial_answer(planned, prompt, request, streamed))
             raise
@@ -318,18 +459,16 @@ class ChainRunner:
             message = str(exc)
             if isinstance(exc, ContextOverflowError):
                 message += " (this answer was skipped)"
-            yield self._fail(
-                Failure(planned.model_name, message, planned.loop, planned.index, item.number, planned.response),
-                state,
-            )
+            yield self._fail(Failure(name, message, planned.loop, planned.index, item.number, planned.response), state)
             return None
         finally:
             self.generating = False
+            self._current = None
         assert result is not None
         reasoning, text = split_reasoning(result.text)  # reasoning is shown and kept, never acted on
         answer = Answer(
             index=planned.index,
-            model=planned.model_name,
+            model=name,
             model_path=self._resolved.get(planned.model, planned.model),
             item=item.number,
             response=planned.response,
@@ -347,6 +486,7 @@ class ChainRunner:
             prompt_format=result.prompt_format,
             sent=result.prompt_text,
             reasoning=reasoning,
+            notes=result.notes,
         )
         if self.recorder and state.run_id is not None:
             self.recorder.record_answer(state.run_id, answer)
@@ -357,7 +497,7 @@ class ChainRunner:
                         streamed: list[TokenEvent]) -> Answer:
         """What an abandoned answer had written, as a stopped answer."""
         return Answer(
-            index=planned.index, model=planned.model_name,
+            index=planned.index, model=self._name(planned),
             model_path=self._resolved.get(planned.model, planned.model), item=planned.item.number,
             response=planned.response, loop=planned.loop, prompt=prompt, messages=request.messages,
             params=request.params, text="".join(e.text for e in streamed), prompt_tokens=0,
@@ -415,8 +555,9 @@ class _Run:
     """One run's settings and what it carries from answer to answer."""
 
     def __init__(self, spec: ChainSpec, run_id: int | None, pre_prompt: str, system: str,
-                 rng: random.Random, previous: str) -> None:
+                 rng: random.Random, previous: str, params: dict[int, SamplingParams]) -> None:
         self.spec = spec
+        self.params = params  # each planned answer's settings, by index
         self.run_id = run_id
         self.pre_prompt = pre_prompt
         self.system = system

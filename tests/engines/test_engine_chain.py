@@ -1,0 +1,113 @@
+"""Remote engines as chain members: a real llama-cpp-python server with the demo model, local and
+remote members mixed, feedback, learning mode, Stop/Next and the journal."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.core.chain import ChainSpec
+from app.core.events import AnswerFinished, AnswerToken, EngineConnected, RunFinished
+from app.core.learning import TokenChoice
+from app.core.runner import ChainRunner
+from app.core.sampling import SamplingParams
+from app.engines.members import Engines
+from app.models.demo_model import SCRIPT_CODE, SCRIPT_HELLO
+from app.models.local_backend import LocalBackend
+from app.store.journal import Journal
+from tests.engine_servers import FaultProxy
+
+
+@pytest.fixture
+def journal(studio_home: Path):
+    opened = Journal()
+    yield opened
+    opened.close()
+
+
+def answers_of(events: list) -> list:
+    return [e.answer for e in events if isinstance(e, AnswerFinished)]
+
+
+def test_a_local_and_a_remote_member_with_feedback_answer_in_order(
+        backend: LocalBackend, journal: Journal, engines: Engines, proxy: FaultProxy, demo_model: Path) -> None:
+    spec = ChainSpec(models=(str(demo_model), "remote/demo"), prompts="Say hello\nWrite code %", feedback=True,
+                     sampling=SamplingParams(seed=7))
+    events = list(ChainRunner(backend, journal, engines=engines).run(spec))
+    answers = answers_of(events)
+    assert [(a.model, a.text) for a in answers] == [
+        ("chain-studio-demo.gguf", SCRIPT_HELLO), ("chain-studio-demo.gguf", SCRIPT_CODE),
+        ("remote/demo", SCRIPT_HELLO), ("remote/demo", SCRIPT_CODE)]
+    connected = [e for e in events if isinstance(e, EngineConnected)]
+    assert [(e.model, e.kind, e.warning) for e in connected] == [("remote/demo", "llama-cpp-python", "")]
+    # Feedback reached the engine: its first answer read the local model's last one.
+    chats = [r["body"] for r in proxy.seen if r["path"] == "/v1/chat/completions"]
+    assert chats[0]["messages"][-2:] == [{"role": "assistant", "content": SCRIPT_CODE},
+                                         {"role": "user", "content": "Say hello"}]
+    assert chats[1]["messages"][-2] == {"role": "assistant", "content": SCRIPT_HELLO}
+    assert chats[0]["seed"] == answers[2].seed and chats[0]["stream"] is True
+    assert chats[0]["top_k"] == 40 and chats[0]["temperature"] == 0.0
+    remote = answers[2]
+    assert remote.tokens == 5 and remote.stop_reason == "eos" and remote.prompt_format == "engine"
+    run_id = events[0].run_id
+    kept = journal.run(run_id)
+    assert kept is not None
+    assert [(a["model"], a["text"]) for a in kept[2]] == [(a.model, a.text) for a in answers]
+    assert isinstance(events[-1], RunFinished) and events[-1].reason == "completed"
+
+
+def test_learning_mode_shows_the_engines_candidates(engines: Engines, backend: LocalBackend, journal: Journal) -> None:
+    spec = ChainSpec(models=("remote/demo",), prompts="Say hello", learning_top=3, sampling=SamplingParams(seed=1))
+    events = list(ChainRunner(backend, journal, engines=engines).run(spec))
+    answer = answers_of(events)[0]
+    assert answer.text == SCRIPT_HELLO and len(answer.choices) == 5
+    first = answer.choices[0]
+    assert first.remote and first.stages == () and first.chosen_rank == 1
+    pieces = [c.piece for c in first.candidates]
+    assert pieces[:2] == ["Hello", "Greetings"]  # the demo model's scripted alternative, as the engine reports it
+    assert first.candidates[0].prob == pytest.approx(0.87, abs=0.01)
+    tokens = [e for e in events if isinstance(e, AnswerToken)]
+    assert "".join(t.text for t in tokens) == SCRIPT_HELLO and all(t.choice is not None for t in tokens)
+    kept = journal.answer_choices(events[0].run_id, 1)
+    again = TokenChoice.from_record(kept[0])
+    assert again.remote and [c.piece for c in again.candidates] == pieces and again.chosen == first.chosen
+
+
+def test_raw_format_uses_completions_with_logprobs(engines: Engines, backend: LocalBackend, proxy: FaultProxy) -> None:
+    spec = ChainSpec(models=("remote/demo",), prompts="Say hello", learning_top=2, template="raw",
+                     sampling=SamplingParams(seed=3, max_tokens=3))
+    answer = answers_of(list(ChainRunner(backend, engines=engines).run(spec)))[0]
+    assert answer.text == "Hello from the" and answer.stop_reason == "max_tokens"
+    assert answer.prompt_format == "raw" and answer.sent == "Say hello"
+    body = next(r["body"] for r in proxy.seen if r["path"] == "/v1/completions")
+    assert body["prompt"] == "Say hello" and body["logprobs"] == 2 and body["max_tokens"] == 3
+    assert [c.chosen_candidate.piece for c in answer.choices] == ["Hello", " from", " the"]
+
+
+def test_settings_the_engine_does_not_take_are_named_in_the_footer(
+        engines: Engines, backend: LocalBackend, proxy: FaultProxy) -> None:
+    params = SamplingParams(seed=3, top_n_sigma=1.5, repeat_penalty=1.2, dry_multiplier=0.8)
+    spec = ChainSpec(models=("remote/demo",), prompts="Say hello", sampling=params)
+    answer = answers_of(list(ChainRunner(backend, engines=engines).run(spec)))[0]
+    assert answer.notes == ("not sent to remote (it does not take them): top_n_sigma=1.5, dry_multiplier=0.8, "
+                            "repeat_last_n=64",
+                            # llama-cpp-python's server sends no usage in a stream
+                            "token count: the engine sent no usage; counted from the stream's pieces")
+    body = next(r["body"] for r in proxy.seen if r["path"] == "/v1/chat/completions")
+    assert body["repeat_penalty"] == 1.2 and "top_n_sigma" not in body and "dry_multiplier" not in body
+
+
+def test_stop_next_closes_the_stream_and_keeps_the_text(engines: Engines, backend: LocalBackend,
+                                                        journal: Journal) -> None:
+    spec = ChainSpec(models=("remote/demo", "remote/demo"), prompts="Sing ~", sampling=SamplingParams(max_tokens=3000))
+    runner = ChainRunner(backend, journal, engines=engines)
+    events = []
+    for event in runner.run(spec):
+        events.append(event)
+        if isinstance(event, AnswerToken) and sum(isinstance(e, AnswerToken) for e in events) == 20:
+            threading.Thread(target=runner.control.stop_current).start()
+    first, second = answers_of(events)
+    assert first.stop_reason == "stopped" and first.text.startswith(" la la") and 20 <= first.tokens < 3000
+    assert second.stop_reason in ("max_tokens", "stopped")
