@@ -112,6 +112,34 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --run-code: one kernel for the whole run instead of a fresh one per answer")
     chain.add_argument("--jsonl", action="store_true", help="one JSON object per line on stdout")
     chain.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
+    remote = chain.add_argument_group("remote engines (a --model NAME/model-id runs on engine NAME)")
+    remote.add_argument("--engine", action="append", metavar="NAME=URL",
+                        help="an OpenAI-compatible engine for this run, URL up to and including /v1 "
+                             "(saved engines are known without it: python -m app engines)")
+    remote.add_argument("--engine-concurrency", type=int, metavar="N",
+                        help="answers sent at once to each --engine engine (default: its saved value, else 1)")
+    remote.add_argument("--engine-key-env", metavar="VAR",
+                        help="environment variable holding the --engine engines' API key")
+
+    engines = commands.add_parser("engines", parents=[common],
+                                  help="remote OpenAI-compatible engines (llama-server, vLLM, Ollama, ...)")
+    engine_actions = engines.add_subparsers(dest="engines_action", metavar="ACTION")
+    engine_actions.add_parser("list", parents=[common], help="the saved engines as JSON lines (the default)")
+    add = engine_actions.add_parser("add", parents=[common], help="save an engine (replaces one of that name)")
+    add.add_argument("name", help="letters, digits, - and _: a Models line NAME/model-id uses it")
+    add.add_argument("url", help="base URL up to and including /v1, e.g. http://127.0.0.1:8080/v1")
+    add.add_argument("--key-env", metavar="VAR", help="read the API key from this environment variable")
+    add.add_argument("--key-stdin", action="store_true",
+                     help="read the API key from standard input (kept in the data folder, mode 0600)")
+    add.add_argument("--concurrency", type=int, default=1, metavar="N", help="answers sent to it at once")
+    add.add_argument("--idle-timeout", type=float, default=120.0, metavar="S",
+                     help="seconds without a byte before a stream counts as cut (default 120)")
+    add.add_argument("--kind", default="auto", help="auto, openai, llama.cpp, llama-cpp-python, vllm, ollama, "
+                                                   "lm-studio or chain-studio: which sampling fields it takes")
+    remove = engine_actions.add_parser("remove", parents=[common], help="forget a saved engine and its key")
+    remove.add_argument("name")
+    listed = engine_actions.add_parser("models", parents=[common], help="the models an engine lists")
+    listed.add_argument("name")
 
     download = commands.add_parser("download", parents=[common], help="download GGUF models from Hugging Face")
     download.add_argument("links", nargs="+", metavar="LINK",
@@ -196,6 +224,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             password=args.password or os.environ.get("CHAIN_STUDIO_PASSWORD"),
             models_dir=models_dir, allowed_hosts=args.allow_host, allowed_origins=args.allow_origin,
         )
+    if command == "engines":
+        from app import cli_engines
+
+        return cli_engines.cmd_engines(args)
     if command == "program":
         from app import cli_program
 

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from app import settings
 from app.cli import emit, fail, model_argument, warn_if_journal_was_replaced
@@ -24,6 +24,7 @@ from app.core.events import (
     ChainEvent,
     CodeFinished,
     CodeStarted,
+    EngineConnected,
     Failure,
     ModelDownloading,
     ModelLoading,
@@ -35,6 +36,9 @@ from app.core.hub_links import looks_like_link, parse_model_link
 from app.core.prompt_format import split_model_line
 from app.core.prompt_list import parse_library, parse_prompt_list, parse_settings_block
 from app.core.sampling import LOAD_SPECS, LoadParams, SamplingParams
+
+if TYPE_CHECKING:
+    from app.engines.members import Engines
 
 
 def _read_text_argument(path: str | None) -> str:
@@ -89,12 +93,14 @@ def code_options(args: Any) -> CodeOptions:
                        offline=extras["--offline-code"])
 
 
-def build_spec(args: Any) -> ChainSpec:
-    """A ChainSpec from the `chain` sub-command's arguments."""
+def build_spec(args: Any, engines: "Engines | None" = None) -> ChainSpec:
+    """A ChainSpec from the `chain` sub-command's arguments (`engines`: which `NAME/model-id` models
+    are remote)."""
     sampling_overrides, load_overrides = split_settings(args.set or [])
     models_dir = getattr(args, "models_dir", None)
     lines = [split_model_line(m) for m in args.model]  # `file.gguf {template="chatml"}`: that model's format
-    models = tuple(m if looks_like_link(m) else str(model_argument(m, models_dir)) for m, _format in lines)
+    models = tuple(m if looks_like_link(m) or (engines is not None and engines.member(m) is not None)
+                   else str(model_argument(m, models_dir)) for m, _format in lines)
     return ChainSpec(
         models=models,
         model_templates=tuple((model, name) for model, (_m, name) in zip(models, lines, strict=True) if name),
@@ -120,8 +126,11 @@ def build_spec(args: Any) -> ChainSpec:
 
 def cmd_chain(args: Any) -> int:
     """Run a chain headless (or print its plan with --dry-run)."""
+    from app.cli_engines import engines_from_args
+
     try:
-        spec = build_spec(args)
+        engines = engines_from_args(args)
+        spec = build_spec(args, engines)
         parse_prompt_list(spec.prompts)  # syntax errors: a message, and nothing runs
     except (ChainStudioError, OSError) as exc:
         return fail(str(exc) if isinstance(exc, ChainStudioError) else f"cannot read prompts: {exc}")
@@ -141,7 +150,7 @@ def cmd_chain(args: Any) -> int:
         from app.execution.pool import KernelPool
 
         code_runner = KernelPool()
-    runner = ChainRunner(backend, journal, code_runner, origin="cli")
+    runner = ChainRunner(backend, journal, code_runner, origin="cli", engines=engines)
     printer = (_JsonPrinter() if args.jsonl
                else _TranscriptPrinter(show_params=spec.random_params, hide_code=spec.code.hide_output))
     source = HubModelSource(HubDownloader(settings.models_dir(getattr(args, "models_dir", None))))
@@ -319,6 +328,12 @@ class _TranscriptPrinter:
             speed = a.tokens / a.seconds if a.seconds > 0 else 0.0
             out.write(f"\n[{a.prompt_tokens} prompt + {a.tokens} tokens · {a.seconds:.2f} s · "
                       f"{speed:.1f} tok/s · {STOP_REASON_TEXT.get(a.stop_reason, a.stop_reason)}]\n")
+            for note in a.notes:
+                out.write(f"[note: {note}]\n")
+        elif isinstance(event, EngineConnected):
+            out.write(f"\n{event.model} answers at {event.url} ({event.kind})\n")
+            if event.warning:
+                out.write(f"!! {event.warning}\n")
         elif isinstance(event, CodeStarted):
             origin = "your #IDE code" if event.source == "pasted" else "the code"
             out.write(f"\n-- running {origin} of answer {event.index} --\n")

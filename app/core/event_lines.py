@@ -18,6 +18,7 @@ from app.core.events import (
     ChainEvent,
     CodeFinished,
     CodeStarted,
+    EngineConnected,
     Failure,
     ModelDownloading,
     ModelLoaded,
@@ -71,10 +72,14 @@ class EventLines:
                 out.append({"type": "model_loading", "model": event.model, "fraction": round(event.fraction, 3)})
         elif isinstance(event, RunStarted):
             out.append({"type": "run_started", "run_id": event.run_id, "planned": event.planned,
-                        "items": event.items, "models": [Path(m).name for m in event.models]})
+                        "items": event.items,
+                        "models": [m if m in event.engines else Path(m).name for m in event.models]})
         elif isinstance(event, ModelLoaded):
             out.append({"type": "model_loaded", "model": event.model, "n_ctx": event.info.n_ctx,
                         "load_seconds": round(event.info.load_seconds, 4)})
+        elif isinstance(event, EngineConnected):
+            out.append({"type": "engine_connected", "model": event.model, "url": event.url, "kind": event.kind,
+                        "seconds": round(event.seconds, 4), "warning": event.warning})
         elif isinstance(event, AnswerStarted):
             if self.tokens:
                 out.append({"type": "answer_started", "index": event.index, "model": event.model,

@@ -30,6 +30,7 @@ class RunStarted:
     planned: int
     items: int
     models: tuple[str, ...]
+    engines: tuple[str, ...] = ()  # the members of `models` that are on remote engines (NAME/model-id)
 
 
 @dataclass(frozen=True)

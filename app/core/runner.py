@@ -144,7 +144,8 @@ class ChainRunner:
         reason = "stopped"  # what a run abandoned by its consumer ends as
         self.running = True
         try:
-            yield RunStarted(run_id, len(plan), len(prompts.items), spec.models)
+            remote = tuple(dict.fromkeys(m for m in spec.models if self._member(m) is not None))
+            yield RunStarted(run_id, len(plan), len(prompts.items), spec.models, remote)
             reason = yield from self._answers(plan, state)
             yield RunFinished(run_id, reason, state.answers, state.failures)
         except ChainStudioError:

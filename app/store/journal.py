@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS answers (
     created_at TEXT NOT NULL,
     prompt_format TEXT NOT NULL DEFAULT '',
     sent TEXT NOT NULL DEFAULT '',
-    reasoning TEXT NOT NULL DEFAULT ''
+    reasoning TEXT NOT NULL DEFAULT '',
+    notes TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS answers_by_run ON answers(run_id, seq);
 CREATE TABLE IF NOT EXISTS answer_tokens (
@@ -254,7 +255,7 @@ def _check(path: Path) -> None:
 
 # Columns added after the first release: a journal written by an older version gains them, empty.
 NEW_COLUMNS = {"answers": {"prompt_format": "TEXT NOT NULL DEFAULT ''", "sent": "TEXT NOT NULL DEFAULT ''",
-                           "reasoning": "TEXT NOT NULL DEFAULT ''"},
+                           "reasoning": "TEXT NOT NULL DEFAULT ''", "notes": "TEXT NOT NULL DEFAULT '[]'"},
                "runs": {"origin": "TEXT NOT NULL DEFAULT ''"}}
 """Columns added after the first version: added to an older journal when it is opened."""
 
@@ -380,14 +381,14 @@ class Journal:
         self._write(
             "INSERT INTO answers (run_id, seq, model, model_path, item, response, loop, prompt, messages,"
             " params, text, prompt_tokens, tokens, seconds, stop_reason, seed, created_at, prompt_format, sent,"
-            " reasoning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reasoning, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id, answer.index, answer.model, answer.model_path, answer.item, answer.response,
                 answer.loop, answer.prompt,
                 json.dumps([{"role": m.role, "content": m.content} for m in answer.messages], ensure_ascii=False),
                 json.dumps(answer.params.to_dict()), answer.text, answer.prompt_tokens, answer.tokens,
                 answer.seconds, answer.stop_reason, answer.seed, _now(), answer.prompt_format, answer.sent,
-                answer.reasoning,
+                answer.reasoning, json.dumps(list(answer.notes), ensure_ascii=False),
             ),
         )
         if answer.choices:
@@ -600,7 +601,7 @@ class Journal:
                     "text": a["text"], "prompt_tokens": a["prompt_tokens"], "tokens": a["tokens"],
                     "seconds": round(a["seconds"], 4), "stop_reason": a["stop_reason"],
                     "messages": json.loads(a["messages"]), "prompt_format": a["prompt_format"],
-                    "sent": a["sent"], "reasoning": a["reasoning"],
+                    "sent": a["sent"], "reasoning": a["reasoning"], "notes": json.loads(a["notes"] or "[]"),
                 }
                 for a in answers
             ],
@@ -739,6 +740,7 @@ def _answer_from_row(row: sqlite3.Row, choices: str | None) -> Answer:
         tokens=row["tokens"], seconds=row["seconds"], stop_reason=row["stop_reason"], seed=row["seed"],
         choices=tuple(TokenChoice.from_record(c) for c in json.loads(choices)) if choices else (),
         prompt_format=row["prompt_format"], sent=row["sent"], reasoning=row["reasoning"],
+        notes=tuple(json.loads(row["notes"] or "[]")),
     )
 
 

@@ -20,6 +20,7 @@ from app.core.events import (
     ChainEvent,
     CodeFinished,
     CodeStarted,
+    EngineConnected,
     Failure,
     ModelDownloading,
     ModelLoaded,
@@ -92,12 +93,14 @@ def finished_title(answer: Answer) -> str:
 
 
 def answer_footer(answer: Answer) -> str:
-    """Token counts, time and speed of a finished answer."""
+    """Token counts, time and speed of a finished answer, then its notes (settings a remote engine
+    was not sent, a cut stream), each on a line of its own."""
     speed = answer.tokens / answer.seconds if answer.seconds > 0 else 0.0
-    return (
+    footer = (
         f"{answer.prompt_tokens} prompt + {answer.tokens} generated tokens · {answer.seconds:.2f} s · "
         f"{speed:.1f} tok/s · {STOP_REASON_TEXT.get(answer.stop_reason, answer.stop_reason)}"
     )
+    return footer + "".join(f'<br><span class="answer-note">⚠️ {html.escape(note)}</span>' for note in answer.notes)
 
 
 class TranscriptBuilder:
@@ -134,6 +137,10 @@ class TranscriptBuilder:
                            f'<br><progress id="load-progress" value="{event.fraction:.3f}" max="1"></progress>')
         elif isinstance(event, ModelLoaded):
             self.status = f"{event.model} loaded in {event.info.load_seconds:.1f} s"
+        elif isinstance(event, EngineConnected):
+            self.status = f"{html.escape(event.model)} answers at {html.escape(event.url)} ({html.escape(event.kind)})"
+            if event.warning:
+                self.entries.append(Entry(event.model, note=f"⚠️ {html.escape(event.warning)}", kind="run"))
         elif isinstance(event, AnswerStarted):
             note = ""
             if self.show_params:
