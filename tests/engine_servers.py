@@ -85,6 +85,8 @@ class FaultProxy:
         self.delay = delay
         self.fault: Fault | None = None
         self.seen: list[dict[str, Any]] = []  # every request: path, headers, body
+        self.in_flight = 0  # completion requests being answered now
+        self.most_in_flight = 0  # the most at any one time
         self._lock = threading.Lock()
         proxy = self
 
@@ -123,9 +125,23 @@ class FaultProxy:
             return fault
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes | None) -> None:
+        counted = handler.command == "POST"
         with self._lock:
             self.seen.append({"path": handler.path, "headers": dict(handler.headers),
                               "body": json.loads(body) if body else None})
+            if counted:
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self._answer(handler, body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the studio closed the stream (Stop/Next, a cut it noticed): nothing to relay to
+        finally:
+            if counted:
+                with self._lock:
+                    self.in_flight -= 1
+
+    def _answer(self, handler: BaseHTTPRequestHandler, body: bytes | None) -> None:
         time.sleep(self.delay)
         fault = self._take_fault(handler.path)
         if fault is not None and fault.kind in ("status", "redirect"):

@@ -13,6 +13,7 @@ from app.core.events import AnswerFinished, AnswerToken, EngineConnected, RunFin
 from app.core.learning import TokenChoice
 from app.core.runner import ChainRunner
 from app.core.sampling import SamplingParams
+from app.engines.config import EngineConfig
 from app.engines.members import Engines
 from app.models.demo_model import SCRIPT_CODE, SCRIPT_HELLO
 from app.models.local_backend import LocalBackend
@@ -111,3 +112,33 @@ def test_stop_next_closes_the_stream_and_keeps_the_text(engines: Engines, backen
     first, second = answers_of(events)
     assert first.stop_reason == "stopped" and first.text.startswith(" la la") and 20 <= first.tokens < 3000
     assert second.stop_reason in ("max_tokens", "stopped")
+
+
+def test_independent_answers_run_concurrently_up_to_the_limit_and_stay_in_order(
+        backend: LocalBackend, journal: Journal, proxy: FaultProxy, demo_model: Path) -> None:
+    proxy.delay = 0.2  # each request stays open long enough for the next ones to overlap it
+    engines = Engines(extra=(EngineConfig("remote", proxy.url, concurrency=3),))
+    prompts = "\n".join(["Say hello", "Write code %", "Say hello again", "Code %", "Hi", "Sing ~"])
+    spec = ChainSpec(models=("remote/demo", str(demo_model), "remote/demo"), prompts=prompts,
+                     sampling=SamplingParams(seed=2, max_tokens=6))
+    events = list(ChainRunner(backend, journal, engines=engines).run(spec))
+    answers = answers_of(events)
+    assert [a.index for a in answers] == list(range(1, 19))
+    expected = [SCRIPT_HELLO, SCRIPT_CODE, SCRIPT_HELLO, SCRIPT_CODE, SCRIPT_HELLO, " la la la la la la"]
+    cut = [e[: len(a.text)] for e, a in zip(expected * 3, answers, strict=True)]
+    assert [a.text for a in answers] == cut
+    assert proxy.most_in_flight == 3  # the engine's limit, reached and never passed
+    kept = journal.run(events[0].run_id)
+    assert kept is not None and [a["index"] for a in kept[2]] == list(range(1, 19))
+    tokens = [e.index for e in events if isinstance(e, AnswerToken)]
+    assert tokens == sorted(tokens)  # the transcript streams answer after answer, in plan order
+
+
+def test_answers_that_depend_on_each_other_go_one_at_a_time(backend: LocalBackend, proxy: FaultProxy) -> None:
+    proxy.delay = 0.1
+    engines = Engines(extra=(EngineConfig("remote", proxy.url, concurrency=4),))
+    spec = ChainSpec(models=("remote/demo",), prompts="One\nTwo\nThree", feedback=True)
+    answers = answers_of(list(ChainRunner(backend, engines=engines).run(spec)))
+    assert len(answers) == 3 and proxy.most_in_flight == 1
+    chats = [r["body"] for r in proxy.seen if r["path"] == "/v1/chat/completions"]
+    assert chats[2]["messages"][-2] == {"role": "assistant", "content": answers[1].text}
