@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Callable
 from app.api.turns import TurnQueue
 from app.core.backend import Backend
 from app.core.runner import ChainRunner
+from app.engines.members import Engines
+from app.engines.store import EngineStore
 from app.models.capabilities import gpu_offload_supported
 from app.models.gguf_file import GGUFInfo, inspect_gguf
 from app.models.hub import HubDownloader, HubModelSource
@@ -33,6 +35,7 @@ class Services:
     # One run or API request at a time uses the single model, in arrival order; a waiter says who has it.
     run_lock: TurnQueue = field(default_factory=TurnQueue)
     local_port: int = 0  # the port the page serves on (programs reach its API on loopback there)
+    engines: Engines = field(default_factory=lambda: Engines(EngineStore()))  # remote engines (saved ones)
     _runners: dict[str, ChainRunner] = field(default_factory=dict)
     _closed_sessions: set[str] = field(default_factory=set)
     _downloaders: dict[str, HubDownloader] = field(default_factory=dict)
@@ -122,7 +125,8 @@ class Services:
         """The chain runner of one browser tab."""
         runner = self._runners.get(session)
         if runner is None:
-            runner = self._runners[session] = ChainRunner(self.backend, self.journal, _LazyCodeRunner(self))
+            runner = self._runners[session] = ChainRunner(self.backend, self.journal, _LazyCodeRunner(self),
+                                                          engines=self.engines)
         return runner
 
     def is_closed(self, session: str) -> bool:

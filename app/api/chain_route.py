@@ -69,8 +69,10 @@ def _settings(kind: type, values: dict[str, Any], where: str) -> Any:
 
 def build_spec(engine: ApiEngine, body: ChainRequest) -> ChainSpec:
     """The run's ChainSpec: model names become files of the models folder (links stay links and are
-    downloaded by the run, with the page's checks)."""
-    models = tuple(name if looks_like_link(name) else str(engine.model_path(name)) for name in body.models)
+    downloaded by the run, with the page's checks; `NAME/model-id` of a saved engine stays remote)."""
+    remote = engine.services.engines
+    models = tuple(name if looks_like_link(name) or remote.member(name) is not None else str(engine.model_path(name))
+                   for name in body.models)
     sampling = _settings(SamplingParams, body.sampling, "sampling")
     load = _settings(LoadParams, body.load, "load")
     fields = body.model_dump(exclude={"models", "sampling", "load", "tokens"})
@@ -87,7 +89,7 @@ def build(engine: ApiEngine) -> APIRouter:
     async def chain(body: ChainRequest, request: Request) -> Any:
         spec = await run_in_threadpool(build_spec, engine, body)
         services = engine.services
-        runner = ChainRunner(services.backend, services.journal, origin="api")
+        runner = ChainRunner(services.backend, services.journal, origin="api", engines=services.engines)
         try:
             runner.plan(spec)  # a prompt-list mistake is a 400 before anything runs
         except ChainStudioError as exc:

@@ -5,7 +5,7 @@ is a new answer of the same run, linked to its parent."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 from app.core.backend import Backend, ChatMessage, GenerationRequest, GenerationResult, TokenEvent
 from app.core.events import Answer
@@ -27,13 +27,15 @@ class BranchPoint:
     params: SamplingParams
     token_ids: tuple[int, ...]
     template: str = "auto"  # the prompt format the answer was written in
+    choices: tuple[Any, ...] = ()  # its learning-mode TokenChoices (a remote engine's branch needs the pieces)
+    sent: str = ""  # exactly the text the model read
 
     @classmethod
     def from_answer(cls, run_id: int, answer: Answer) -> "BranchPoint":
         """The branch point of a finished learning-mode answer of run `run_id`."""
         return cls(run_id, answer.index, answer.model_path, answer.item, answer.response, answer.loop,
                    answer.messages, answer.params, tuple(c.chosen for c in answer.choices),
-                   answer.prompt_format or "auto")
+                   answer.prompt_format or "auto", tuple(answer.choices), answer.sent)
 
 
 def grow_branch(

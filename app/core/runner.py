@@ -395,6 +395,10 @@ class ChainRunner:
         self._current = sent
         return sent.events()
 
+    def _show_remote(self, answer: "EngineAnswer") -> None:
+        """The engine answer now shown (Stop/Next and stepping reach it)."""
+        self._current = answer
+
     def _name(self, planned: PlannedAnswer) -> str:
         """How transcripts name the answer's model: the file name, or `NAME/model-id` for an engine."""
         member = self._member(planned.model)
@@ -518,7 +522,16 @@ class ChainRunner:
         self.generating = True
         try:
             answer: Answer | None = None
-            for event in grow_branch(self.backend, base, position, token, seq, learning_top, load):
+            member = self._member(base.model_path)
+            if member is not None:
+                from app.engines.branching import grow_remote_branch
+
+                engine = self.engines.engine(member.engine)  # type: ignore[union-attr]
+                grown = grow_remote_branch(engine, member, base, position, token, seq, learning_top,
+                                           on_start=self._show_remote)
+            else:
+                grown = grow_branch(self.backend, base, position, token, seq, learning_top, load)
+            for event in grown:
                 if isinstance(event, TokenEvent):
                     yield AnswerToken(seq, event.text, event.token_id, event.choice)
                 else:
@@ -526,6 +539,7 @@ class ChainRunner:
         finally:
             self.generating = False
             self.running = False
+            self._current = None
         assert answer is not None
         if self.recorder:
             self.recorder.record_branch(base.run_id, answer, base.seq, position, token)

@@ -22,6 +22,12 @@ ENGLISH = {
     "preset_deterministic": "Deterministic preset", "preset_stochastic": "Stochastic preset",
     "theme": "Light / dark theme", "fast": "Fast mode (show each answer when it is complete)",
     "load_anyway": "Load anyway when a model needs more memory than is free",
+    "engines": "Engines (remote OpenAI-compatible servers)", "engine_name": "Engine name",
+    "engine_url": "Base URL (up to and including /v1)", "engine_key": "API key (optional, never shown again)",
+    "engine_key_env": "…or read the key from this environment variable", "engine_concurrency": "Answers at once",
+    "engine_idle": "Idle timeout (s)", "engine_kind": "Kind", "engine_save": "Save engine",
+    "engine_remove": "Remove engine", "engine_list_models": "List its models", "engine_models": "Engine models",
+    "engine_add_model": "Add to Models",
 }
 PORTUGUESE = {
     "system": "Prompt do sistema", "previous": "Resposta anterior", "prompt": "Prompt do usuário",
@@ -40,6 +46,12 @@ PORTUGUESE = {
     "preset_deterministic": "Predefinição determinística", "preset_stochastic": "Predefinição estocástica",
     "theme": "Tema claro / escuro", "fast": "Modo rápido (mostra cada resposta quando termina)",
     "load_anyway": "Carregar mesmo quando o modelo precisa de mais memória do que a livre",
+    "engines": "Motores (servidores remotos compatíveis com OpenAI)", "engine_name": "Nome do motor",
+    "engine_url": "URL base (até /v1, inclusive)", "engine_key": "Chave da API (opcional, nunca mais mostrada)",
+    "engine_key_env": "…ou ler a chave desta variável de ambiente", "engine_concurrency": "Respostas ao mesmo tempo",
+    "engine_idle": "Tempo ocioso máximo (s)", "engine_kind": "Tipo", "engine_save": "Salvar o motor",
+    "engine_remove": "Remover o motor", "engine_list_models": "Listar os modelos", "engine_models": "Modelos do motor",
+    "engine_add_model": "Adicionar aos modelos",
 }
 # Keys are prefixed: Gradio's page translates any text equal to a key (a dropdown choice "raw" would
 # otherwise show as "Raw text").

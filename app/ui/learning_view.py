@@ -7,6 +7,7 @@ import html
 from typing import Any, Sequence
 
 from app.core.learning import TokenChoice
+from app.engines.logprobs import REMOTE_NOTE
 
 BEFORE = "before sampling"
 # Short column names for the sampler stages, with what each does for the header's tooltip.
@@ -41,19 +42,30 @@ def candidates_table(choice: TokenChoice | None) -> str:
         return '<p class="learning-empty"><em>No token yet.</em></p>'
     heads = [("rank", "rank by raw logit"), ("id", "token id"), ("token", "the token (✔: the pick)"),
              ("logit", "raw logit"), ("p", "probability before sampling (softmax of the logits)")]
+    if choice.remote:
+        heads[0], heads[3], heads[4] = (("rank", "rank by the engine's probability"),
+                                        ("logprob", "the engine's log-probability"),
+                                        ("p", "the engine's probability (after its own sampling stages)"))
     heads += [STAGE_COLUMNS.get(stage, (stage, stage)) for stage in choice.stages]
     heads.append(("removed by", "the stage that removed the candidate"))
     header = "".join(f'<th title="{html.escape(tip, quote=True)}">{html.escape(name)}</th>' for name, tip in heads)
     rows = []
     for rank, c in enumerate(choice.candidates, start=1):
         mark = " ✔" if c.token_id == choice.chosen else ""
-        cells = [str(rank), str(c.token_id), html.escape(visible(c.piece)) + mark, f"{c.logit:.3f}", f"{c.prob:.4f}"]
+        cells = [str(rank), shown_id(c.token_id), html.escape(visible(c.piece)) + mark, f"{c.logit:.3f}",
+                 f"{c.prob:.4f}"]
         cells += [f"{p:.4f}" for p in c.stage_probs]
         cells.append(html.escape(c.removed_by or ""))
         chosen = ' class="chosen"' if mark else ""
         rows.append(f"<tr{chosen}>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
-    return (f'<div class="learning-table-box"><table class="learning-table"><thead><tr>{header}</tr></thead>'
+    remote = f'<p class="learning-remote"><em>{html.escape(REMOTE_NOTE)}</em></p>' if choice.remote else ""
+    return (f'{remote}<div class="learning-table-box"><table class="learning-table"><thead><tr>{header}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def shown_id(token_id: int) -> str:
+    """A token id as the table shows it: none for a remote engine's pieces (their ids are the studio's)."""
+    return str(token_id) if token_id >= 0 else "—"
 
 
 def stage_choices(choice: TokenChoice | None) -> list[str]:
@@ -71,7 +83,7 @@ def probability_rows(choice: TokenChoice, stage: str) -> list[dict[str, Any]]:
         piece = visible(c.piece)
         if len(piece) > PLOT_LABEL_CHARS:
             piece = piece[: PLOT_LABEL_CHARS - 1] + "…"
-        rows.append({"token": f"{piece} ({c.token_id})", "probability": value,
+        rows.append({"token": f"{piece} ({shown_id(c.token_id)})" if not choice.remote else piece, "probability": value,
                      "pick": "chosen" if c.token_id == choice.chosen else "other"})
     return rows
 
@@ -105,7 +117,8 @@ def token_view(choices: Sequence[TokenChoice]) -> str:
         alternatives = ", ".join(f"{visible(o.piece)} {o.prob:.1%}" for o in c.candidates if o.token_id != c.chosen)[:400]
         # Green for confident picks, red for unlikely ones.
         hue = int(120 * max(0.0, min(1.0, chosen.prob)))
-        tip = f"id {c.chosen} · p {chosen.prob:.1%} · rank {c.chosen_rank} · alternatives: {alternatives}"
+        tip = (f"{'' if c.remote else f'id {c.chosen} · '}p {chosen.prob:.1%} · rank {c.chosen_rank} · "
+               f"alternatives: {alternatives}")
         spans.append(
             f'<span class="token" title="{html.escape(tip, quote=True)}" data-position="{c.position}" '
             f'style="background:hsla({hue},70%,40%,0.55);border-radius:3px;padding:0 1px;margin:0 1px;'
@@ -116,5 +129,5 @@ def token_view(choices: Sequence[TokenChoice]) -> str:
 
 def candidate_choices(choice: TokenChoice) -> list[tuple[str, int]]:
     """The other candidates at one position, as (label, token id) for the branch dropdown."""
-    return [(f"{visible(c.piece)} (id {c.token_id}, {c.prob:.1%})", c.token_id)
+    return [(f"{visible(c.piece)} ({'' if choice.remote else f'id {c.token_id}, '}{c.prob:.1%})", c.token_id)
             for c in choice.candidates if c.token_id != choice.chosen]

@@ -3,13 +3,16 @@ remote members mixed, feedback, learning mode, Stop/Next and the journal."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
 import pytest
 
+from app.core.branching import BranchPoint
 from app.core.chain import ChainSpec
-from app.core.events import AnswerFinished, AnswerToken, EngineConnected, RunFinished
+from app.core.errors import EngineError
+from app.core.events import AnswerFinished, AnswerToken, BranchFinished, EngineConnected, Failure, RunFinished
 from app.core.learning import TokenChoice
 from app.core.runner import ChainRunner
 from app.core.sampling import SamplingParams
@@ -18,6 +21,7 @@ from app.engines.members import Engines
 from app.models.demo_model import SCRIPT_CODE, SCRIPT_HELLO
 from app.models.local_backend import LocalBackend
 from app.store.journal import Journal
+from app.ui.learning_view import candidates_table, rank_rows, token_view, unlikely_picks
 from tests.engine_servers import FaultProxy
 
 
@@ -103,12 +107,16 @@ def test_settings_the_engine_does_not_take_are_named_in_the_footer(
 def test_stop_next_closes_the_stream_and_keeps_the_text(engines: Engines, backend: LocalBackend,
                                                         journal: Journal) -> None:
     spec = ChainSpec(models=("remote/demo", "remote/demo"), prompts="Sing ~", sampling=SamplingParams(max_tokens=3000))
-    runner = ChainRunner(backend, journal, engines=engines)
+    # The second answer waits behind the first on the one-request-at-a-time server, which may write
+    # on after the first is stopped: a longer idle timeout than the fixture's 2 s.
+    patient = Engines(extra=(dataclasses.replace(engines.config("remote"), idle_timeout=120),))  # type: ignore[type-var]
+    runner = ChainRunner(backend, journal, engines=patient)
     events = []
     for event in runner.run(spec):
         events.append(event)
         if isinstance(event, AnswerToken) and sum(isinstance(e, AnswerToken) for e in events) == 20:
             threading.Thread(target=runner.control.stop_current).start()
+    assert [e for e in events if isinstance(e, Failure)] == []
     first, second = answers_of(events)
     assert first.stop_reason == "stopped" and first.text.startswith(" la la") and 20 <= first.tokens < 3000
     assert second.stop_reason in ("max_tokens", "stopped")
@@ -142,3 +150,39 @@ def test_answers_that_depend_on_each_other_go_one_at_a_time(backend: LocalBacken
     assert len(answers) == 3 and proxy.most_in_flight == 1
     chats = [r["body"] for r in proxy.seen if r["path"] == "/v1/chat/completions"]
     assert chats[2]["messages"][-2] == {"role": "assistant", "content": answers[1].text}
+
+
+def test_branching_an_engines_raw_answer_continues_on_the_engine(engines: Engines, backend: LocalBackend,
+                                                                  journal: Journal, proxy: FaultProxy) -> None:
+    runner = ChainRunner(backend, journal, engines=engines)
+    spec = ChainSpec(models=("remote/demo",), prompts="Say hello", learning_top=3, template="raw",
+                     sampling=SamplingParams(seed=4))
+    events = list(runner.run(spec))
+    answer = answers_of(events)[0]
+    assert answer.text == SCRIPT_HELLO
+    again = next(c for c in answer.choices[1].candidates if c.piece == " again")
+    branched = list(runner.branch(BranchPoint.from_answer(events[0].run_id, answer), 1, again.token_id, 3))
+    done = branched[-1]
+    assert isinstance(done, BranchFinished)
+    # The engine reads the text back ("Say helloHello again"); the demo model then starts its script over.
+    assert done.answer.text == "Hello again" + SCRIPT_HELLO and done.answer.model == "remote/demo"
+    assert [c.position for c in done.answer.choices] == list(range(len(done.answer.choices)))
+    assert done.answer.choices[1].chosen_candidate.piece == " again" and done.answer.choices[1].chosen_rank == 2
+    body = [r["body"] for r in proxy.seen if r["path"] == "/v1/completions"][-1]
+    assert body["prompt"] == "Say hello" + "Hello again"
+    assert journal.branches_of(events[0].run_id) == [
+        {"seq": 2, "parent_seq": 1, "position": 1, "token": again.token_id}]
+    chat = answers_of(list(runner.run(dataclasses.replace(spec, template="auto"))))[0]
+    with pytest.raises(EngineError, match="branching an engine's answer needs the raw prompt format"):
+        list(runner.branch(BranchPoint.from_answer(2, chat), 1, chat.choices[1].candidates[1].token_id, 3))
+
+
+def test_the_learning_view_says_what_cannot_be_seen_remotely(engines: Engines, backend: LocalBackend) -> None:
+    spec = ChainSpec(models=("remote/demo",), prompts="Say hello", learning_top=3, sampling=SamplingParams(seed=1))
+    answer = answers_of(list(ChainRunner(backend, engines=engines).run(spec)))[0]
+    table = candidates_table(answer.choices[0])
+    assert "Seen remotely: the engine reports only the top log-probabilities" in table
+    assert "<td>—</td>" in table and "logprob" in table
+    assert "id -" not in token_view(answer.choices)
+    assert rank_rows(answer.choices) == [{"position": i, "rank": 1} for i in range(5)]
+    assert unlikely_picks(answer.choices) == "*Every token so far was the most likely one.*"

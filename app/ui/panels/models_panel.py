@@ -18,7 +18,7 @@ from app.core.runner import ModelSource
 from app.services import Services
 from app.ui.i18n import t
 from app.ui.page import PageHandles, Panel, RunData
-from app.ui.panels import model_panel
+from app.ui.panels import engines_panel, model_panel
 from app.ui.render import escape_markdown
 
 BROWSE_MARKDOWN = """### Where to find GGUF models
@@ -64,7 +64,9 @@ class ModelsPanel(Panel):
     folder: gr.State
     model_info: gr.Markdown
     in_memory: model_panel.ModelPanel
+    engines: engines_panel.EnginesSection
     default_models: str = ""  # what "Models" holds when the page opens (the demo model)
+    services: Services | None = None  # which Models lines name remote engines
 
     def run_inputs(self) -> list[Any]:
         return [self.models, self.urls, self.testing, self.folder]
@@ -78,7 +80,7 @@ class ModelsPanel(Panel):
         # wrote wins, and a link can join it as a line of its own.
         links = tuple(link.url for link in links_from_text(data[self.urls] or ""))
         untouched = (data[self.models] or "").strip() == self.default_models.strip()
-        listed = [] if links and untouched else model_lines(data[self.models], data[self.folder])
+        listed = [] if links and untouched else model_lines(data[self.models], data[self.folder], self.services)
         if listed:
             return {"models": tuple(path for path, _format in listed),
                     "model_templates": tuple((path, name) for path, name in listed if name)}
@@ -123,16 +125,16 @@ def model_choice(services: Services, path: Path) -> tuple[str, str]:
     return label, path.name
 
 
-def model_lines(models_text: str, folder: str) -> list[tuple[str, str | None]]:
-    """The "Models" field: one file name (looked up in the folder), path or Hugging Face link per
-    line, optionally followed by that model's prompt format (`{template="chatml"}`); `---` ignores a
-    line; order and repeats are kept."""
+def model_lines(models_text: str, folder: str, services: Services | None = None) -> list[tuple[str, str | None]]:
+    """The "Models" field: one file name (looked up in the folder), path, Hugging Face link or saved
+    engine's `NAME/model-id` per line, optionally followed by that model's prompt format
+    (`{template="chatml"}`); `---` ignores a line; order and repeats are kept."""
     found: list[tuple[str, str | None]] = []
     for line in (models_text or "").splitlines():
         if not line.strip() or line.strip().startswith(IGNORE_PREFIX):
             continue
         name, template = split_model_line(line)
-        if looks_like_link(name):
+        if looks_like_link(name) or (services is not None and services.engines.member(name) is not None):
             found.append((name, template))
             continue
         candidate = Path(name).expanduser()
@@ -193,7 +195,7 @@ def build(services: Services) -> ModelsPanel:
     files = services.model_files()
     names = [p.name for p in files]
     models = gr.Textbox(label=t("models"), value=names[0] if names else "", lines=2, max_lines=12, elem_id="models",
-                        info='One per line, in order; repeats allowed; --- skips a line; {template="chatml"} after a '
+                        info='One per line, in order; repeats allowed; --- skips a line; NAME/model-id runs on a saved engine; {template="chatml"} after a '
                              "name sets that model's prompt format")
     # The dropdown has the whole width: its labels (name · architecture · size · quantization ·
     # context · file size) are long.
@@ -215,10 +217,12 @@ def build(services: Services) -> ModelsPanel:
         use_folder = gr.Button(t("use_folder"), size="sm", elem_id="use-folder", scale=1, min_width=60)
     model_info = gr.Markdown(model_info_markdown(services, str(files[0]) if files else None), elem_id="model-info")
     in_memory = model_panel.build(services)
+    engines = engines_panel.build(services)
     with gr.Accordion("Where to find GGUF models", open=False):
         gr.Markdown(BROWSE_MARKDOWN, elem_id="browse")
     return ModelsPanel(models, pick, add, refresh, urls, testing, folder_box, use_folder,
-                       gr.State(str(services.models_dir)), model_info, in_memory, default_models=models.value or "")
+                       gr.State(str(services.models_dir)), model_info, in_memory, engines,
+                       default_models=models.value or "", services=services)
 
 
 def wire(panel: ModelsPanel, services: Services, page: PageHandles) -> None:
@@ -232,3 +236,4 @@ def wire(panel: ModelsPanel, services: Services, page: PageHandles) -> None:
     panel.pick.change(lambda folder, name: model_info_markdown(services, str(Path(folder) / name) if name else None),
                       [panel.folder, panel.pick], panel.model_info)
     model_panel.wire(panel.in_memory, services, page)
+    engines_panel.wire(panel.engines, services, panel.models)
