@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,25 @@ def test_the_learning_view_says_what_cannot_be_seen_remotely(engines: Engines, b
     assert "id -" not in token_view(answer.choices)
     assert rank_rows(answer.choices) == [{"position": i, "rank": 1} for i in range(5)]
     assert unlikely_picks(answer.choices) == "*Every token so far was the most likely one.*"
+
+
+def test_stop_all_ends_the_answer_shown_and_those_sent_ahead(backend: LocalBackend, journal: Journal,
+                                                             proxy: FaultProxy) -> None:
+    engines = Engines(extra=(EngineConfig("remote", proxy.url, concurrency=3, idle_timeout=120),))
+    spec = ChainSpec(models=("remote/demo",), prompts="Sing ~\nSing again ~\nOnce more ~",
+                     sampling=SamplingParams(max_tokens=1500))
+    runner = ChainRunner(backend, journal, engines=engines)
+    events = []
+    for event in runner.run(spec):
+        events.append(event)
+        if isinstance(event, AnswerToken) and sum(isinstance(e, AnswerToken) for e in events) == 10:
+            threading.Thread(target=runner.control.stop_all).start()
+    assert isinstance(events[-1], RunFinished) and events[-1].reason == "stopped"
+    answers = answers_of(events)
+    assert len(answers) == 1 and answers[0].stop_reason == "stopped"
+    kept = journal.run(events[0].run_id)
+    assert kept is not None and len(kept[2]) == 1
+    deadline = time.monotonic() + 60
+    while proxy.in_flight and time.monotonic() < deadline:  # the streams sent ahead were closed too
+        time.sleep(0.1)
+    assert proxy.in_flight == 0
