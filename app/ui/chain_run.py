@@ -3,6 +3,7 @@ become the transcript and each panel's view. Module-level functions, so tests ca
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Iterator
 
@@ -95,9 +96,11 @@ def run_chain(services: Services, page: PageHandles, data: RunData, session: str
         return
     views = [view for view in (p.run_view(data, services) for p in page.panels) if view is not None]
     yield {page.start: gr.update(interactive=False, value=t("running"))}
-    if services.run_lock.locked():
+    # A chain of remote engines only leaves the local model to others (each engine limits itself).
+    remote_only = all(services.engines.member(model) is not None for model in spec.models)
+    if services.run_lock.locked() and not remote_only:
         yield {page.status: f"Waiting for the model: {waiting_for(services)}…"}
-    with services.run_lock:
+    with contextlib.nullcontext() if remote_only else services.run_lock:
         if services.is_closed(session):
             return
         yield from _stream(runner.run(spec, source), page, views, shown, spec.random_params, raw_mode, fast_mode,

@@ -3,8 +3,10 @@ token) reached by this studio's chain, with the studio's own sampler fields and 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.core.chain import ChainSpec
@@ -13,9 +15,11 @@ from app.core.runner import ChainRunner
 from app.core.sampling import SamplingParams
 from app.engines.config import EngineConfig
 from app.engines.members import Engines
+from app.engines.store import EngineStore
 from app.models.demo_model import SCRIPT_CODE, SCRIPT_HELLO
 from app.models.local_backend import LocalBackend
 from tests.api.conftest import TOKEN, serve_api
+from tests.engine_servers import FaultProxy
 
 
 def test_another_studio_is_an_engine(backend: LocalBackend, demo_model: Path, tmp_path: Path,
@@ -37,3 +41,19 @@ def test_another_studio_is_an_engine(backend: LocalBackend, demo_model: Path, tm
     assert remote.notes == ()  # every setting sent, and the usage counted the tokens
     assert remote.tokens == 5 and remote.prompt_tokens > 0
     assert remote.choices[0].remote and [c.piece for c in remote.choices[0].candidates] == ["Hello", "Greetings"]
+
+
+def test_the_api_chain_route_runs_a_saved_engine(proxy: FaultProxy, tmp_path: Path) -> None:
+    home = tmp_path / "api-home"
+    home.mkdir()
+    EngineStore(home).save(EngineConfig("remote", proxy.url))
+    with serve_api(home) as api:
+        with httpx.stream("POST", f"{api.base}/api/chain", json={"models": ["remote/demo", "chain-studio-demo"],
+                                                                  "prompts": "Say hello", "feedback": True},
+                          headers={"Authorization": f"Bearer {api.token}"}, timeout=120) as response:
+            assert response.status_code == 200, response.read()
+            lines = [json.loads(line) for line in response.iter_lines() if line]
+    assert lines[0]["models"][0] == "remote/demo"
+    assert [(line["model"], line["text"]) for line in lines if line["type"] == "answer"] == [
+        ("remote/demo", SCRIPT_HELLO), ("chain-studio-demo.gguf", SCRIPT_HELLO)]
+    assert lines[-1]["reason"] == "completed"
