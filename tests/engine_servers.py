@@ -126,23 +126,29 @@ class FaultProxy:
             return fault
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes | None) -> None:
-        counted = handler.command == "POST"
+        counted = [handler.command == "POST"]  # a completion in flight until its end marker is relayed
         with self._lock:
             self.seen.append({"path": handler.path, "headers": dict(handler.headers),
                               "body": json.loads(body) if body else None})
-            if counted:
+            if counted[0]:
                 self.in_flight += 1
                 self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            self._answer(handler, body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the studio closed the stream (Stop/Next, a cut it noticed): nothing to relay to
-        finally:
-            if counted:
+
+        def finished() -> None:
+            # Before the end marker goes out: the client may send its next request as soon as it reads it.
+            if counted[0]:
+                counted[0] = False
                 with self._lock:
                     self.in_flight -= 1
 
-    def _answer(self, handler: BaseHTTPRequestHandler, body: bytes | None) -> None:
+        try:
+            self._answer(handler, body, finished)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the studio closed the stream (Stop/Next, a cut it noticed): nothing to relay to
+        finally:
+            finished()
+
+    def _answer(self, handler: BaseHTTPRequestHandler, body: bytes | None, finished: Any) -> None:
         time.sleep(self.delay)
         fault = self._take_fault(handler.path)
         if fault is not None and fault.kind in ("status", "redirect"):
@@ -181,6 +187,8 @@ class FaultProxy:
                     time.sleep(3600)
             if chunk.startswith(b"data:"):
                 events += 1
+                if chunk.startswith(b"data: [DONE]"):
+                    finished()
             handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             handler.wfile.flush()
         handler.wfile.write(b"0\r\n\r\n")
