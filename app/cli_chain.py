@@ -135,7 +135,7 @@ def cmd_chain(args: Any) -> int:
     except (ChainStudioError, OSError) as exc:
         return fail(str(exc) if isinstance(exc, ChainStudioError) else f"cannot read prompts: {exc}")
     if args.dry_run:
-        return _print_plan(spec, args.jsonl)
+        return _print_plan(spec, args.jsonl, engines)
 
     from app.core.runner import ChainRunner
     from app.models.hub import HubDownloader, HubModelSource
@@ -181,7 +181,7 @@ def cmd_chain(args: Any) -> int:
     return 1 if reason == "error" else 0
 
 
-def _print_plan(spec: ChainSpec, jsonl: bool) -> int:
+def _print_plan(spec: ChainSpec, jsonl: bool, engines: "Engines | None" = None) -> int:
     import random
 
     from app.core.chain import make_plan
@@ -193,10 +193,12 @@ def _print_plan(spec: ChainSpec, jsonl: bool) -> int:
     if not jsonl:
         print(plan_order(spec, len(prompts.items), len(plan)))
     for planned in plan:
+        member = engines.member(planned.model) if engines is not None else None
+        name = member.name if member is not None else planned.model_name
         record = {
             "type": "planned",
             "index": planned.index,
-            "model": planned.model_name,
+            "model": name,
             "item": planned.item.number,
             "response": planned.response,
             "loop": planned.loop,
@@ -206,7 +208,7 @@ def _print_plan(spec: ChainSpec, jsonl: bool) -> int:
         if jsonl:
             emit(record)
         else:
-            print(f"{planned.index:>4}. {planned.model_name} · item {planned.item.number} · "
+            print(f"{planned.index:>4}. {name} · item {planned.item.number} · "
                   f"response {planned.response} · loop {planned.loop}: {record['prompt']!r}")
     return 0
 

@@ -54,8 +54,9 @@ class RemoteEngine:
         return kind_from_owner(listed[0].owned_by) if listed else "openai"
 
     def check_model(self, model_id: str) -> None:
-        """Raise EngineError unless the engine lists `model_id` (an engine listing nothing accepts any)."""
-        listed = self.models()
+        """Raise EngineError unless the engine answers and lists `model_id` (an engine listing nothing
+        accepts any). Asked afresh each time: a run learns at its start that an engine went away."""
+        listed = self.models(refresh=True)
         if listed and model_id not in {m.id for m in listed}:
             shown = ", ".join(m.id for m in listed[:8]) + (" …" if len(listed) > 8 else "")
             raise EngineError(f"engine {self.config.name} has no model {model_id!r} (it lists: {shown})")

@@ -60,6 +60,9 @@ def test_a_chain_mixes_the_demo_model_and_an_engine(tmp_path: Path, demo_model: 
     answers = [(r["model"], r["text"]) for r in records if r["type"] == "answer"]
     assert answers == [("chain-studio-demo.gguf", SCRIPT_HELLO), ("chain-studio-demo.gguf", SCRIPT_CODE),
                        ("remote/demo", SCRIPT_HELLO), ("remote/demo", SCRIPT_CODE)]
+    planned = run_app("chain", "--model", "remote/demo", "--engine", f"remote={proxy.url}", "--prompts", str(prompts),
+                      "--dry-run", "--jsonl")
+    assert [r["model"] for r in lines(planned)] == ["remote/demo", "remote/demo"]
     proxy.fault = Fault("status", 503, {"error": {"message": "overloaded"}})
     failed = run_app("chain", "--model", "remote/demo", "--model", str(demo_model), "--engine", f"remote={proxy.url}",
                      "--prompts", str(prompts))
