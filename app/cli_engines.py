@@ -11,7 +11,7 @@ from typing import Any
 
 from app.cli import emit, fail
 from app.core.errors import ChainStudioError, EngineError
-from app.engines.config import EngineConfig
+from app.engines.config import DEFAULT_IDLE_TIMEOUT, EngineConfig
 from app.engines.members import Engines
 from app.engines.store import EngineStore
 
@@ -29,7 +29,7 @@ def engines_from_args(args: Any) -> Engines:
         concurrency = getattr(args, "engine_concurrency", None) or (saved.concurrency if saved else 1)
         key_env = getattr(args, "engine_key_env", None) or (saved.key_env if saved else "")
         extra.append(EngineConfig(name.strip(), url, key_env=key_env, concurrency=concurrency,
-                                  idle_timeout=saved.idle_timeout if saved else EngineConfig.idle_timeout,
+                                  idle_timeout=saved.idle_timeout if saved else DEFAULT_IDLE_TIMEOUT,
                                   kind=saved.kind if saved else "auto"))
     return Engines(store, tuple(extra))
 

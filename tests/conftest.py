@@ -9,6 +9,7 @@ import pytest
 
 from app.models.demo_model import write_demo_model
 from app.models.local_backend import LocalBackend
+from app.store.journal import Journal
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -22,6 +23,14 @@ def studio_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("CHAIN_STUDIO_PROMPTS_DIR", raising=False)  # saved prompts go to the home above
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     return home
+
+
+@pytest.fixture
+def journal(studio_home: Path) -> Iterator[Journal]:
+    """The real journal in the test's data folder, closed afterwards."""
+    opened = Journal()
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(scope="session")

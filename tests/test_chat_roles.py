@@ -23,13 +23,6 @@ GEMMA_3 = "google-gemma-3-4b-it.jinja"
 MISTRAL_NEMO = "mistralai-Mistral-Nemo-Instruct-2407.jinja"
 
 
-@pytest.fixture
-def journal(studio_home: Path):
-    opened = Journal()
-    yield opened
-    opened.close()
-
-
 def roles(messages: tuple[ChatMessage, ...] | list[dict]) -> list[str]:
     return [m.role if isinstance(m, ChatMessage) else m["role"] for m in messages]
 

@@ -61,7 +61,7 @@ from app.core.sampling import LoadParams, SamplingParams
 
 if TYPE_CHECKING:
     from app.engines.ahead import AnswersAhead
-    from app.engines.backend import EngineAnswer
+    from app.engines.backend import EngineAnswer, RemoteEngine
     from app.engines.members import EngineMember, Engines
 
 LOAD_PROGRESS_SECONDS = 0.1  # ModelLoadProgress events: ten a second at most
@@ -171,6 +171,7 @@ class ChainRunner:
 
         failed: set[str] = set()
         checked: set[str] = set()
+        connected: dict[str, "RemoteEngine"] = {}  # member -> its engine, for the answers sent ahead
         for planned in plan:
             member = self._member(planned.model)
             if member is None or planned.model in checked:
@@ -185,17 +186,19 @@ class ChainRunner:
                 skipped = sum(1 for p in plan if p.model == planned.model)
                 yield self._fail(Failure(member.name, str(exc), planned.loop, skipped=skipped), state)
                 continue
+            connected[planned.model] = engine
             yield EngineConnected(member.name, member.engine.url, engine.kind, time.monotonic() - started,
                                   member.engine.warning)
-        if state.spec.stepping != "off" or len(checked) == len(failed):
+        if state.spec.stepping != "off" or not connected:
             return failed
         entries = []
         for planned in plan:
-            member = self._member(planned.model)
-            if member is None or planned.model in failed or not is_independent(state.spec, planned.item):
+            engine = connected.get(planned.model)
+            if engine is None or not is_independent(state.spec, planned.item):
                 continue
-            entries.append(AheadEntry(planned.index, self.engines.engine(member.engine),  # type: ignore[union-attr]
-                                      member.model_id, functools.partial(self._request_only, planned, state)))
+            model_id = self._member(planned.model).model_id  # type: ignore[union-attr]
+            entries.append(AheadEntry(planned.index, engine, model_id,
+                                      functools.partial(self._request_only, planned, state)))
         if entries:
             self._ahead = AnswersAhead(entries)
             self._ahead.start()

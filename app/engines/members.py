@@ -6,13 +6,12 @@ engine, shared by every run."""
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
 from app.engines.backend import RemoteEngine
 from app.engines.config import NAME_PATTERN, EngineConfig
-from app.engines.store import EngineStore
+from app.engines.store import EngineStore, environment_key
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,9 @@ class Engines:
 
     def engine(self, config: EngineConfig) -> RemoteEngine:
         """The shared `RemoteEngine` of `config` (made again when its settings or key changed)."""
+        # An engine given for one run never gets a saved key: that key belongs to the saved URL.
         key = (self.store.key_for(config) if self.store and config.name not in self.extra
-               else os.environ.get(config.key_env, "").strip() if config.key_env else "")
+               else environment_key(config))
         with self._lock:
             known = self._engines.get(config.name)
             if known and known[0] == config and known[1] == key:

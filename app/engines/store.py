@@ -18,6 +18,11 @@ ENGINES_FILE = "engines.json"
 KEYS_FILE = "engine_keys.json"
 
 
+def environment_key(config: EngineConfig) -> str:
+    """The key in the environment variable `config` names ("" when it names none or it is unset)."""
+    return os.environ.get(config.key_env, "").strip() if config.key_env else ""
+
+
 class EngineStore:
     """The engines the page and the CLI share. `folder` defaults to the data folder."""
 
@@ -79,7 +84,7 @@ class EngineStore:
     def key_for(self, config: EngineConfig) -> str:
         """The key to send to `config`'s engine: its environment variable's, else the saved one, else ""."""
         if config.key_env:
-            return os.environ.get(config.key_env, "").strip()
+            return environment_key(config)
         return self._keys().get(config.name, "")
 
     def _keys(self) -> dict[str, str]:

@@ -7,6 +7,7 @@ import dataclasses
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -26,15 +27,22 @@ from app.ui.learning_view import candidates_table, rank_rows, token_view, unlike
 from tests.engine_servers import FaultProxy
 
 
-@pytest.fixture
-def journal(studio_home: Path):
-    opened = Journal()
-    yield opened
-    opened.close()
-
-
 def answers_of(events: list) -> list:
     return [e.answer for e in events if isinstance(e, AnswerFinished)]
+
+
+def run_pressing(runner: ChainRunner, spec: ChainSpec, after_tokens: int, press: Callable[[], None]) -> list:
+    """The run's events, with `press` (a stop button) pressed from another thread once `after_tokens`
+    tokens have come, as a person's click would."""
+    events = []
+    tokens = 0
+    for event in runner.run(spec):
+        events.append(event)
+        if isinstance(event, AnswerToken):
+            tokens += 1
+            if tokens == after_tokens:
+                threading.Thread(target=press).start()
+    return events
 
 
 def test_a_local_and_a_remote_member_with_feedback_answer_in_order(
@@ -113,11 +121,7 @@ def test_stop_next_closes_the_stream_and_keeps_the_text(engines: Engines, backen
     # on after the first is stopped: a longer idle timeout than the fixture's 2 s.
     patient = Engines(extra=(dataclasses.replace(engines.config("remote"), idle_timeout=120),))  # type: ignore[type-var]
     runner = ChainRunner(backend, journal, engines=patient)
-    events = []
-    for event in runner.run(spec):
-        events.append(event)
-        if isinstance(event, AnswerToken) and sum(isinstance(e, AnswerToken) for e in events) == 20:
-            threading.Thread(target=runner.control.stop_current).start()
+    events = run_pressing(runner, spec, 20, runner.control.stop_current)
     assert [e for e in events if isinstance(e, Failure)] == []
     first, second = answers_of(events)
     assert first.stop_reason == "stopped" and first.text.startswith(" la la") and 20 <= first.tokens < 3000
@@ -196,11 +200,7 @@ def test_stop_all_ends_the_answer_shown_and_those_sent_ahead(backend: LocalBacke
     spec = ChainSpec(models=("remote/demo",), prompts="Sing ~\nSing again ~\nOnce more ~",
                      sampling=SamplingParams(max_tokens=1500))
     runner = ChainRunner(backend, journal, engines=engines)
-    events = []
-    for event in runner.run(spec):
-        events.append(event)
-        if isinstance(event, AnswerToken) and sum(isinstance(e, AnswerToken) for e in events) == 10:
-            threading.Thread(target=runner.control.stop_all).start()
+    events = run_pressing(runner, spec, 10, runner.control.stop_all)
     assert isinstance(events[-1], RunFinished) and events[-1].reason == "stopped"
     answers = answers_of(events)
     assert len(answers) == 1 and answers[0].stop_reason == "stopped"

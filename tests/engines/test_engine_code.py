@@ -3,7 +3,6 @@ dropping the answers sent ahead), and a final [[…]] prompt collects them."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -30,9 +29,8 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelPool]:
 
 
 def test_engine_code_runs_and_stop_samantha_ends_the_run(backend: LocalBackend, proxy: FaultProxy, pool: KernelPool,
-                                                         studio_home: Path) -> None:
+                                                         journal: Journal) -> None:
     engines = Engines(extra=(EngineConfig("remote", proxy.url, concurrency=3),))
-    journal = Journal()
     spec = ChainSpec(models=("remote/demo",), prompts="Write code %\nRun #\nSay hello\nSay hi",
                      code=CodeOptions(run_code=True), sampling=SamplingParams(seed=3))
     events = list(ChainRunner(backend, journal, pool, engines=engines).run(spec))
@@ -42,7 +40,6 @@ def test_engine_code_runs_and_stop_samantha_ends_the_run(backend: LocalBackend, 
     assert isinstance(events[-1], RunFinished) and events[-1].reason == "stop_signal"
     kept = journal.run(events[0].run_id)
     assert kept is not None and [a["text"] for a in kept[2]] == [SCRIPT_CODE, SCRIPT_STOP]
-    journal.close()
 
 
 def test_a_final_prompt_collects_the_engines_answers(backend: LocalBackend, proxy: FaultProxy) -> None:

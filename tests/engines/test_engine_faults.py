@@ -24,13 +24,6 @@ from tests.engine_servers import Fault, FaultProxy, free_port
 KEY = "sk-test-0123456789abcdef"
 
 
-@pytest.fixture
-def journal(studio_home: Path):
-    opened = Journal()
-    yield opened
-    opened.close()
-
-
 def run(backend: LocalBackend, engines: Engines, demo_model: Path, journal: Journal | None = None,
         prompts: str = "Say hello", max_tokens: int = 4000) -> tuple[list, list[Failure], list]:
     """The remote member first, then the local demo: the local answer must always come."""

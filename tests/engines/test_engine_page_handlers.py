@@ -14,6 +14,7 @@ from app.services import Services, start_services
 from app.ui import chain_run
 from app.ui.app import StudioPage, assemble
 from tests.engine_servers import FaultProxy
+from tests.ui.test_handlers import fields
 
 HELLO = "Hello from the demo model."
 
@@ -29,24 +30,14 @@ def studio(studio_home: Path, proxy: FaultProxy) -> Iterator[tuple[Services, Stu
         services.close()
 
 
-def run_fields(page: StudioPage, prompt: str, models: str, learning: bool) -> dict[Any, Any]:
-    handles = page.handles
-    data = {component: component.value for component in chain_run.run_inputs(handles)}
-    data[handles.entries] = []
-    data[handles.prompt] = prompt
-    data[handles.models] = models
-    data[page.panels["learning"].enabled] = learning
-    return data
-
-
 def test_an_engine_only_chain_runs_while_the_local_model_is_busy_and_shows_remote_candidates(
         studio: tuple[Services, StudioPage]) -> None:
     services, page = studio
     services.run_lock.acquire("a page run")  # another tab holds the local model
     try:
+        data = fields(page, prompt="Say hello", models="remote/demo", learning=True)
         final: dict[Any, Any] = {}
-        for values in chain_run.run_chain(services, page.handles, run_fields(page, "Say hello", "remote/demo", True),
-                                          "tab"):
+        for values in chain_run.run_chain(services, page.handles, data, "tab"):
             final.update(values)
     finally:
         services.run_lock.release()

@@ -24,13 +24,6 @@ from app.store.journal import Journal
 
 
 @pytest.fixture
-def journal(studio_home: Path):
-    opened = Journal()
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def runner(backend: LocalBackend, journal: Journal, pool: KernelPool) -> ChainRunner:
     return ChainRunner(backend, journal, pool)
 

@@ -104,14 +104,6 @@ def list_engine_models(services: Services, name: str) -> tuple[Any, str]:
     return gr.update(choices=members, value=members[0] if members else None), said
 
 
-def add_engine_model(current: str, member: str | None) -> str:
-    """The Models field with `member` as a line of its own at the end."""
-    if not member:
-        return current
-    lines = [line for line in (current or "").splitlines() if line.strip()]
-    return "\n".join(lines + [member])
-
-
 def build(services: Services) -> EnginesSection:
     """Lay out the section (inside the Models tab; wired by `wire`)."""
     with gr.Accordion(t("engines"), open=False, elem_id="engines"):
@@ -142,8 +134,8 @@ def build(services: Services) -> EnginesSection:
                           models, add, status)
 
 
-def wire(section: EnginesSection, services: Services, models_field: gr.Textbox) -> None:
-    """Connect the section's buttons."""
+def wire(section: EnginesSection, services: Services) -> None:
+    """Connect the section's buttons (Add to Models is wired by the Models tab, which owns that field)."""
     section.save.click(lambda *values: save_engine(services, *values),
                        [section.name, section.url, section.key, section.key_env, section.concurrency,
                         section.idle_timeout, section.kind],
@@ -151,4 +143,3 @@ def wire(section: EnginesSection, services: Services, models_field: gr.Textbox) 
     section.remove.click(lambda name: remove_engine(services, name), section.name, [section.table, section.status])
     section.list_models.click(lambda name: list_engine_models(services, name), section.name,
                               [section.models, section.status])
-    section.add.click(add_engine_model, [models_field, section.models], models_field)

@@ -167,6 +167,8 @@ def model_info_markdown(services: Services, path: str | None) -> str:
 
 
 def add_model(current: str, name: str | None) -> str:
+    """The Models field with `name` (a file of the folder, or an engine's `NAME/model-id`) as a line
+    of its own at the end."""
     if not name:
         return current
     lines = [line for line in (current or "").splitlines() if line.strip()]
@@ -236,4 +238,5 @@ def wire(panel: ModelsPanel, services: Services, page: PageHandles) -> None:
     panel.pick.change(lambda folder, name: model_info_markdown(services, str(Path(folder) / name) if name else None),
                       [panel.folder, panel.pick], panel.model_info)
     model_panel.wire(panel.in_memory, services, page)
-    engines_panel.wire(panel.engines, services, panel.models)
+    engines_panel.wire(panel.engines, services)
+    panel.engines.add.click(add_model, [panel.models, panel.engines.models], panel.models)
