@@ -85,26 +85,31 @@ def metrics_of(result: "GenerationResult", remote: bool = False) -> AnswerMetric
 
 
 class EntropyMeter:
-    """Sums the entropy of each token's distribution from its raw logits, reusing two buffers (one
-    pass of exp over the vocabulary per token: well under a millisecond at 152k tokens)."""
+    """Sums the entropy of each token's distribution from its raw logits. The vocabulary is taken in
+    slices through two small buffers that stay in the CPU's cache: whole-vocabulary temporaries (600 KB
+    each at 152k tokens) would push llama.cpp's own data out of it and slow the next decode."""
+
+    CHUNK = 32_768
 
     def __init__(self) -> None:
         self.total = 0.0
         self.count = 0
-        self._shifted: np.ndarray | None = None
-        self._weights: np.ndarray | None = None
+        self._shifted = np.empty(self.CHUNK, dtype=np.float32)
+        self._weights = np.empty(self.CHUNK, dtype=np.float32)
 
     def add(self, logits: np.ndarray) -> None:
-        if self._shifted is None or self._shifted.shape != logits.shape:
-            self._shifted = np.empty(logits.shape, dtype=np.float32)
-            self._weights = np.empty(logits.shape, dtype=np.float32)
-        assert self._weights is not None
-        np.subtract(logits, logits.max(), out=self._shifted)
-        np.exp(self._shifted, out=self._weights)
-        norm = float(self._weights.sum(dtype=np.float64))
-        # H = ln Z - E[l - max], with Z the sum of exp(l - max)
-        value = math.log(norm) - float(np.dot(self._weights, self._shifted)) / norm
-        self.total += max(value, 0.0)
+        top = float(logits.max())
+        norm = 0.0
+        weighted = 0.0  # sum of exp(l - top) * (l - top)
+        for start in range(0, len(logits), self.CHUNK):
+            part = logits[start:start + self.CHUNK]
+            shifted, weights = self._shifted[: len(part)], self._weights[: len(part)]
+            np.subtract(part, top, out=shifted)
+            np.exp(shifted, out=weights)
+            norm += float(weights.sum())
+            weighted += float(np.dot(weights, shifted))
+        # H = ln Z - E[l - top], with Z the sum of exp(l - top)
+        self.total += max(math.log(norm) - weighted / norm, 0.0)
         self.count += 1
 
     @property

@@ -69,7 +69,8 @@ def test_derived_figures() -> None:
 def test_a_demo_answer_carries_its_metrics_into_the_journal(backend: LocalBackend, demo_model: Path,
                                                             studio_home: Path) -> None:
     journal = Journal()
-    spec = ChainSpec(models=(str(demo_model),), prompts="Say hello\nSay hi", sampling=SamplingParams(seed=1))
+    spec = ChainSpec(models=(str(demo_model),), prompts="Say hello\nSay hi", sampling=SamplingParams(seed=1),
+                     learning_top=2)  # entropy is measured in learning mode
     events = list(ChainRunner(backend, journal).run(spec))
     answers = [e.answer for e in events if isinstance(e, AnswerFinished)]
     n_vocab = backend.loaded.n_vocab  # type: ignore[union-attr]
@@ -98,6 +99,7 @@ def test_the_cli_answer_line_has_a_metrics_object(demo_model: Path, tmp_path: Pa
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     answer = next(line for line in lines if line["type"] == "answer")
     assert set(answer["metrics"]) == METRIC_KEYS and answer["metrics"]["tokens"] == 5
+    assert answer["metrics"]["entropy_mean"] is None  # normal mode: not measured (it would cost decode speed)
     assert lines[-1]["type"] == "run_finished" and lines[-1]["metrics"]["tokens"] == 5
 
 
@@ -105,7 +107,7 @@ def test_the_transcript_shows_a_metrics_bar_and_each_answer_its_metrics(backend:
                                                                          demo_model: Path) -> None:
     from app.ui.render import TranscriptBuilder, render_transcript
 
-    spec = ChainSpec(models=(str(demo_model),), prompts="Say hello\nSay hi")
+    spec = ChainSpec(models=(str(demo_model),), prompts="Say hello\nSay hi", learning_top=2)
     builder = TranscriptBuilder([])
     for event in ChainRunner(backend).run(spec):
         builder.apply(event)
