@@ -330,6 +330,8 @@ class _TranscriptPrinter:
             speed = a.tokens / a.seconds if a.seconds > 0 else 0.0
             out.write(f"\n[{a.prompt_tokens} prompt + {a.tokens} tokens · {a.seconds:.2f} s · "
                       f"{speed:.1f} tok/s · {STOP_REASON_TEXT.get(a.stop_reason, a.stop_reason)}]\n")
+            if a.metrics is not None:
+                out.write(f"[{a.metrics.describe()}]\n")
             for note in a.notes:
                 out.write(f"[note: {note}]\n")
         elif isinstance(event, EngineConnected):
@@ -345,6 +347,8 @@ class _TranscriptPrinter:
             out.write(f"\n!! {event.model}: {event.message}\n")
         elif isinstance(event, RunFinished):
             out.write(f"\nRun finished: {event.reason} ({event.answers} answers, {event.failures} failures)\n")
+            if event.metrics is not None:
+                out.write(f"[{event.metrics.describe()}]\n")
         out.flush()
 
 

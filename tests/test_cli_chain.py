@@ -43,8 +43,10 @@ def test_chain_jsonl(tmp_path: Path, demo_model: Path) -> None:
     assert answers[0]["prompt"] == "Be brief\nhello"
     assert answers[2]["prompt"] == f"Judge:\n\n{SCRIPT_HELLO}\n\n{SCRIPT_CODE}"  # without the pre-prompt
     assert answers[0]["params"]["max_tokens"] == 50 and answers[0]["params"]["stop"] == ["zzz"]
+    totals = records[-1].pop("metrics")
     assert records[-1] == {"type": "run_finished", "run_id": records[0]["run_id"], "reason": "completed",
                            "answers": 3, "failures": 0}
+    assert totals["answers"] == 3 and totals["tokens"] == sum(a["tokens"] for a in answers)
 
 
 def test_chain_transcript_is_readable(tmp_path: Path, demo_model: Path) -> None:

@@ -100,6 +100,9 @@ class GenerationResult:
     prompt_format: str = ""  # the format used: "model", "raw" or a built-in template's name
     reused_tokens: int = 0  # prompt tokens whose evaluation was kept from the previous generation
     attention_note: str = ""  # why attention asked for is not there ("attention not available …")
+    peak_rss_bytes: int | None = None  # the worker's peak resident memory while it generated
+    cpu_seconds: float | None = None  # the worker's CPU time while it generated
+    entropy_mean: float | None = None  # mean entropy (nats) of the token distributions (app.core.metrics)
     token_count: int | None = None  # a remote engine's own count (its usage), when it differs from token_ids
     notes: tuple[str, ...] = ()  # what the answer's footer must say (settings an engine was not sent, a cut)
 

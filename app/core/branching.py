@@ -10,6 +10,7 @@ from typing import Any, Iterator, Union
 from app.core.backend import Backend, ChatMessage, GenerationRequest, GenerationResult, TokenEvent
 from app.core.events import Answer
 from app.core.hub_links import display_name
+from app.core.metrics import metrics_of
 from app.core.sampling import LoadParams, SamplingParams
 
 
@@ -65,5 +66,5 @@ def grow_branch(
         params=base.params, text=result.text, prompt_tokens=result.prompt_tokens, tokens=result.generated_tokens,
         seconds=result.seconds, stop_reason=result.stop_reason, seed=result.seed,
         choices=tuple(choices[: result.generated_tokens]), prompt_format=result.prompt_format,
-        sent=result.prompt_text,
+        sent=result.prompt_text, metrics=metrics_of(result),
     )

@@ -8,6 +8,7 @@ still held at the end.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -88,5 +89,6 @@ class EventLines:
             out.append({"type": "failure", **event.to_record()})
         elif isinstance(event, RunFinished):
             out.append({"type": "run_finished", "run_id": event.run_id, "reason": event.reason,
-                        "answers": event.answers, "failures": event.failures})
+                        "answers": event.answers, "failures": event.failures,
+                        "metrics": dataclasses.asdict(event.metrics) if event.metrics is not None else None})
         return out

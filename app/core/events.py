@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
 from app.core.backend import ChatMessage, LoadedModel
+from app.core.metrics import AnswerMetrics, RunMetrics
 from app.core.sampling import SamplingParams
 
 if TYPE_CHECKING:  # code_exec imports STOP_SIGNAL from here
@@ -117,6 +118,7 @@ class Answer:
     sent: str = ""  # exactly the text the model read
     reasoning: str = ""  # the answer's reasoning (<think>…</think>), kept apart from `text`
     notes: tuple[str, ...] = ()  # said in the footer: settings a remote engine was not sent, a cut stream
+    metrics: AnswerMetrics | None = None  # speeds, memory, CPU, entropy (app.core.metrics)
 
     def to_record(self) -> dict[str, Any]:
         """The public JSON form (the CLI's "answer" line)."""
@@ -136,6 +138,7 @@ class Answer:
             "prompt_format": self.prompt_format,
             "reasoning": self.reasoning,
             "notes": list(self.notes),
+            "metrics": self.metrics.to_dict() if self.metrics is not None else None,
         }
 
 
@@ -206,6 +209,7 @@ class RunFinished:
     reason: RunEndReason
     answers: int
     failures: int
+    metrics: RunMetrics | None = None  # totals over the run's answers
 
 
 ChainEvent = Union[RunStarted, ModelDownloading, ModelLoading, ModelLoadProgress, ModelLoaded, EngineConnected,

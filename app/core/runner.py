@@ -55,6 +55,7 @@ from app.core.events import (
     RunStarted,
 )
 from app.core.hub_links import looks_like_link, parse_model_link
+from app.core.metrics import AnswerMetrics, RunMetrics, metrics_of
 from app.core.prompt_list import parse_prompt_list, parse_single_field
 from app.core.reasoning import split_reasoning, with_reasoning
 from app.core.sampling import LoadParams, SamplingParams
@@ -147,7 +148,8 @@ class ChainRunner:
             remote = tuple(dict.fromkeys(m for m in spec.models if self._member(m) is not None))
             yield RunStarted(run_id, len(plan), len(prompts.items), spec.models, remote)
             reason = yield from self._answers(plan, state)
-            yield RunFinished(run_id, reason, state.answers, state.failures)
+            yield RunFinished(run_id, reason, state.answers, state.failures,
+                              RunMetrics.of(state.metrics) if state.metrics else None)
         except ChainStudioError:
             reason = "error"
             raise
@@ -495,6 +497,7 @@ class ChainRunner:
             sent=result.prompt_text,
             reasoning=reasoning,
             notes=result.notes,
+            metrics=metrics_of(result, remote=self._member(planned.model) is not None),
         )
         if self.recorder and state.run_id is not None:
             self.recorder.record_answer(state.run_id, answer)
@@ -576,6 +579,7 @@ class _Run:
                  rng: random.Random, previous: str, params: dict[int, SamplingParams]) -> None:
         self.spec = spec
         self.params = params  # each planned answer's settings, by index
+        self.metrics: list[tuple[AnswerMetrics, float]] = []  # each finished answer's, with its seconds
         self.run_id = run_id
         self.pre_prompt = pre_prompt
         self.system = system
@@ -591,6 +595,8 @@ class _Run:
         previous response. With "feed back only the interpreter output", what the code printed
         alone becomes the previous response."""
         self.answers += 1
+        if answer.metrics is not None:
+            self.metrics.append((answer.metrics, answer.seconds))
         shown = with_reasoning(answer.reasoning, answer.text) if self.spec.feed_reasoning else answer.text
         passed = feedback_text(shown, code)
         self.texts.append(passed)

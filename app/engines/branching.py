@@ -14,6 +14,7 @@ from app.core.branching import BranchPoint
 from app.core.errors import EngineError
 from app.core.events import Answer
 from app.core.learning import TokenChoice
+from app.core.metrics import metrics_of
 from app.core.prompt_format import RAW
 from app.engines.backend import EngineAnswer, RemoteEngine
 from app.engines.members import EngineMember
@@ -60,4 +61,5 @@ def grow_remote_branch(engine: RemoteEngine, member: EngineMember, base: BranchP
         params=base.params, text=prefix + result.text, prompt_tokens=result.prompt_tokens,
         tokens=len(kept) + result.generated_tokens, seconds=result.seconds, stop_reason=result.stop_reason,
         seed=result.seed, choices=tuple(choices), prompt_format=RAW, sent=base.sent, notes=result.notes,
+        metrics=metrics_of(result, remote=True),
     )

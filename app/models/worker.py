@@ -41,10 +41,13 @@ import threading
 import time
 from typing import Any, Callable, Generator, Iterator, Sequence, overload
 
+import numpy as np
+
 from app.core import prompt_format
 from app.core.backend import ChatMessage, GenerationRequest, GenerationResult, LoadedModel, StopReason
 from app.core.errors import GenerationError
 from app.core.learning import TokenChoice, describe_pick
+from app.core.metrics import EntropyMeter
 from app.core.sampler_pipeline import SamplerPipeline
 from app.core.sampling import SEED_RANDOM, LoadParams, SamplingParams
 from app.core.stop_strings import StopStringScanner
@@ -66,6 +69,28 @@ class _Failure(Exception):
         super().__init__(message)
         self.kind = kind
         self.extra = extra
+
+
+def reset_peak_memory() -> None:
+    """Start counting this process's peak resident memory afresh (Linux: clear_refs 5 resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def peak_memory_bytes() -> int | None:
+    """This process's peak resident memory since `reset_peak_memory` (Linux VmHWM), else its
+    resident memory now."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resident_memory_bytes()
 
 
 def resident_memory_bytes() -> int | None:
@@ -521,8 +546,6 @@ class ModelSession:
         """The studio's own sampler pipeline over the last position's logits, read as a view of
         llama.cpp's buffer (no logits_all, no copy unless tokens are masked). In learning mode each
         pick is described; masked tokens show as impossible (probability 0)."""
-        import numpy as np
-
         llm = self.llm
         self.reused_tokens = self._evaluate_reusing_prefix(prompt)
         pipeline = SamplerPipeline(params, seed)
@@ -563,8 +586,6 @@ class ModelSession:
         """As `_pipeline_tokens`, each token with its attention over the context, decoded in the
         attention reader's own context. Where attention cannot be read, `attention_note` says why
         and the ordinary pipeline generates instead."""
-        import numpy as np
-
         try:
             steps = self._attention_reader().steps(prompt)
             logits, attention = next(steps)
@@ -589,6 +610,8 @@ class ModelSession:
         """Stream tokens to `conn` (see the module docstring) and return the result."""
         params = request.params
         started = time.perf_counter()
+        cpu_started = time.process_time()
+        reset_peak_memory()
         prompt, prompt_text, used_format = self._prompt_tokens(request)
         n_ctx = self.llm.n_ctx()
         if len(prompt) >= n_ctx:
@@ -664,6 +687,12 @@ class ModelSession:
 
         stepping = request.stepping in ("delay", "manual")
         stop_tokens = frozenset(request.stop_tokens)
+        # Every answer's mean entropy is measured: the metrics show it and {escalate_entropy=…} gates
+        # on it. One pass over a 152k vocabulary costs 135-200 µs per token (about 0.7% of decode
+        # speed, within bench/throughput.py's noise). The attention path samples in a context of its
+        # own, whose logits are not this one's.
+        entropy = EntropyMeter() if not request.attention else None
+        get_logits = self.llm._ctx.get_logits_ith
 
         # Reaching `limit` means the token limit, unless the context ran out first.
         reason: StopReason = "max_tokens" if params.max_tokens and limit == params.max_tokens else "context_full"
@@ -674,6 +703,8 @@ class ModelSession:
         for token, choice, attention in tokens:
             if first_token_at is None:
                 first_token_at = time.perf_counter()
+            if entropy is not None:  # the distribution this token was drawn from, before sampling
+                entropy.add(np.ctypeslib.as_array(get_logits(-1), shape=(n_vocab,)))
             if self._lib.llama_vocab_is_eog(self.vocab, token):
                 reason = "eos"
                 break
@@ -714,6 +745,9 @@ class ModelSession:
             prompt_format=used_format,
             reused_tokens=self.reused_tokens,
             attention_note=self.attention_note,
+            peak_rss_bytes=peak_memory_bytes(),
+            cpu_seconds=time.process_time() - cpu_started,
+            entropy_mean=entropy.mean if entropy is not None else None,
         )
 
 

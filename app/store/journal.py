@@ -28,6 +28,7 @@ from app.core.code_exec import CodeResult
 from app.core.errors import ChainStudioError, StorageError
 from app.core.events import Answer, Failure
 from app.core.learning import TokenChoice
+from app.core.metrics import AnswerMetrics
 from app.core.sampling import SamplingParams
 from app.store.salvage import read_readable_rows
 
@@ -62,7 +63,8 @@ CREATE TABLE IF NOT EXISTS answers (
     prompt_format TEXT NOT NULL DEFAULT '',
     sent TEXT NOT NULL DEFAULT '',
     reasoning TEXT NOT NULL DEFAULT '',
-    notes TEXT NOT NULL DEFAULT '[]'
+    notes TEXT NOT NULL DEFAULT '[]',
+    metrics TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS answers_by_run ON answers(run_id, seq);
 CREATE TABLE IF NOT EXISTS answer_tokens (
@@ -255,7 +257,8 @@ def _check(path: Path) -> None:
 
 # Columns added after the first release: a journal written by an older version gains them, empty.
 NEW_COLUMNS = {"answers": {"prompt_format": "TEXT NOT NULL DEFAULT ''", "sent": "TEXT NOT NULL DEFAULT ''",
-                           "reasoning": "TEXT NOT NULL DEFAULT ''", "notes": "TEXT NOT NULL DEFAULT '[]'"},
+                           "reasoning": "TEXT NOT NULL DEFAULT ''", "notes": "TEXT NOT NULL DEFAULT '[]'",
+                           "metrics": "TEXT NOT NULL DEFAULT ''"},
                "runs": {"origin": "TEXT NOT NULL DEFAULT ''"}}
 """Columns added after the first version: added to an older journal when it is opened."""
 
@@ -381,7 +384,7 @@ class Journal:
         self._write(
             "INSERT INTO answers (run_id, seq, model, model_path, item, response, loop, prompt, messages,"
             " params, text, prompt_tokens, tokens, seconds, stop_reason, seed, created_at, prompt_format, sent,"
-            " reasoning, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reasoning, notes, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id, answer.index, answer.model, answer.model_path, answer.item, answer.response,
                 answer.loop, answer.prompt,
@@ -389,6 +392,7 @@ class Journal:
                 json.dumps(answer.params.to_dict()), answer.text, answer.prompt_tokens, answer.tokens,
                 answer.seconds, answer.stop_reason, answer.seed, _now(), answer.prompt_format, answer.sent,
                 answer.reasoning, json.dumps(list(answer.notes), ensure_ascii=False),
+                json.dumps(answer.metrics.to_dict()) if answer.metrics is not None else "",
             ),
         )
         if answer.choices:
@@ -602,6 +606,7 @@ class Journal:
                     "seconds": round(a["seconds"], 4), "stop_reason": a["stop_reason"],
                     "messages": json.loads(a["messages"]), "prompt_format": a["prompt_format"],
                     "sent": a["sent"], "reasoning": a["reasoning"], "notes": json.loads(a["notes"] or "[]"),
+                    "metrics": json.loads(a["metrics"]) if a["metrics"] else None,
                 }
                 for a in answers
             ],
@@ -741,6 +746,7 @@ def _answer_from_row(row: sqlite3.Row, choices: str | None) -> Answer:
         choices=tuple(TokenChoice.from_record(c) for c in json.loads(choices)) if choices else (),
         prompt_format=row["prompt_format"], sent=row["sent"], reasoning=row["reasoning"],
         notes=tuple(json.loads(row["notes"] or "[]")),
+        metrics=AnswerMetrics.from_dict(json.loads(row["metrics"])) if row["metrics"] else None,
     )
 
 

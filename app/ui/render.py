@@ -29,6 +29,7 @@ from app.core.events import (
     RunFinished,
     RunStarted,
 )
+from app.core.metrics import AnswerMetrics, RunMetrics
 from app.core.reasoning import MARKERS as REASONING_MARKERS
 from app.core.reasoning import split_reasoning
 from app.execution.packages import missing_module, not_from_pip, package_for
@@ -100,6 +101,8 @@ def answer_footer(answer: Answer) -> str:
         f"{answer.prompt_tokens} prompt + {answer.tokens} generated tokens · {answer.seconds:.2f} s · "
         f"{speed:.1f} tok/s · {STOP_REASON_TEXT.get(answer.stop_reason, answer.stop_reason)}"
     )
+    if answer.metrics is not None:
+        footer += f'<br><span class="answer-metrics">{html.escape(answer.metrics.describe())}</span>'
     return footer + "".join(f'<br><span class="answer-note">⚠️ {html.escape(note)}</span>' for note in answer.notes)
 
 
@@ -116,6 +119,8 @@ class TranscriptBuilder:
         self._current: int | None = None
         self._parts: list[str] = []
         self._answer_entries: dict[int, int] = {}  # answer index -> entry position
+        self._run_entry: int | None = None  # the run header's position: its metrics bar grows with each answer
+        self._run_metrics: list[tuple[AnswerMetrics, float]] = []
 
     def apply(self, event: ChainEvent) -> bool:
         """Update from `event`; True when an answer began or ended (worth showing at once)."""
@@ -123,6 +128,7 @@ class TranscriptBuilder:
             self._parts.append(event.text)
             return False
         if isinstance(event, RunStarted):
+            self._run_entry, self._run_metrics = len(self.entries), []
             self.entries.append(Entry(f"Run {event.run_id}" if event.run_id else "Run",
                                       note=f"{plural(event.planned, 'answer')} planned", kind="run"))
             self.status = "Starting…"
@@ -160,6 +166,9 @@ class TranscriptBuilder:
                 )
             self._current, self._parts = None, []
             self.last_answer = answer.text
+            if answer.metrics is not None and self._run_entry is not None:
+                self._run_metrics.append((answer.metrics, answer.seconds))
+                self._show_run_metrics(RunMetrics.of(self._run_metrics))
         elif isinstance(event, CodeStarted):
             self._set_code(event.index, f"<sub>▶ running {'your #IDE code' if event.source == 'pasted' else 'the code'}…</sub>")
             self.status = f"Running the code of answer {event.index}…"
@@ -171,10 +180,18 @@ class TranscriptBuilder:
             self.entries.append(Entry(event.model, error=event.message, kind="failure"))
             self.last_failure = f"{event.model}: {event.message}"
         elif isinstance(event, RunFinished):
+            if event.metrics is not None:
+                self._show_run_metrics(event.metrics)
             self.status = RUN_END_TEXT.get(event.reason, event.reason)
             if event.reason == "error" and self.last_failure:  # say why, not only that it failed
                 self.status += f" ⚠️ {escape_markdown(self.last_failure)}"
         return True
+
+    def _show_run_metrics(self, metrics: RunMetrics) -> None:
+        """The metrics bar above the run's answers."""
+        if self._run_entry is not None and self._run_entry < len(self.entries):
+            self.entries[self._run_entry] = replace(self.entries[self._run_entry],
+                                                    footer=html.escape(metrics.describe()))
 
     def _set_code(self, index: int, text: str) -> None:
         position = self._answer_entries.get(index)
@@ -202,7 +219,8 @@ def fenced(text: str) -> str:
 def render_entry(entry: Entry, raw: bool = False) -> str:
     """Markdown for one entry (raw: the answer text shown exactly, not rendered)."""
     if entry.kind == "run":
-        return f"##### {entry.title} · {entry.note}"
+        bar = f'\n\n<div class="run-metrics"><sub>📊 {entry.footer}</sub></div>' if entry.footer else ""
+        return f"##### {entry.title} · {entry.note}{bar}"
     if entry.kind == "failure":
         return f"> ⚠️ **{escape_markdown(entry.title)}:** {escape_markdown(entry.error)}"
     parts = [f"#### {entry.title}"]
