@@ -1,4 +1,4 @@
-"""`python -m app [ui|serve|program|chain|demo-model|info|say|voices] ...`: the studio's command line. Nothing heavy at import."""
+"""`python -m app [ui|serve|program|chain|replay|diff|demo-model|info|say|voices] ...`: the studio's command line. Nothing heavy at import."""
 
 from __future__ import annotations
 
@@ -156,6 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=50, help="how many runs to list")
     runs.add_argument("--jsonl", action="store_true", help="one JSON object per line")
 
+    replay = commands.add_parser("replay", parents=[common],
+                                 help="run a journaled run again with its seeds and settings, and compare")
+    replay.add_argument("run_id", type=int, help="the run to replay (`runs` lists them)")
+    replay.add_argument("--jsonl", action="store_true", help="one JSON object per line; the last is the verdict")
+    replay.add_argument("--run-code", action="store_true",
+                        help="run the code in answers again when the original did (off: the replay runs none)")
+
+    diff = commands.add_parser("diff", parents=[common], help="compare two runs or two answers of the journal")
+    diff.add_argument("a", metavar="A", help="a run id (12) or an answer (12:3, answer 3 of run 12)")
+    diff.add_argument("b", metavar="B", help="the same kind as A")
+    diff.add_argument("--jsonl", action="store_true", help="one JSON object per line")
+
     journal = commands.add_parser("journal", parents=[common], help="a damaged journal's readable rows")
     journal_actions = journal.add_subparsers(dest="journal_action", metavar="ACTION", required=True)
     salvage = journal_actions.add_parser(
@@ -216,6 +228,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         if command == "library":
             return cli_chain.cmd_library(args.path, args.jsonl)
         return cli_chain.cmd_runs(args.action, args.run_id, args.jsonl, args.limit)
+    if command in ("replay", "diff"):
+        from app import cli_replay
+
+        if command == "replay":
+            return cli_replay.cmd_replay(args.run_id, args.jsonl, args.run_code, models_dir)
+        return cli_replay.cmd_diff(args.a, args.b, args.jsonl)
     if command == "serve":
         from app import cli_serve
 

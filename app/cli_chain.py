@@ -4,6 +4,7 @@ readable transcript. Public interface: line types and keys stay stable once publ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -18,6 +19,7 @@ from app.core.errors import ChainStudioError, SettingsError
 from app.core.event_lines import EventLines
 from app.core.events import (
     STOP_REASON_TEXT,
+    Answer,
     AnswerFinished,
     AnswerStarted,
     AnswerToken,
@@ -137,6 +139,24 @@ def cmd_chain(args: Any) -> int:
     if args.dry_run:
         return _print_plan(spec, args.jsonl, engines)
 
+    printer = (_JsonPrinter() if args.jsonl
+               else _TranscriptPrinter(show_params=spec.random_params, hide_code=spec.code.hide_output))
+    return execute_chain(spec, engines, printer, getattr(args, "models_dir", None)).exit_code
+
+
+@dataclasses.dataclass
+class ChainOutcome:
+    """What a headless run did: its exit code (0 done, 1 an error, 130 Ctrl-C), journal id and answers."""
+
+    exit_code: int
+    run_id: int | None = None
+    answers: list[Answer] = dataclasses.field(default_factory=list)
+
+
+def execute_chain(spec: ChainSpec, engines: "Engines | None", printer: "_JsonPrinter | _TranscriptPrinter",
+                  models_dir: str | None, origin: str = "cli", seeds: dict[int, int] | None = None) -> ChainOutcome:
+    """Run `spec` headless, journaled, each event shown by `printer` (`chain`, and `replay` with
+    each answer's own seed)."""
     from app.core.runner import ChainRunner
     from app.models.hub import HubDownloader, HubModelSource
     from app.models.local_backend import LocalBackend
@@ -150,11 +170,10 @@ def cmd_chain(args: Any) -> int:
         from app.execution.pool import KernelPool
 
         code_runner = KernelPool()
-    runner = ChainRunner(backend, journal, code_runner, origin="cli", engines=engines)
-    printer = (_JsonPrinter() if args.jsonl
-               else _TranscriptPrinter(show_params=spec.random_params, hide_code=spec.code.hide_output))
-    source = HubModelSource(HubDownloader(settings.models_dir(getattr(args, "models_dir", None))))
-    events = runner.run(spec, source)
+    runner = ChainRunner(backend, journal, code_runner, origin=origin, engines=engines)
+    source = HubModelSource(HubDownloader(settings.models_dir(models_dir)))
+    events = runner.run(spec, source, seeds)
+    outcome = ChainOutcome(1)
     reason = "error"
     try:
         # Ctrl-C during a download stops the run like Stop all: the download keeps its bytes for next
@@ -162,23 +181,31 @@ def cmd_chain(args: Any) -> int:
         with _ctrl_c_calls(runner.control.stop_all, when=lambda: runner.downloading) as pressed:
             for event in events:
                 printer.show(event)
-                if isinstance(event, RunFinished):
+                if isinstance(event, RunStarted):
+                    outcome.run_id = event.run_id
+                elif isinstance(event, AnswerFinished):
+                    outcome.answers.append(event.answer)
+                elif isinstance(event, RunFinished):
                     reason = event.reason
         if pressed.is_set():
-            return 130
+            outcome.exit_code = 130
+            return outcome
     except KeyboardInterrupt:
         events.close()  # the journal records the run as stopped
         printer.show(RunFinished(None, "stopped", 0, 0))
-        return 130
+        outcome.exit_code = 130
+        return outcome
     except ChainStudioError as exc:
-        return fail(str(exc))
+        outcome.exit_code = fail(str(exc))
+        return outcome
     finally:
         printer.flush()
         backend.close()
         journal.close()
         if code_runner is not None:
             code_runner.close()
-    return 1 if reason == "error" else 0
+    outcome.exit_code = 1 if reason == "error" else 0
+    return outcome
 
 
 def _print_plan(spec: ChainSpec, jsonl: bool, engines: "Engines | None" = None) -> int:

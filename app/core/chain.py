@@ -170,7 +170,36 @@ def is_independent(spec: ChainSpec, item: PromptItem) -> bool:
     """Whether an answer's prompt is known before the answers ahead of it finish: no feedback (nor
     code output fed back) and no `[[…]]` collecting earlier answers. Such answers on remote engines
     are sent ahead, concurrently."""
-    return not spec.feedback and not (spec.code.run_code and spec.code.feed_output) and not item.collects_answers
+    return (not spec.feedback and not (spec.code.run_code and spec.code.feed_output) and not item.collects_answers
+            and escalation_threshold(item) is None)  # an escalated item's later answers wait for the gate
+
+
+def escalation_threshold(item: PromptItem) -> float | None:
+    """The item's `{escalate_entropy=…}` in nats, or None when it has none."""
+    value = item.overrides.get("escalate_entropy")
+    return None if value is None else float(value)
+
+
+def escalation_key(planned: PlannedAnswer) -> tuple[int, int, int]:
+    """What the models of one loop answer in turn when an item escalates: the same item of the same
+    response."""
+    return planned.loop, planned.response, planned.item.number
+
+
+def next_in_line(plan: list[PlannedAnswer]) -> dict[int, PlannedAnswer]:
+    """For each answer of an escalating item, the answer the item goes on to when its model is
+    unsure: the same item and response by the next model of the loop (absent for the last one)."""
+    following: dict[int, PlannedAnswer] = {}
+    last: dict[tuple[int, int, int], PlannedAnswer] = {}
+    for planned in plan:
+        if escalation_threshold(planned.item) is None:
+            continue
+        key = escalation_key(planned)
+        earlier = last.get(key)
+        if earlier is not None:
+            following[earlier.index] = planned
+        last[key] = planned
+    return following
 
 
 def answer_load(spec: ChainSpec, item: PromptItem) -> LoadParams:

@@ -8,7 +8,6 @@ still held at the end.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -90,5 +89,5 @@ class EventLines:
         elif isinstance(event, RunFinished):
             out.append({"type": "run_finished", "run_id": event.run_id, "reason": event.reason,
                         "answers": event.answers, "failures": event.failures,
-                        "metrics": dataclasses.asdict(event.metrics) if event.metrics is not None else None})
+                        "metrics": event.metrics.to_dict() if event.metrics is not None else None})
         return out

@@ -95,6 +95,46 @@ class AnswerToken:
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """What an item's `{escalate_entropy=…}` made of one answer. Above the threshold (or with no
+    entropy measured, as for an engine's answer) the item goes on to `next_model`; at or below it,
+    the item is settled and later models skip it. `next_model` is None for the list's last model."""
+
+    threshold: float
+    entropy: float | None
+    escalated: bool
+    next_model: str | None = None
+
+    @classmethod
+    def decide(cls, threshold: float, entropy: float | None, next_model: str | None) -> "Escalation":
+        """The gate: unsure (or not known to be sure) goes on."""
+        return cls(threshold, entropy, entropy is None or entropy > threshold, next_model)
+
+    def describe(self, item: int) -> str:
+        """Why the item went on, or stopped here, in a sentence."""
+        if self.entropy is None:
+            measured = "entropy not measured (an engine's answer), so not known to be sure"
+        else:
+            sign = ">" if self.escalated else "≤"
+            measured = f"mean entropy {self.entropy:.2f} nats {sign} escalate_entropy {self.threshold:g}"
+        if self.escalated:
+            where = f"item {item} goes on to {self.next_model}" if self.next_model else \
+                f"no model is left to take item {item}"
+            return f"⤴️ {measured}: {where}"
+        skips = f"; {self.next_model} and later models skip it" if self.next_model else ""
+        return f"✅ {measured}: item {item} is settled here{skips}"
+
+    def to_dict(self) -> dict[str, Any]:
+        entropy = round(self.entropy, 4) if self.entropy is not None else None  # as in the metrics
+        return {"threshold": self.threshold, "entropy": entropy, "escalated": self.escalated,
+                "next_model": self.next_model}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Escalation":
+        return cls(float(data["threshold"]), data.get("entropy"), bool(data["escalated"]), data.get("next_model"))
+
+
+@dataclass(frozen=True)
 class Answer:
     """A finished answer, as the journal keeps it."""
 
@@ -119,6 +159,8 @@ class Answer:
     reasoning: str = ""  # the answer's reasoning (<think>…</think>), kept apart from `text`
     notes: tuple[str, ...] = ()  # said in the footer: settings a remote engine was not sent, a cut stream
     metrics: AnswerMetrics | None = None  # speeds, memory, CPU, entropy (app.core.metrics)
+    escalation: Escalation | None = None  # the item's {escalate_entropy=…} gate, when it has one
+    pieces: tuple[tuple[int, str], ...] = ()  # (token id, text) of each generated token: replay compares them
 
     def to_record(self) -> dict[str, Any]:
         """The public JSON form (the CLI's "answer" line)."""
@@ -139,6 +181,7 @@ class Answer:
             "reasoning": self.reasoning,
             "notes": list(self.notes),
             "metrics": self.metrics.to_dict() if self.metrics is not None else None,
+            "escalation": self.escalation.to_dict() if self.escalation is not None else None,
         }
 
 

@@ -147,6 +147,14 @@ class RunMetrics:
                    sum(s for _m, s in listed), decode_tokens / decode_seconds if decode_seconds > 0 else None,
                    max(peaks) if peaks else None, entropy)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The CLI's `run_finished` metrics object (rounded for reading)."""
+        data = asdict(self)
+        for name in ("seconds", "decode_tok_s", "entropy_mean"):
+            if data[name] is not None:
+                data[name] = round(data[name], 4)
+        return data
+
     def describe(self) -> str:
         """The metrics bar's text."""
         parts = [f"{self.answers} answers", f"{self.prompt_tokens:,} prompt + {self.tokens:,} generated tokens",

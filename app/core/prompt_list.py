@@ -17,7 +17,9 @@ User prompt field, read as Samantha reads it:
   of them; nothing is ever evaluated as code. Each key may appear once. Besides the sampling
   settings, Samantha's own item settings are read: `n_ctx=512` (the model is loaded with that
   context for the item), `reset_model=True` (a fresh context for the answer), `stop=STOP` (a bare
-  word is the stop string itself) and `template=...` (the prompt format).
+  word is the stop string itself) and `template=...` (the prompt format). The studio adds
+  `escalate_entropy=2.5`: when an answer's mean token entropy (nats) is above it, the item goes on to
+  the next model of the list; at or below it, the item is settled and later models skip it.
 
 System prompt and previous-response fields: split by `$$$`, the first part not starting with `---`
 is used (a field starting with `---` is ignored).
@@ -41,9 +43,12 @@ LIBRARY_SEPARATOR = "$-$-$"
 IGNORE_PREFIX = "---"
 DEFAULT_PROMPT = "Hello!"
 ANSWERS_PLACEHOLDER = "⟪earlier answers go here⟫"
-ITEM_SETTINGS = ("template", "n_ctx", "reset_model")
+ITEM_SETTINGS = ("template", "n_ctx", "reset_model", "escalate_entropy")
 """Item settings that are not sampling settings: the prompt format, the context the model is loaded
-with for the item (it reloads when that differs) and a fresh context for the answer."""
+with for the item (it reloads when that differs), a fresh context for the answer, and the entropy
+above which the item goes on to the next model."""
+MAX_ESCALATE_ENTROPY = 20.0
+"""Above ln(vocabulary size) no answer can reach: 12.5 nats for a 262k vocabulary."""
 
 _KNOWN_SETTINGS = frozenset(SAMPLING_SPECS) | {"stop", "order"} | frozenset(ITEM_SETTINGS)
 _KEY = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*")
@@ -199,6 +204,12 @@ def _check_item_settings(overrides: dict[str, Any]) -> None:
         overrides["n_ctx"] = LOAD_SPECS["n_ctx"].check(overrides["n_ctx"])
     if "template" in overrides:
         overrides["template"] = check_format(overrides["template"])
+    if "escalate_entropy" in overrides:
+        value = overrides["escalate_entropy"]
+        if isinstance(value, str) or isinstance(value, list) or not 0 < value <= MAX_ESCALATE_ENTROPY:
+            raise SettingsError(f"escalate_entropy must be a number of nats above 0 and at most "
+                                f"{MAX_ESCALATE_ENTROPY:g} (e.g. 2.5), not {_preview(repr(value), 40)}")
+        overrides["escalate_entropy"] = float(value)
 
 
 def parse_settings_block(block: str, where: str) -> dict[str, Any]:

@@ -27,8 +27,11 @@ from app.core.chain import (
     answer_load,
     answer_params,
     answer_template,
+    escalation_key,
+    escalation_threshold,
     is_independent,
     make_plan,
+    next_in_line,
     plan_of,
 )
 from app.core.code_blocks import choose_code
@@ -46,6 +49,7 @@ from app.core.events import (
     CodeFinished,
     CodeStarted,
     EngineConnected,
+    Escalation,
     Failure,
     ModelDownloading,
     ModelLoaded,
@@ -121,8 +125,10 @@ class ChainRunner:
         """The answers `spec` would generate (raises PromptSyntaxError before anything runs)."""
         return plan_of(spec)
 
-    def run(self, spec: ChainSpec, source: ModelSource | None = None) -> Iterator[ChainEvent]:
-        """Run `spec`, yielding events; `source` downloads the models given as links. Input errors
+    def run(self, spec: ChainSpec, source: ModelSource | None = None,
+            seeds: dict[int, int] | None = None) -> Iterator[ChainEvent]:
+        """Run `spec`, yielding events; `source` downloads the models given as links. `seeds` fixes
+        the seed of answers by index (a replay gives each answer the seed it had). Input errors
         (prompt-list syntax, refused links) raise before anything runs, connects or is recorded."""
         for model in spec.models:
             if looks_like_link(model) and self._member(model) is None:
@@ -139,9 +145,12 @@ class ChainRunner:
         # Drawn in plan order up front (random settings, seeds from the run seed): an answer sent
         # ahead to an engine gets the same settings it would get in its turn.
         params = {planned.index: answer_params(spec, planned.item, rng) for planned in plan}
+        for index, seed in (seeds or {}).items():
+            if index in params:
+                params[index] = params[index].with_overrides({"seed": seed})
         self.control.reset()
         run_id = self.recorder.start_run(spec, len(plan), self.origin) if self.recorder else None
-        state = _Run(spec, run_id, prompts.pre_prompt, system, rng, previous, params)
+        state = _Run(spec, run_id, prompts.pre_prompt, system, rng, previous, params, next_in_line(plan))
         reason = "stopped"  # what a run abandoned by its consumer ends as
         self.running = True
         try:
@@ -215,6 +224,8 @@ class ChainRunner:
                 return "stopped"
             slot = (planned.loop, planned.model_slot)
             if slot == broken_slot or planned.model in failed_members:
+                continue
+            if escalation_key(planned) in state.settled:  # an earlier model was sure of this item
                 continue
             if self._member(planned.model) is not None:  # remote: nothing to load ("one model in memory" is local)
                 answer = yield from self._answer(planned, state)
@@ -493,16 +504,31 @@ class ChainRunner:
             stop_reason=result.stop_reason,
             seed=result.seed,
             choices=_choices(streamed)[: result.generated_tokens],  # a stopped answer keeps what was shown
+            pieces=tuple((e.token_id, e.text) for e in streamed[: result.generated_tokens]),
             prompt_format=result.prompt_format,
             sent=result.prompt_text,
             reasoning=reasoning,
             notes=result.notes,
             metrics=metrics_of(result, remote=self._member(planned.model) is not None),
         )
+        answer = self._gate(planned, answer, state)
         if self.recorder and state.run_id is not None:
             self.recorder.record_answer(state.run_id, answer)
         yield AnswerFinished(answer)
         return answer
+
+    def _gate(self, planned: PlannedAnswer, answer: Answer, state: "_Run") -> Answer:
+        """Apply the item's `{escalate_entropy=…}`: an answer sure enough settles the item (later
+        models skip it); an unsure one lets it go on to the next model."""
+        threshold = escalation_threshold(planned.item)
+        if threshold is None:
+            return answer
+        following = state.next_in_line.get(planned.index)
+        entropy = answer.metrics.entropy_mean if answer.metrics is not None else None
+        gate = Escalation.decide(threshold, entropy, self._name(following) if following is not None else None)
+        if not gate.escalated:
+            state.settled.add(escalation_key(planned))
+        return dataclasses.replace(answer, escalation=gate)
 
     def _partial_answer(self, planned: PlannedAnswer, prompt: str, request: GenerationRequest,
                         streamed: list[TokenEvent]) -> Answer:
@@ -513,7 +539,7 @@ class ChainRunner:
             response=planned.response, loop=planned.loop, prompt=prompt, messages=request.messages,
             params=request.params, text="".join(e.text for e in streamed), prompt_tokens=0,
             tokens=len(streamed), seconds=0.0, stop_reason="stopped", seed=request.params.seed,
-            choices=_choices(streamed),
+            choices=_choices(streamed), pieces=tuple((e.token_id, e.text) for e in streamed),
         )
 
     def branch(self, base: BranchPoint, position: int, token: int, learning_top: int,
@@ -576,9 +602,12 @@ class _Run:
     """One run's settings and what it carries from answer to answer."""
 
     def __init__(self, spec: ChainSpec, run_id: int | None, pre_prompt: str, system: str,
-                 rng: random.Random, previous: str, params: dict[int, SamplingParams]) -> None:
+                 rng: random.Random, previous: str, params: dict[int, SamplingParams],
+                 next_in_line: dict[int, PlannedAnswer] | None = None) -> None:
         self.spec = spec
         self.params = params  # each planned answer's settings, by index
+        self.next_in_line = next_in_line or {}  # an escalating item's next answer, by index
+        self.settled: set[tuple[int, int, int]] = set()  # escalating items an answer was sure of
         self.metrics: list[tuple[AnswerMetrics, float]] = []  # each finished answer's, with its seconds
         self.run_id = run_id
         self.pre_prompt = pre_prompt

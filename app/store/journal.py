@@ -26,7 +26,7 @@ from app.core.backend import ChatMessage
 from app.core.chain import ChainSpec
 from app.core.code_exec import CodeResult
 from app.core.errors import ChainStudioError, StorageError
-from app.core.events import Answer, Failure
+from app.core.events import Answer, Escalation, Failure
 from app.core.learning import TokenChoice
 from app.core.metrics import AnswerMetrics
 from app.core.sampling import SamplingParams
@@ -64,7 +64,9 @@ CREATE TABLE IF NOT EXISTS answers (
     sent TEXT NOT NULL DEFAULT '',
     reasoning TEXT NOT NULL DEFAULT '',
     notes TEXT NOT NULL DEFAULT '[]',
-    metrics TEXT NOT NULL DEFAULT ''
+    metrics TEXT NOT NULL DEFAULT '',
+    escalation TEXT NOT NULL DEFAULT '',
+    pieces TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS answers_by_run ON answers(run_id, seq);
 CREATE TABLE IF NOT EXISTS answer_tokens (
@@ -156,7 +158,7 @@ class RunSummary:
     models: list[str]
     branches: int = 0
     first_prompt: str = ""  # the first line of the prompt list, as typed
-    origin: str = ""  # who started it: "page", "cli" or "api" ("" in journals older than the column)
+    origin: str = ""  # who started it: "page", "cli", "api" or "replay" ("" in journals older than the column)
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,8 @@ def _check(path: Path) -> None:
 # Columns added after the first release: a journal written by an older version gains them, empty.
 NEW_COLUMNS = {"answers": {"prompt_format": "TEXT NOT NULL DEFAULT ''", "sent": "TEXT NOT NULL DEFAULT ''",
                            "reasoning": "TEXT NOT NULL DEFAULT ''", "notes": "TEXT NOT NULL DEFAULT '[]'",
-                           "metrics": "TEXT NOT NULL DEFAULT ''"},
+                           "metrics": "TEXT NOT NULL DEFAULT ''", "escalation": "TEXT NOT NULL DEFAULT ''",
+                           "pieces": "TEXT NOT NULL DEFAULT '[]'"},
                "runs": {"origin": "TEXT NOT NULL DEFAULT ''"}}
 """Columns added after the first version: added to an older journal when it is opened."""
 
@@ -384,7 +387,8 @@ class Journal:
         self._write(
             "INSERT INTO answers (run_id, seq, model, model_path, item, response, loop, prompt, messages,"
             " params, text, prompt_tokens, tokens, seconds, stop_reason, seed, created_at, prompt_format, sent,"
-            " reasoning, notes, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reasoning, notes, metrics, escalation, pieces)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id, answer.index, answer.model, answer.model_path, answer.item, answer.response,
                 answer.loop, answer.prompt,
@@ -393,6 +397,8 @@ class Journal:
                 answer.seconds, answer.stop_reason, answer.seed, _now(), answer.prompt_format, answer.sent,
                 answer.reasoning, json.dumps(list(answer.notes), ensure_ascii=False),
                 json.dumps(answer.metrics.to_dict()) if answer.metrics is not None else "",
+                json.dumps(answer.escalation.to_dict()) if answer.escalation is not None else "",
+                json.dumps([list(piece) for piece in answer.pieces], ensure_ascii=False),
             ),
         )
         if answer.choices:
@@ -607,6 +613,7 @@ class Journal:
                     "messages": json.loads(a["messages"]), "prompt_format": a["prompt_format"],
                     "sent": a["sent"], "reasoning": a["reasoning"], "notes": json.loads(a["notes"] or "[]"),
                     "metrics": json.loads(a["metrics"]) if a["metrics"] else None,
+                    "escalation": json.loads(a["escalation"]) if a["escalation"] else None,
                 }
                 for a in answers
             ],
@@ -747,6 +754,8 @@ def _answer_from_row(row: sqlite3.Row, choices: str | None) -> Answer:
         prompt_format=row["prompt_format"], sent=row["sent"], reasoning=row["reasoning"],
         notes=tuple(json.loads(row["notes"] or "[]")),
         metrics=AnswerMetrics.from_dict(json.loads(row["metrics"])) if row["metrics"] else None,
+        escalation=Escalation.from_dict(json.loads(row["escalation"])) if row["escalation"] else None,
+        pieces=tuple((int(token), str(text)) for token, text in json.loads(row["pieces"] or "[]")),
     )
 
 

@@ -94,8 +94,9 @@ def finished_title(answer: Answer) -> str:
 
 
 def answer_footer(answer: Answer) -> str:
-    """Token counts, time and speed of a finished answer, then its notes (settings a remote engine
-    was not sent, a cut stream), each on a line of its own."""
+    """Token counts, time and speed of a finished answer, its metrics, why its item went on to the
+    next model or stopped here ({escalate_entropy=…}), then its notes (settings a remote engine was
+    not sent, a cut stream), each on a line of its own."""
     speed = answer.tokens / answer.seconds if answer.seconds > 0 else 0.0
     footer = (
         f"{answer.prompt_tokens} prompt + {answer.tokens} generated tokens · {answer.seconds:.2f} s · "
@@ -103,6 +104,8 @@ def answer_footer(answer: Answer) -> str:
     )
     if answer.metrics is not None:
         footer += f'<br><span class="answer-metrics">{html.escape(answer.metrics.describe())}</span>'
+    if answer.escalation is not None:
+        footer += f'<br><span class="answer-escalation">{html.escape(answer.escalation.describe(answer.item))}</span>'
     return footer + "".join(f'<br><span class="answer-note">⚠️ {html.escape(note)}</span>' for note in answer.notes)
 
 

@@ -1,0 +1,186 @@
+"""`python -m app replay RUN_ID` and `python -m app diff A B`: run a journaled run again with its
+seeds and settings and say whether it came out token for token the same; compare any two runs or
+answers. Public interface: line types and keys stay stable once published."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from app.cli import emit, fail, warn_if_journal_was_replaced
+from app.core.errors import ChainStudioError
+from app.core.events import Answer
+from app.core.replay import AnswerPair, compare_answers, pair_answers, spec_from_record, text_diff
+
+_REFERENCE = re.compile(r"\s*(\d+)\s*(?::\s*(\d+)\s*)?")
+CODE_NOTE = "the original ran the code in its answers; the replay does not (add --run-code to run it again)"
+
+
+def cmd_replay(run_id: int, jsonl: bool, run_code: bool, models_dir: str | None) -> int:
+    """Replay run `run_id`: its settings, each answer with the seed it had; the last line says
+    whether every answer came out token for token the same, or where the first one parted."""
+    from app.cli_chain import _JsonPrinter, _TranscriptPrinter, execute_chain
+    from app.cli_engines import engines_from_args
+    from app.store.journal import Journal
+
+    journal = Journal()
+    warn_if_journal_was_replaced(journal)
+    try:
+        stored = journal.stored_run(run_id)
+    finally:
+        journal.close()
+    if stored is None:
+        return fail(f"run {run_id} is not in the journal (`python -m app runs` lists the runs)")
+    notes = []
+    try:
+        spec = spec_from_record(stored.spec)
+        if spec.code.run_code and not run_code:
+            spec = dataclasses.replace(spec, code=dataclasses.replace(spec.code, run_code=False))
+            notes.append(CODE_NOTE)
+        engines = engines_from_args(None)
+    except (ChainStudioError, TypeError, ValueError) as exc:
+        return fail(f"run {run_id} cannot be replayed: its settings are not this version's ({exc})")
+    originals = [a for a in stored.answers if stored.branch_of(a.index) is None]  # branches are not replayed
+    seeds = {answer.index: answer.seed for answer in originals}
+    printer = _JsonPrinter() if jsonl else _TranscriptPrinter(show_params=spec.random_params,
+                                                              hide_code=spec.code.hide_output)
+    outcome = execute_chain(spec, engines, printer, models_dir, origin="replay", seeds=seeds)
+    if outcome.exit_code == 130:
+        return 130
+    pairs = pair_answers(originals, outcome.answers)
+    first = next((pair for pair in pairs if not pair.identical), None)
+    line = {"type": "replay", "run_id": run_id, "replay_run_id": outcome.run_id,
+            "identical": first is None, "answers": len(pairs),
+            "differing": sum(1 for pair in pairs if not pair.identical),
+            "first_difference": _difference_record(first, "original", "replay") if first else None,
+            "notes": notes}
+    if jsonl:
+        emit(line)
+    else:
+        print()
+        print(_replay_sentence(line, first))
+    return 0
+
+
+def _difference_record(pair: AnswerPair, a_name: str, b_name: str) -> dict[str, Any]:
+    """Where a pair parts, as JSON: the answer, and the token (or a missing answer) on each side."""
+    known = pair.a or pair.b
+    assert known is not None
+    record: dict[str, Any] = {"answer": pair.index, "model": known.model, "item": known.item}
+    if pair.a is None or pair.b is None:
+        record["missing"] = a_name if pair.a is None else b_name
+        return record
+    assert pair.difference is not None
+    difference = pair.difference.to_dict()
+    difference[a_name] = difference.pop("a")
+    difference[b_name] = difference.pop("b")
+    record.update(difference)
+    return record
+
+
+def _token_words(side: dict[str, Any]) -> str:
+    if side["token_id"] is None and not side["text"]:
+        return "the end of the answer"
+    words = repr(side["text"]) + (f" (id {side['token_id']})" if side["token_id"] is not None else "")
+    if side.get("candidates"):
+        words += ", from " + ", ".join(f"{c['text']!r} {c['probability']:.2f}" for c in side["candidates"][:3])
+    return words
+
+
+def _replay_sentence(line: dict[str, Any], first: AnswerPair | None) -> str:
+    head = f"Replay of run {line['run_id']} (journaled as run {line['replay_run_id']}): "
+    tail = "".join(f"\nNote: {note}" for note in line["notes"])
+    if first is None:
+        return head + f"token-identical, {line['answers']} answers." + tail
+    record = line["first_difference"]
+    where = f"answer {record['answer']} ({record['model']}, item {record['item']})"
+    if "missing" in record:
+        return head + f"{where} is missing in the {record['missing']}." + tail
+    unit = "token" if record["by"] == "tokens" else "character"
+    return (head + f"{line['differing']} of {line['answers']} answers differ; the first is {where}, at {unit} "
+            f"{record['position']}: {_token_words(record['original'])} in the original, "
+            f"{_token_words(record['replay'])} in the replay." + tail)
+
+
+def parse_reference(text: str) -> tuple[int, int | None]:
+    """`12` (run 12) or `12:3` (answer 3 of run 12)."""
+    match = _REFERENCE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r}: give a run id (12) or a run and an answer (12:3)")
+    return int(match.group(1)), int(match.group(2)) if match.group(2) else None
+
+
+def cmd_diff(first: str, second: str, jsonl: bool) -> int:
+    """Compare two runs (answers paired by index) or two answers: where each pair parts, and a
+    unified diff of their texts."""
+    from app.store.journal import Journal
+
+    try:
+        references = [parse_reference(first), parse_reference(second)]
+    except ValueError as exc:
+        return fail(str(exc))
+    if (references[0][1] is None) != (references[1][1] is None):
+        return fail("compare a run with a run (12 13) or an answer with an answer (12:1 13:1)")
+    journal = Journal()
+    warn_if_journal_was_replaced(journal)
+    try:
+        sides: list[list[Answer]] = []
+        for run_id, seq in references:
+            stored = journal.stored_run(run_id)
+            if stored is None:
+                return fail(f"run {run_id} is not in the journal (`python -m app runs` lists the runs)")
+            answers = [a for a in stored.answers if seq is None or a.index == seq]
+            if seq is not None and not answers:
+                return fail(f"run {run_id} has no answer {seq}")
+            sides.append(answers)
+    finally:
+        journal.close()
+    if references[0][1] is not None:  # two answers: compared whatever their indices
+        a, b = sides[0][0], sides[1][0]
+        pairs = [AnswerPair(a.index, a, b, compare_answers(a, b))]
+    else:
+        pairs = pair_answers(sides[0], sides[1])
+    for pair in pairs:
+        _show_pair(pair, first, second, jsonl)
+    differing = sum(1 for pair in pairs if not pair.identical)
+    summary = {"type": "diff", "a": first, "b": second, "identical": differing == 0, "answers": len(pairs),
+               "differing": differing}
+    if jsonl:
+        emit(summary)
+    else:
+        print(f"{first} and {second}: " + ("identical." if differing == 0 else
+                                            f"{differing} of {len(pairs)} answers differ."))
+    return 0
+
+
+def _show_pair(pair: AnswerPair, first: str, second: str, jsonl: bool) -> None:
+    lines = text_diff(pair.a.text if pair.a else "", pair.b.text if pair.b else "", first, second)
+    record: dict[str, Any] = {"type": "answer_diff", "index": pair.index, "identical": pair.identical,
+                              "a": _answer_ref(pair.a), "b": _answer_ref(pair.b),
+                              "first_difference": None if pair.identical else _difference_record(pair, "a", "b"),
+                              "text_diff": lines}
+    if jsonl:
+        emit(record)
+        return
+    known = pair.a or pair.b
+    assert known is not None
+    print(f"— answer {pair.index} · {known.model} · item {known.item}: "
+          + ("identical" if pair.identical else "differs"))
+    difference = record["first_difference"]
+    if difference is not None and "missing" in difference:
+        print(f"  missing in {first if difference['missing'] == 'a' else second}")
+    elif difference is not None:
+        unit = "token" if difference["by"] == "tokens" else "character"
+        print(f"  parts at {unit} {difference['position']}, after {difference['common'][-40:]!r}:")
+        print(f"    {first}: {_token_words(difference['a'])}")
+        print(f"    {second}: {_token_words(difference['b'])}")
+        for text in lines:
+            print(f"  {text}")
+
+
+def _answer_ref(answer: Answer | None) -> dict[str, Any] | None:
+    if answer is None:
+        return None
+    return {"index": answer.index, "model": answer.model, "item": answer.item, "response": answer.response,
+            "loop": answer.loop, "seed": answer.seed, "tokens": answer.tokens}
