@@ -1,4 +1,4 @@
-"""`python -m app [ui|serve|program|chain|replay|diff|demo-model|info|say|voices] ...`: the studio's command line. Nothing heavy at import."""
+"""`python -m app [ui|serve|program|chain|replay|diff|next-tokens|demo-model|info|say|voices] ...`: the studio's command line. Nothing heavy at import."""
 
 from __future__ import annotations
 
@@ -168,6 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("b", metavar="B", help="the same kind as A")
     diff.add_argument("--jsonl", action="store_true", help="one JSON object per line")
 
+    nxt = commands.add_parser("next-tokens", parents=[common],
+                              help="several models' most likely next tokens at one prefix, side by side")
+    nxt.add_argument("--model", action="append", required=True, metavar="PATH", help="a model (repeat for more)")
+    where = nxt.add_mutually_exclusive_group(required=True)
+    where.add_argument("--prompt", metavar="TEXT", help="a user prompt, sent in each model's own prompt format")
+    where.add_argument("--text", metavar="TEXT", help="raw text, sent as is")
+    where.add_argument("--answer", metavar="RUN:SEQ",
+                       help="a journaled answer: its prompt as the model read it, and its text up to --position")
+    nxt.add_argument("--position", type=int, default=0, metavar="N", help="with --answer: the answer's first N tokens")
+    nxt.add_argument("--system", metavar="TEXT", default="", help="with --prompt: a system prompt")
+    nxt.add_argument("--top", type=int, default=10, metavar="K", help="next tokens shown per model (1-100)")
+    nxt.add_argument("--tokens", type=int, default=16, metavar="N", help="greedy continuation compared (1-256)")
+    nxt.add_argument("--jsonl", action="store_true", help="one JSON object on stdout")
+
     journal = commands.add_parser("journal", parents=[common], help="a damaged journal's readable rows")
     journal_actions = journal.add_subparsers(dest="journal_action", metavar="ACTION", required=True)
     salvage = journal_actions.add_parser(
@@ -228,6 +242,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         if command == "library":
             return cli_chain.cmd_library(args.path, args.jsonl)
         return cli_chain.cmd_runs(args.action, args.run_id, args.jsonl, args.limit)
+    if command == "next-tokens":
+        from app import cli_next_tokens
+
+        return cli_next_tokens.cmd_next_tokens(args, models_dir)
     if command in ("replay", "diff"):
         from app import cli_replay
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from app import settings
 from app.cli import emit, fail, model_argument, warn_if_journal_was_replaced
-from app.core.chain import RANDOM_RANGES, ChainSpec, answer_params
+from app.core.chain import RANDOM_RANGES, ChainSpec, answer_params, check_constraints
 from app.core.code_exec import CodeOptions, CodeResult
 from app.core.errors import ChainStudioError, SettingsError
 from app.core.event_lines import EventLines
@@ -133,7 +133,7 @@ def cmd_chain(args: Any) -> int:
     try:
         engines = engines_from_args(args)
         spec = build_spec(args, engines)
-        parse_prompt_list(spec.prompts)  # syntax errors: a message, and nothing runs
+        check_constraints(parse_prompt_list(spec.prompts))  # syntax errors, unusable grammars: a message
     except (ChainStudioError, OSError) as exc:
         return fail(str(exc) if isinstance(exc, ChainStudioError) else f"cannot read prompts: {exc}")
     if args.dry_run:

@@ -13,7 +13,8 @@ Lines, one JSON object each:
 Semantics follow the seed document: `stop_tokens` are strings that must map to exactly one token
 each (others are ignored; token ids are taken too) and end sampling without being included; `stop_strings` end sampling
 with the string included (the last token may run past it); `allowed_tokens` or `disallowed_tokens`
-(one of them) limit what may be drawn, their invalid entries ignored; with `augment_tokens` each
+(one of them) limit what may be drawn, their invalid entries ignored; `choices`, `regex`, `json_schema`
+or `grammar` (one of them, app/core/constraints.py) hold the text to a grammar; with `augment_tokens` each
 string in those lists also stands for its leading-whitespace variant; a seed is `rng_seed`, else derived
 from `initial_rng_seed` and the call's position `call`, else drawn and reported.
 """
@@ -36,7 +37,8 @@ from app.api.errors import ApiError, field_named, from_studio_error, unexpected
 from app.api.sample_batcher import SampleBatcher
 from app.api.seeds import MAX_SEED, derived_seed
 from app.core.backend import GenerationRequest, GenerationResult, TokenEvent
-from app.core.errors import ChainStudioError, SettingsError
+from app.core.constraints import check_grammar, constraint_in
+from app.core.errors import ChainStudioError, GrammarError, SettingsError
 from app.core.learning import MAX_CANDIDATES, TokenChoice
 from app.core.sampling import SAMPLING_SPECS, SamplingParams
 
@@ -62,6 +64,25 @@ class SampleRequest(BaseModel):
     call: int = Field(0, ge=0)
     alternatives: int = Field(10, ge=0, le=MAX_CANDIDATES)
     record: bool = False
+    choices: list[str] | None = None
+    regex: str | None = None
+    json_schema: Union[dict[str, Any], str, None] = None
+    grammar: str | None = None
+
+    def constraint_grammar(self) -> str:
+        """The GBNF of the one constraint given (choices, regex, json_schema or grammar), checked by
+        llama.cpp's parser; "" without one. A 400 names the field at fault."""
+        options = {"choices": self.choices, "regex": self.regex, "json_schema": self.json_schema,
+                   "grammar": self.grammar}
+        given = next((name for name, value in options.items() if value is not None), None)
+        try:
+            constraint = constraint_in(options)
+            if constraint is None:
+                return ""
+            check_grammar(constraint.gbnf)
+        except GrammarError as exc:
+            raise ApiError(400, str(exc), given) from exc
+        return constraint.gbnf
 
     def seed(self) -> int:
         if self.rng_seed is not None:
@@ -115,7 +136,8 @@ def build(engine: ApiEngine) -> APIRouter:
         seed = body.seed()
         params = body.params(seed)
         path = await run_in_threadpool(engine.model_path, body.model)
-        call = SampleCall(engine, path, body, params, seed)
+        gbnf = await run_in_threadpool(body.constraint_grammar)
+        call = SampleCall(engine, path, body, params, seed, gbnf)
         batcher.submit(call)
         try:
             first = await watching(asyncio.ensure_future(call.next_line()), request.is_disconnected)
@@ -145,8 +167,10 @@ class SampleCall:
     """One /api/sample call as the batcher runs it (app/api/sample_batcher.Call): its lines go to a
     queue the response reads."""
 
-    def __init__(self, engine: ApiEngine, path: Path, body: SampleRequest, params: SamplingParams, seed: int) -> None:
+    def __init__(self, engine: ApiEngine, path: Path, body: SampleRequest, params: SamplingParams, seed: int,
+                 gbnf: str = "") -> None:
         self.engine, self.path, self.body, self.params, self.seed = engine, path, body, params, seed
+        self.gbnf = gbnf  # the constraint's grammar ("" = none)
         self.cancelled = threading.Event()
         self.started = False
         self.batch_size = 1
@@ -193,7 +217,8 @@ class SampleCall:
             self._lines.put({"type": "start", "model": self.path.name, "seed": self.seed, "prompt_tokens": len(prompt)})
         return GenerationRequest(prompt_tokens=tuple(prompt), params=self.params, learning_top=max(body.alternatives, 1),
                                  allowed_tokens=tuple(sorted(allowed)), disallowed_tokens=tuple(sorted(disallowed)),
-                                 stop_tokens=tuple(sorted(stop_ids)), attention=body.return_attention)
+                                 stop_tokens=tuple(sorted(stop_ids)), attention=body.return_attention,
+                                 grammar=self.gbnf)
 
     def token(self, event: TokenEvent) -> bool:
         self._count += 1

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.code_exec import CodeOptions
-from app.core.errors import SettingsError
+from app.core.constraints import check_grammar
+from app.core.errors import GrammarError, SettingsError
 from app.core.hub_links import display_name
 from app.core.prompt_format import check_format
 from app.core.prompt_list import ITEM_SETTINGS, PromptItem, PromptList, parse_prompt_list
@@ -172,6 +173,17 @@ def is_independent(spec: ChainSpec, item: PromptItem) -> bool:
     are sent ahead, concurrently."""
     return (not spec.feedback and not (spec.code.run_code and spec.code.feed_output) and not item.collects_answers
             and escalation_threshold(item) is None)  # an escalated item's later answers wait for the gate
+
+
+def check_constraints(prompts: PromptList) -> None:
+    """Refuse, before a run, an item whose grammar llama.cpp's parser does not accept (GrammarError
+    naming the item)."""
+    for item in prompts.items:
+        if item.constraint is not None:
+            try:
+                check_grammar(item.constraint.gbnf)
+            except GrammarError as exc:
+                raise GrammarError(f"item {item.number} ({item.constraint.describe()}): {exc}") from None
 
 
 def escalation_threshold(item: PromptItem) -> float | None:

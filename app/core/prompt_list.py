@@ -30,11 +30,14 @@ Library files: entries separated by a line `$-$-$`, each a whole prompt list.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.errors import PromptSyntaxError, SettingsError
+from app.core.constraints import KINDS as CONSTRAINT_KINDS
+from app.core.constraints import Constraint, constraint_in
+from app.core.errors import GrammarError, PromptSyntaxError, SettingsError
 from app.core.prompt_format import check_format
 from app.core.sampling import LOAD_SPECS, SAMPLING_SPECS, SamplingParams, shown_number
 
@@ -43,10 +46,10 @@ LIBRARY_SEPARATOR = "$-$-$"
 IGNORE_PREFIX = "---"
 DEFAULT_PROMPT = "Hello!"
 ANSWERS_PLACEHOLDER = "⟪earlier answers go here⟫"
-ITEM_SETTINGS = ("template", "n_ctx", "reset_model", "escalate_entropy")
+ITEM_SETTINGS = ("template", "n_ctx", "reset_model", "escalate_entropy", *CONSTRAINT_KINDS)
 """Item settings that are not sampling settings: the prompt format, the context the model is loaded
-with for the item (it reloads when that differs), a fresh context for the answer, and the entropy
-above which the item goes on to the next model."""
+with for the item (it reloads when that differs), a fresh context for the answer, the entropy
+above which the item goes on to the next model, and what the answer may say (app.core.constraints)."""
 MAX_ESCALATE_ENTROPY = 20.0
 """Above ln(vocabulary size) no answer can reach: 12.5 nats for a 262k vocabulary."""
 
@@ -68,6 +71,13 @@ class PromptItem:
     text: str
     overrides: dict[str, Any] = field(default_factory=dict)
     collects_answers: bool = False  # a [[...]] item: the run's answers so far are appended
+
+    @property
+    def constraint(self) -> Constraint | None:
+        """What the answer may say: the item's {choices=…}, {regex=…}, {json_schema=…} or
+        {grammar=…} (parsed and checked with the item)."""
+        return next((value for kind in CONSTRAINT_KINDS
+                     if isinstance(value := self.overrides.get(kind), Constraint)), None)
 
     def prompt(self, pre_prompt: str, answers: list[str] | None) -> str:
         """The user message for this item; `answers` None shows where earlier answers will go.
@@ -145,9 +155,9 @@ def _split_top_level(body: str) -> list[str]:
                 quote = ""
         elif char in "\"'":
             quote = char
-        elif char in "[(":
+        elif char in "[({":
             depth += 1
-        elif char in "])":
+        elif char in "])}":
             depth -= 1
         elif char == "," and depth == 0:
             parts.append(body[start:i])
@@ -190,6 +200,11 @@ def _value(key: str, text: str) -> Any:
     stripped = text.strip()
     if key == "stop" and _BARE_WORD.fullmatch(stripped):
         return stripped
+    if key == "json_schema" and stripped.startswith("{"):
+        try:  # an inline schema is JSON (true, false, null), read as data: never evaluated
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the schema is not valid JSON: {exc.msg} at character {exc.pos + 1}") from None
     if key == "reset_model":
         if stripped.lower() not in ("true", "false"):
             raise ValueError(f"{_preview(stripped, 60)!r} is not True or False")
@@ -204,6 +219,12 @@ def _check_item_settings(overrides: dict[str, Any]) -> None:
         overrides["n_ctx"] = LOAD_SPECS["n_ctx"].check(overrides["n_ctx"])
     if "template" in overrides:
         overrides["template"] = check_format(overrides["template"])
+    try:
+        constraint = constraint_in(overrides)
+    except GrammarError as exc:
+        raise SettingsError(str(exc)) from None
+    if constraint is not None:
+        overrides[constraint.kind] = constraint  # the parsed form: its grammar is made once
     if "escalate_entropy" in overrides:
         value = overrides["escalate_entropy"]
         if isinstance(value, str) or isinstance(value, list) or not 0 < value <= MAX_ESCALATE_ENTROPY:

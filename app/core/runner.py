@@ -27,6 +27,7 @@ from app.core.chain import (
     answer_load,
     answer_params,
     answer_template,
+    check_constraints,
     escalation_key,
     escalation_threshold,
     is_independent,
@@ -122,7 +123,9 @@ class ChainRunner:
         self.loading = False  # True while this runner's run loads a model (Stop all ends the load)
 
     def plan(self, spec: ChainSpec) -> list[PlannedAnswer]:
-        """The answers `spec` would generate (raises PromptSyntaxError before anything runs)."""
+        """The answers `spec` would generate (raises PromptSyntaxError, or GrammarError for a
+        constraint llama.cpp cannot use, before anything runs)."""
+        check_constraints(parse_prompt_list(spec.prompts))
         return plan_of(spec)
 
     def run(self, spec: ChainSpec, source: ModelSource | None = None,
@@ -138,6 +141,7 @@ class ChainRunner:
         self._source = source
         self._resolved: dict[str, str] = {}
         prompts = parse_prompt_list(spec.prompts)
+        check_constraints(prompts)
         system = parse_single_field(spec.system)
         previous = parse_single_field(spec.previous)
         rng = random.Random(spec.seed)
@@ -394,7 +398,8 @@ class ChainRunner:
         request = dataclasses.replace(request, fresh_context=answer_fresh_context(spec, item),
                                       learning_top=spec.learning_top,
                                       stepping=spec.stepping, step_delay=spec.step_delay,
-                                      template=answer_template(spec, item, planned.model))
+                                      template=answer_template(spec, item, planned.model),
+                                      grammar=item.constraint.gbnf if item.constraint is not None else "")
         return prompt, request
 
     def _request_only(self, planned: PlannedAnswer, state: "_Run") -> GenerationRequest:

@@ -54,6 +54,7 @@ from app.core.stop_strings import StopStringScanner
 from app.models.attention import AttentionReader, AttentionUnavailable
 from app.models.batched import MAX_SEQUENCES, BatchedGeneration, batchable, masked_logits
 from app.models.chat_template import render_chat
+from app.models.grammar_mask import GrammarMask, NoTokenAllowed, constrained_pick
 from app.models.memory import private_memory
 from app.models.worker_link import FramedPipe, StopFlag
 
@@ -107,10 +108,6 @@ def resident_memory_bytes() -> int | None:
         return peak if sys.platform == "darwin" else peak * 1024
     except (ImportError, OSError):
         return None
-
-
-JSON_CHAR_RULE = 'char ::= [^"\\\\] |'
-JSON_CHAR_RULE_STRICT = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 
 
 class _UncompiledChatFormatter:
@@ -475,24 +472,18 @@ class ModelSession:
             size = written + 1
         raise _Failure("generate", f"llama.cpp's template {name!r} wrote more than it said it would")
 
-    def _grammar(self, request: GenerationRequest, use_pipeline: bool) -> Any:
-        """llama.cpp's grammar object for the request's grammar or JSON schema; a "grammar" _Failure
-        when it cannot be used (the studio's own pipeline does not apply grammars yet)."""
-        if use_pipeline:
-            raise _Failure("grammar", "a grammar or JSON schema works with llama.cpp's own samplers only: not "
-                                      "with learning mode (or logprobs), tfs_z, XTC, DRY, top-n-sigma or a "
-                                      "sampler order")
-        from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
-
+    def _gbnf(self, request: GenerationRequest) -> str:
+        """The request's grammar as GBNF (a JSON schema converted), once llama.cpp's parser has
+        accepted it; a "grammar" _Failure when it cannot be used."""
         gbnf = request.grammar
         if request.json_schema:
+            from app.core.constraints import json_schema_grammar, read_schema
+            from app.core.errors import GrammarError
+
             try:
-                gbnf = json_schema_to_gbnf(request.json_schema)
-            except Exception as exc:  # the converter raises whatever the schema trips on
-                raise _Failure("grammar", f"the JSON schema cannot be turned into a grammar: {exc}") from exc
-            # llama-cpp-python's converter lets raw control characters into strings, which is not
-            # JSON; llama.cpp's own converter keeps them out, as here.
-            gbnf = gbnf.replace(JSON_CHAR_RULE, JSON_CHAR_RULE_STRICT)
+                gbnf = json_schema_grammar(read_schema(request.json_schema))
+            except GrammarError as exc:
+                raise _Failure("grammar", str(exc)) from exc
         # LlamaGrammar parses nothing: a grammar llama.cpp cannot parse would crash the sampler it is
         # given to. llama.cpp's own parser is asked first (it gives no sampler for a bad grammar).
         probe = self._lib.llama_sampler_init_grammar(self.vocab, gbnf.encode("utf-8"), b"root")
@@ -500,11 +491,10 @@ class ModelSession:
             raise _Failure("grammar", "the grammar could not be parsed (llama.cpp's parser refused it; "
                                       "the worker log says where)")
         self._lib.llama_sampler_free(probe)
-        return LlamaGrammar.from_string(gbnf, verbose=False)
+        return gbnf
 
-    def _native_tokens(self, prompt: list[int], params: SamplingParams, seed: int,
-                       grammar: Any = None) -> Iterator[int]:
-        """llama.cpp's own samplers (with its prompt-prefix cache), under `grammar` when given."""
+    def _native_tokens(self, prompt: list[int], params: SamplingParams, seed: int) -> Iterator[int]:
+        """llama.cpp's own samplers (with its prompt-prefix cache)."""
         self.llm.set_seed(seed)
         self.llm.last_n_tokens_size = params.repeat_last_n
         return self.llm.generate(
@@ -521,7 +511,6 @@ class ModelSession:
             mirostat_tau=params.mirostat_tau,
             mirostat_eta=params.mirostat_eta,
             reset=True,
-            grammar=grammar,
         )
 
     def _evaluate_reusing_prefix(self, prompt: list[int]) -> int:
@@ -542,10 +531,13 @@ class ModelSession:
     def _pipeline_tokens(
         self, prompt: list[int], params: SamplingParams, seed: int, learning_top: int = 0,
         forced: tuple[int, ...] = (), allowed: tuple[int, ...] = (), disallowed: tuple[int, ...] = (),
+        gbnf: str = "",
     ) -> Generator[tuple[int, TokenChoice | None, None], None, None]:
         """The studio's own sampler pipeline over the last position's logits, read as a view of
         llama.cpp's buffer (no logits_all, no copy unless tokens are masked). In learning mode each
-        pick is described; masked tokens show as impossible (probability 0)."""
+        pick is described; masked tokens show as impossible (probability 0). Under a grammar
+        (`gbnf`), each step draws from the tokens it allows, and learning mode shows that as the
+        "constraint" stage (app/models/grammar_mask.py)."""
         llm = self.llm
         self.reused_tokens = self._evaluate_reusing_prefix(prompt)
         pipeline = SamplerPipeline(params, seed)
@@ -554,17 +546,39 @@ class ModelSession:
         generated: list[int] = []
         allowed_ids = np.array(sorted(set(allowed)), dtype=np.int64)
         disallowed_ids = np.array(sorted(set(disallowed)), dtype=np.int64)
-        while True:
-            logits = masked_logits(np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,)),
-                                   allowed_ids, disallowed_ids)
-            pick = pipeline.pick(logits, generated, record=bool(learning_top), candidates=learning_top)
-            if len(generated) < len(forced):
-                # Branching: this position's token is given; its real distribution is still shown.
-                pick = dataclasses.replace(pick, token_id=forced[len(generated)])
-            choice = describe_pick(logits, pick, words, len(generated), learning_top) if learning_top else None
-            yield pick.token_id, choice, None
-            generated.append(pick.token_id)
-            llm.eval([pick.token_id])
+        mask = GrammarMask(self._lib, self.vocab, gbnf, n_vocab) if gbnf else None
+        try:
+            while True:
+                logits = masked_logits(np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,)),
+                                       allowed_ids, disallowed_ids)
+                if mask is None:
+                    pick = pipeline.pick(logits, generated, record=bool(learning_top), candidates=learning_top)
+                else:
+                    try:
+                        pick = constrained_pick(pipeline, mask, logits, generated, learning_top)
+                    except NoTokenAllowed as exc:
+                        raise _Failure("grammar", str(exc)) from exc
+                if len(generated) < len(forced):
+                    # Branching: this position's token is given; its real distribution is still shown.
+                    pick = dataclasses.replace(pick, token_id=forced[len(generated)])
+                    if mask is not None and not mask.allows(pick.token_id):  # llama.cpp would abort on accepting it
+                        raise _Failure("grammar", f"token {pick.token_id} at position {len(generated)} is not "
+                                                  "allowed by the constraint")
+                choice = None
+                if learning_top:
+                    shown = len(pick.top) if mask is not None and pick.top is not None else learning_top
+                    choice = describe_pick(logits, pick, words, len(generated), shown)
+                    if mask is not None:  # the rank is by raw logit over the whole vocabulary
+                        rank = int(np.count_nonzero(logits > logits[pick.token_id])) + 1
+                        choice = dataclasses.replace(choice, chosen_rank=rank)
+                yield pick.token_id, choice, None
+                generated.append(pick.token_id)
+                if mask is not None:
+                    mask.accept(pick.token_id)
+                llm.eval([pick.token_id])
+        finally:
+            if mask is not None:
+                mask.close()
 
     def _attention_reader(self) -> AttentionReader:
         if self.params.n_gpu_layers:
@@ -626,9 +640,12 @@ class ModelSession:
         # of them would change the draw, the studio's pipeline (which implements them) samples.
         # Learning mode always samples with the pipeline: the pick is drawn from the distribution shown.
         # Token masks are applied by the pipeline too (one place that shows them in learning mode).
+        # A grammar is applied by the pipeline too: llama-cpp-python's sampler checks every token of
+        # the vocabulary against it at every step (a quarter of the speed at 152k tokens), where the
+        # pipeline checks only the token drawn, as llama.cpp's own sampler does (grammar_mask.py).
+        gbnf = self._gbnf(request) if request.grammar or request.json_schema else ""
         use_pipeline = (request.learning_top > 0 or bool(request.forced_tokens) or params.needs_pipeline
-                        or bool(request.allowed_tokens) or bool(request.disallowed_tokens))
-        grammar = self._grammar(request, use_pipeline) if request.grammar or request.json_schema else None
+                        or bool(request.allowed_tokens) or bool(request.disallowed_tokens) or bool(gbnf))
         n_vocab = self.llm.n_vocab()
         outside = [t for t in request.allowed_tokens + request.disallowed_tokens if not 0 <= t < n_vocab]
         if outside:
@@ -637,15 +654,15 @@ class ModelSession:
         self.attention_note = ""
         source: Generator[tuple[int, TokenChoice | None, tuple[float, ...] | None], None, None]
         if request.attention:
-            if grammar is not None or request.forced_tokens:
+            if gbnf or request.forced_tokens:
                 raise _Failure("generate", "attention cannot be read with a grammar or forced tokens")
             source = self._attention_tokens(prompt, params, seed, max(request.learning_top, 0),
                                             request.allowed_tokens, request.disallowed_tokens)
         elif use_pipeline:
             source = self._pipeline_tokens(prompt, params, seed, request.learning_top, request.forced_tokens,
-                                           request.allowed_tokens, request.disallowed_tokens)
+                                           request.allowed_tokens, request.disallowed_tokens, gbnf)
         else:
-            source = ((token, None, None) for token in self._native_tokens(prompt, params, seed, grammar))
+            source = ((token, None, None) for token in self._native_tokens(prompt, params, seed))
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         scanner = StopStringScanner(params.stop)

@@ -28,9 +28,11 @@ STREAM_TIMEOUT_SECONDS = 600.0
 def sample_fields(max_len: int, temperature: float, nucleus_p: float, stop_tokens: Sequence[Any] | None,
                   stop_strings: Sequence[str] | None, return_attention: bool,
                   allowed_tokens: Sequence[Union[int, str]] | None, disallowed_tokens: Sequence[Union[int, str]] | None,
-                  augment_tokens: bool) -> dict[str, Any]:
-    """The sampling fields of an /api/sample body, as both SDK shapes send them."""
+                  augment_tokens: bool, constraint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The sampling fields of an /api/sample body, as both SDK shapes send them; `constraint` holds
+    the given ones of choices, regex, json_schema and grammar."""
     return {
+        **{name: value for name, value in (constraint or {}).items() if value is not None},
         "max_len": max_len, "temperature": temperature, "nucleus_p": nucleus_p,
         "stop_tokens": list(stop_tokens) if stop_tokens is not None else None,
         "stop_strings": list(stop_strings) if stop_strings is not None else None,

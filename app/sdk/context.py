@@ -173,10 +173,17 @@ async def sample(
     allowed_tokens: Optional[Sequence[Union[int, str]]] = None,
     disallowed_tokens: Optional[Sequence[Union[int, str]]] = None,
     augment_tokens: bool = True,
+    choices: Optional[Sequence[str]] = None,
+    regex: Optional[str] = None,
+    json_schema: Optional[Union[dict[str, Any], str]] = None,
+    grammar: Optional[str] = None,
 ) -> SampleResult:
     """Let the model continue the current context (the semantics are the Sampler SDK's: see
     app/api/sample_route.py): stop tokens end it without being included, a stop string is included
-    and the answer may run past it within its last token, only one of allowed/disallowed tokens."""
+    and the answer may run past it within its last token, only one of allowed/disallowed tokens.
+    `choices` (a list of texts), `regex`, `json_schema` (a dict, or JSON text) or `grammar` (GBNF
+    with a root rule), one of them, hold the answer to it: each token is drawn from those the
+    constraint allows, and its record shows the "constraint" stage."""
     if allowed_tokens is not None and disallowed_tokens is not None:
         raise ValueError("only one of allowed_tokens and disallowed_tokens may be set")
     context = get_context()
@@ -184,7 +191,9 @@ async def sample(
     body: dict[str, Any] = {
         "model": context.model, "inputs": [[t.token_id for t in context.tokens]] if context.tokens else [],
         **sample_fields(max_len, temperature, nucleus_p, stop_tokens, stop_strings, return_attention,
-                        allowed_tokens, disallowed_tokens, augment_tokens),
+                        allowed_tokens, disallowed_tokens, augment_tokens,
+                            {"choices": list(choices) if choices is not None else None, "regex": regex,
+                             "json_schema": json_schema, "grammar": grammar}),
         **_seeds.next(rng_seed),
     }
     tokens: list[Token] = []

@@ -49,9 +49,14 @@ class AsyncSampler:
         allowed_tokens: Optional[Sequence[Union[int, str]]] = None,
         disallowed_tokens: Optional[Sequence[Union[int, str]]] = None,
         augment_tokens: bool = True,
+        choices: Optional[Sequence[str]] = None,
+        regex: Optional[str] = None,
+        json_schema: Optional[Union[dict[str, Any], str]] = None,
+        grammar: Optional[str] = None,
     ) -> AsyncIterator[Token]:
         """Continue `prompt` then `inputs` (texts or token ids); yields each sampled token as it
-        comes. Image inputs need a model with vision: the studio's local models have none."""
+        comes. Image inputs need a model with vision: the studio's local models have none.
+        `choices`, `regex`, `json_schema` or `grammar` (one of them) constrain what may be said."""
         model = await self._model(model_name)
         pieces: list[Any] = []
         for number, item in enumerate(([prompt] if prompt else []) + list(inputs)):
@@ -67,7 +72,9 @@ class AsyncSampler:
         body: dict[str, Any] = {
             "model": model, "inputs": pieces,
             **sample_fields(max_len, temperature, nucleus_p, stop_tokens, stop_strings, return_attention,
-                            allowed_tokens, disallowed_tokens, augment_tokens),
+                            allowed_tokens, disallowed_tokens, augment_tokens,
+                            {"choices": list(choices) if choices is not None else None, "regex": regex,
+                             "json_schema": json_schema, "grammar": grammar}),
         }
         if rng_seed is not None:
             body["rng_seed"] = rng_seed

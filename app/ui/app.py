@@ -21,6 +21,7 @@ from app.ui.panels import (
     api_panel,
     chain_panel,
     code_panel,
+    compare_panel,
     files_panel,
     history_panel,
     html_view,
@@ -33,7 +34,8 @@ from app.ui.panels import (
 )
 
 # (tab title in app/ui/i18n.py, tab id, panel module), in the order shown.
-MAIN_TABS = (("tab_learning", "learning", learning_panel), ("tab_code", "code", code_panel),
+MAIN_TABS = (("tab_learning", "learning", learning_panel), ("tab_compare", "compare", compare_panel),
+             ("tab_code", "code", code_panel),
              ("tab_programs", "programs", programs_panel), ("tab_voice", "voice", voice_panel),
              ("tab_html", "html", html_view))
 SIDE_TABS = (("tab_models", "models", models_panel), ("tab_settings", "settings", settings_panel),

@@ -10,8 +10,11 @@ from app.core.learning import TokenChoice
 from app.engines.logprobs import REMOTE_NOTE
 
 BEFORE = "before sampling"
+CONSTRAINT_STAGE = "constraint"  # the first stage of a constrained token (app/models/grammar_mask.py)
 # Short column names for the sampler stages, with what each does for the header's tooltip.
 STAGE_COLUMNS = {
+    "constraint": ("constr.", "after the constraint (choices, regex, JSON schema or grammar): the tokens it rules "
+                              "out drop to 0, the rest share their probability"),
     "penalties": ("pen.", "after the repeat, frequency and presence penalties"),
     "dry": ("DRY", "after DRY (penalises repeating sequences)"),
     "top_k": ("top-k", "after top_k (keeps the k most likely)"),
@@ -114,17 +117,36 @@ def token_view(choices: Sequence[TokenChoice]) -> str:
     spans = []
     for c in choices:
         chosen = c.chosen_candidate
-        alternatives = ", ".join(f"{visible(o.piece)} {o.prob:.1%}" for o in c.candidates if o.token_id != c.chosen)[:400]
+        if c.stages[:1] == (CONSTRAINT_STAGE,):
+            tip = constrained_tip(c)
+            shade = chosen.stage_probs[0]  # how sure the pick was among what the constraint allowed
+        else:
+            alternatives = ", ".join(f"{visible(o.piece)} {o.prob:.1%}" for o in c.candidates
+                                     if o.token_id != c.chosen)[:400]
+            tip = (f"{'' if c.remote else f'id {c.chosen} · '}p {chosen.prob:.1%} · rank {c.chosen_rank} · "
+                   f"alternatives: {alternatives}")
+            shade = chosen.prob
         # Green for confident picks, red for unlikely ones.
-        hue = int(120 * max(0.0, min(1.0, chosen.prob)))
-        tip = (f"{'' if c.remote else f'id {c.chosen} · '}p {chosen.prob:.1%} · rank {c.chosen_rank} · "
-               f"alternatives: {alternatives}")
+        hue = int(120 * max(0.0, min(1.0, shade)))
         spans.append(
             f'<span class="token" title="{html.escape(tip, quote=True)}" data-position="{c.position}" '
             f'style="background:hsla({hue},70%,40%,0.55);border-radius:3px;padding:0 1px;margin:0 1px;'
             f'white-space:pre-wrap">{html.escape(chosen.piece)}</span>'
         )
     return f'<div id="token-spans" style="line-height:1.9;font-family:monospace">{"".join(spans)}</div>'
+
+
+def constrained_tip(choice: TokenChoice) -> str:
+    """A constrained token's tooltip: its probability before and after the constraint, the valid
+    alternatives first (after the constraint), then what the constraint ruled out (before it)."""
+    chosen = choice.chosen_candidate
+    valid = ", ".join(f"{visible(o.piece)} {o.stage_probs[0]:.1%}" for o in choice.candidates
+                      if o.removed_by != CONSTRAINT_STAGE and o.token_id != choice.chosen)[:300]
+    ruled_out = ", ".join(f"{visible(o.piece)} {o.prob:.1%}" for o in choice.candidates
+                          if o.removed_by == CONSTRAINT_STAGE)[:200]
+    return (f"id {choice.chosen} · p {chosen.prob:.1%} before the constraint, {chosen.stage_probs[0]:.1%} after · "
+            f"rank {choice.chosen_rank} · valid alternatives: {valid or 'none'}"
+            + (f" · ruled out by the constraint: {ruled_out}" if ruled_out else ""))
 
 
 def candidate_choices(choice: TokenChoice) -> list[tuple[str, int]]:

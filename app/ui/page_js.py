@@ -202,4 +202,15 @@ table.learning-table tr.chosen td { font-weight: 600; }
 #model-pick input, #history-set-aside input { text-overflow: ellipsis; }
 #model-pick ul.options li, #tts-voice ul.options li { white-space: normal; }
 #keyboard-shortcuts { font-size: 0.8rem; color: var(--body-text-color-subdued); }
+table.next-tokens { border-collapse: collapse; font-size: 0.85rem; width: auto; }
+table.next-tokens th, table.next-tokens td { padding: 2px 10px; border-bottom: 1px solid var(--border-color-primary);
+  white-space: nowrap; text-align: left; }
+.prob-bar { height: 0.6em; background: var(--color-accent); opacity: 0.6; vertical-align: middle; }
+#next-tokens-result .token, #answer-diff .token { font-family: monospace; white-space: pre-wrap; padding: 0 1px;
+  margin: 0 1px; border-radius: 3px; background: var(--background-fill-secondary); }
+#next-tokens-result .token.parts, #answer-diff .token.parts { background: hsla(0, 80%, 50%, 0.45);
+  outline: 2px solid hsla(0, 80%, 45%, 0.9); }
+#answer-diff .text-diff { white-space: pre-wrap; font-size: 0.85rem; }
+#answer-diff .diff-line.added { background: hsla(120, 60%, 45%, 0.2); }
+#answer-diff .diff-line.removed { background: hsla(0, 70%, 50%, 0.2); }
 """

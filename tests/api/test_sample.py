@@ -109,7 +109,25 @@ def test_the_learning_record_comes_when_asked(api: RunningApi) -> None:
     ({"prompt": "hi", "allowed_tokens": ["Hello"], "disallowed_tokens": [1]}, "disallowed_tokens", "only one of"),
     ({"prompt": "hi", "nucleus_p": 3}, "nucleus_p", "out of range"),
     ({"prompt": "hi", "max_len": -1}, "max_len", "max_len"),
+    ({"prompt": "hi", "grammar": "root ::= nothing"}, "grammar", "Undefined rule identifier 'nothing'"),
+    ({"prompt": "hi", "choices": ["a"], "regex": "b"}, "choices", "give one constraint per answer"),
+    ({"prompt": "hi", "json_schema": "{oops"}, "json_schema", "json_schema is not valid JSON"),
 ])
 def test_a_bad_sample_request_is_a_400_naming_the_field(api: RunningApi, body, param, words) -> None:
     status, answer = api.call("POST", "/api/sample", {"model": DEMO, **body})
     assert status == 400 and answer["error"]["param"] == param and words in answer["error"]["message"], answer
+
+
+def test_a_constraint_holds_the_sample_and_its_alternatives_are_the_valid_ones(api: RunningApi) -> None:
+    lines = sample(api, prompt="hi", choices=["yes", "no"], temperature=1.0, rng_seed=5, alternatives=5,
+                   record=True)
+    tokens, done = lines[1:-1], lines[-1]
+    assert done["text"] in ("yes", "no") and done["stop_reason"] == "eos"
+    first = tokens[0]
+    assert {alt["piece"] for alt in first["top_k"]} == {"y", "n"}  # only what the constraint allows
+    assert first["prob"] == pytest.approx(0.5) and first["model_prob"] < 0.01  # after it, and before it
+    assert first["record"]["stages"][0] == "constraint"
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+              "additionalProperties": False}
+    done = sample(api, prompt="hi", json_schema=schema, temperature=1.0, rng_seed=5)[-1]
+    assert json.loads(done["text"]) in ({"ok": True}, {"ok": False})

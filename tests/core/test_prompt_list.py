@@ -129,7 +129,7 @@ def test_item_settings_are_parsed_as_literals() -> None:
         ("{n_ctx=-5} hi", "n_ctx=-5 is out of range: allowed 0 to 1048576"),
         ("{stop=two words} hi", "value of stop: 'two words' is not a number"),
         ("{temperature=hot} hi", "value of temperature: 'hot' is not a number"),
-        ("{n_ctxx=512} hi", "unknown setting n_ctxx; known settings: dry_allowed_length"),
+        ("{n_ctxx=512} hi", "unknown setting n_ctxx; known settings: choices, dry_allowed_length"),
         ("{temperature=0}", "the settings block is not followed by a prompt"),
     ],
 )

@@ -3,6 +3,7 @@ again after reopening the run from the history."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,69 @@ def test_branching_from_a_candidate(studio_server: RunningStudio, browser: objec
     texts = dict(journal.execute("SELECT seq, text FROM answers WHERE run_id = ?", (branch[0],)).fetchall())
     assert branch[3] == 3 and texts[branch[2]] == "Hello from the demo model." and texts[branch[1]] == "Hello from the tiny model."
 
+
+
+def test_the_constraint_is_a_visible_stage(studio_server: RunningStudio, browser: object, artifacts_dir: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
+    try:
+        run_in_learning_mode(page, studio_server.url, '{choices=["yes", "no"], seed=3} Is it?')
+        page.locator("#token-view .token").first.wait_for(timeout=30_000)
+        spans = page.locator("#token-view .token")
+        answer = "".join(spans.nth(i).inner_text() for i in range(spans.count()))
+        assert answer in ("yes", "no")
+        tip = spans.first.get_attribute("title") or ""
+        assert "0.0% before the constraint, 50.0% after" in tip
+        assert tip.index("valid alternatives: ") < tip.index("ruled out by the constraint: Hello 87.1%")
+        table = page.locator("#learning-table")  # the last token's candidates
+        assert "constr." in table.locator("thead").inner_text()
+        assert "constraint" in table.locator("tbody").inner_text()  # the tokens it ruled out say so
+        page.screenshot(path=str(artifacts_dir / "constraint-stage.png"), full_page=True)
+
+        page.locator("#user-prompt textarea").fill("{grammar='root ::= missing'} Broken")
+        page.locator("#start").click()
+        page.locator("#status").get_by_text("Undefined rule identifier 'missing'").wait_for(timeout=30_000)
+        assert "item 1 (grammar=root ::= missing)" in page.locator("#status").inner_text()
+    finally:
+        page.close()
+
+
+def test_the_compare_tab_sets_models_side_by_side_and_diffs_two_answers(
+        studio_server: RunningStudio, browser: object, artifacts_dir: Path, tmp_path: Path) -> None:
+    from app.models.benchmark_model import write_tiny_attention_model
+
+    tiny = write_tiny_attention_model(tmp_path / "tiny.gguf")
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
+    try:
+        page.goto(studio_server.url)
+        page.locator("#models textarea").fill(f"chain-studio-demo.gguf\n{tiny}")
+        page.locator("#user-prompt textarea").fill("hi")
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#compare-next").click()
+        result = page.locator("#next-tokens-result")
+        result.wait_for(timeout=60_000)
+        header = result.locator("table.next-tokens thead").inner_text()
+        assert "chain-studio-demo.gguf" in header and "tiny.gguf" in header
+        first_row = result.locator("table.next-tokens tbody tr").first.inner_text()
+        assert "Hello 87.1%" in first_row
+        assert result.locator(".continuation").count() == 2
+        assert result.locator(".token.parts").count() == 2  # each model's token where they part
+        assert "part at character" in result.locator(".compare-verdict").inner_text()
+        page.screenshot(path=str(artifacts_dir / "compare-next-tokens.png"), full_page=True)
+
+        # two answers of one run: "Hello from the demo model." and the demo model's three lines
+        page.locator("#models textarea").fill("chain-studio-demo.gguf")
+        page.locator("#user-prompt textarea").fill("Say hello\nA poem ^")
+        page.locator("#start").click()
+        page.locator("#status").get_by_text("Run finished.").wait_for(timeout=60_000)
+        run_id = re.match(r"Run (\d+)", page.locator("#transcript h5").last.inner_text()).group(1)  # type: ignore[union-attr]
+        page.locator("#diff-a textarea").fill(f"{run_id}:1")
+        page.locator("#diff-b textarea").fill(f"{run_id}:2")
+        page.locator("#diff-button").click()
+        diff = page.locator("#answer-diff")
+        diff.wait_for(timeout=30_000)
+        assert "They part at token 0: 'Hello' in" in diff.locator(".compare-verdict").inner_text()
+        assert diff.locator(".diff-line.removed").first.inner_text() == "-Hello from the demo model."
+        assert diff.locator(".diff-tokens").count() == 2 and diff.locator(".token.parts").count() == 2
+        page.screenshot(path=str(artifacts_dir / "compare-diff.png"), full_page=True)
+    finally:
+        page.close()

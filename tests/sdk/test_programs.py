@@ -291,3 +291,20 @@ def test_the_time_limit_stops_a_program(api: RunningApi) -> None:
             time.sleep(0.05)
     """, time_limit=1.0)
     assert outcome.exit["reason"] == "time_limit"
+
+
+def test_sample_takes_a_constraint_and_its_tokens_show_the_constraint_stage(api: RunningApi) -> None:
+    outcome = run_program(api, """
+        import json
+        await prompt("hi")
+        answer = await sample(max_len=10, temperature=1.0, rng_seed=2, choices=["yes", "no"])
+        clear_prompt()
+        await prompt("hi")
+        digits = await sample(max_len=10, temperature=1.0, rng_seed=2, regex="[0-9]{4}")
+        print(json.dumps({"answer": answer.text, "digits": digits.text,
+                          "alternatives": [a.token_str for a in answer.tokens[0].top_k]}))
+    """)
+    assert outcome.exit["reason"] == "finished", outcome.output
+    (data,) = printed_json(outcome)
+    assert data["answer"] in ("yes", "no") and len(data["digits"]) == 4 and data["digits"].isdigit()
+    assert sorted(data["alternatives"]) == ["n", "y"]
