@@ -129,10 +129,11 @@ class ChainRunner:
         return plan_of(spec)
 
     def run(self, spec: ChainSpec, source: ModelSource | None = None,
-            seeds: dict[int, int] | None = None) -> Iterator[ChainEvent]:
+            seeds: dict[int, int] | None = None, origin: str | None = None) -> Iterator[ChainEvent]:
         """Run `spec`, yielding events; `source` downloads the models given as links. `seeds` fixes
-        the seed of answers by index (a replay gives each answer the seed it had). Input errors
-        (prompt-list syntax, refused links) raise before anything runs, connects or is recorded."""
+        the seed of answers by index (a replay gives each answer the seed it had); `origin` is what
+        the journal says started this run (default: the runner's). Input errors (prompt-list
+        syntax, refused links, unusable grammars) raise before anything runs, connects or is recorded."""
         for model in spec.models:
             if looks_like_link(model) and self._member(model) is None:
                 parse_model_link(model)
@@ -153,7 +154,7 @@ class ChainRunner:
             if index in params:
                 params[index] = params[index].with_overrides({"seed": seed})
         self.control.reset()
-        run_id = self.recorder.start_run(spec, len(plan), self.origin) if self.recorder else None
+        run_id = self.recorder.start_run(spec, len(plan), origin or self.origin) if self.recorder else None
         state = _Run(spec, run_id, prompts.pre_prompt, system, rng, previous, params, next_in_line(plan))
         reason = "stopped"  # what a run abandoned by its consumer ends as
         self.running = True

@@ -83,6 +83,14 @@ CREATE TABLE IF NOT EXISTS branches (
     token INTEGER NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS ratings (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER NOT NULL,
+    score REAL NOT NULL,
+    source TEXT NOT NULL,
+    rated_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
 CREATE TABLE IF NOT EXISTS failures (
     id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -158,7 +166,7 @@ class RunSummary:
     models: list[str]
     branches: int = 0
     first_prompt: str = ""  # the first line of the prompt list, as typed
-    origin: str = ""  # who started it: "page", "cli", "api" or "replay" ("" in journals older than the column)
+    origin: str = ""  # who started it: "page", "cli", "api", "replay" or "grid" ("" in journals older than the column)
 
 
 @dataclass(frozen=True)
@@ -421,6 +429,18 @@ class Journal:
             "INSERT INTO branches (run_id, seq, parent_seq, position, token) VALUES (?, ?, ?, ?, ?)",
             (run_id, answer.index, parent_seq, position, token),
         )
+
+    def rate(self, run_id: int, seq: int, score: float, source: str) -> None:
+        """Keep a score for answer `seq` of run `run_id` (the comparison grid): the person's 1-5
+        ("you") or a judge model's ("judge: NAME"); a new score replaces the old one."""
+        self._write("INSERT OR REPLACE INTO ratings (run_id, seq, score, source, rated_at) VALUES (?, ?, ?, ?, ?)",
+                    (run_id, seq, float(score), source, _now()))
+
+    def ratings(self, run_id: int) -> dict[int, tuple[float, str]]:
+        """The scores of a run's answers: seq -> (score, source)."""
+        with self._lock:
+            rows = self._db.execute("SELECT seq, score, source FROM ratings WHERE run_id = ?", (run_id,)).fetchall()
+        return {row["seq"]: (row["score"], row["source"]) for row in rows}
 
     def branches_of(self, run_id: int) -> list[dict[str, int]]:
         """The branches of a run's answers: seq, parent_seq, position, token."""

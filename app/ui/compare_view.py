@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 
 from app.core.events import Answer
+from app.core.grid import Grid
 from app.core.next_tokens import NextTokenComparison
 from app.core.replay import AnswerPair
 from app.ui.learning_view import visible
@@ -85,3 +86,42 @@ def _line_kind(line: str) -> str:
     if line.startswith(("---", "+++", "@@")):
         return "meta"
     return "added" if line.startswith("+") else "removed" if line.startswith("-") else "same"
+
+
+def grid_html(grid: Grid, order: list[str]) -> str:
+    """The models x items table: each cell the answer (the whole text on hover), its metrics and
+    its score; a last column with the model's mean score."""
+    heads = "".join(f'<th title="{html.escape(prompt, quote=True)}">item {number}<br>'
+                    f"<small>{html.escape(_short(prompt, 40))}</small></th>" for number, prompt in grid.items)
+    rows = []
+    for model in order:
+        cells = []
+        for number, _prompt in grid.items:
+            cell = grid.cell(model, number)
+            if cell is None:
+                cells.append('<td class="grid-cell missing">—</td>')
+                continue
+            answer = cell.answer
+            metrics = answer.metrics
+            figures = [f"{answer.tokens} tok"]
+            if metrics is not None and metrics.decode_tok_s:
+                figures.append(f"{metrics.decode_tok_s:.1f} tok/s")
+            if metrics is not None and metrics.ttft_s is not None:
+                figures.append(f"first {metrics.ttft_s * 1000:.0f} ms")
+            score = (f'<span class="grid-score">★ {cell.score:g} <small>({html.escape(cell.source)})</small></span>'
+                     if cell.score is not None else '<span class="grid-score unrated">not rated</span>')
+            cells.append(f'<td class="grid-cell" data-model="{html.escape(model, quote=True)}" data-item="{number}" '
+                         f'title="{html.escape(answer.text, quote=True)}"><div class="grid-answer">'
+                         f"{html.escape(_short(answer.text, 160))}</div><div class=\"grid-metrics\">"
+                         f"{html.escape(' · '.join(figures))}</div>{score}</td>")
+        mean = grid.mean_score(model)
+        rows.append(f'<tr><th class="grid-model">{html.escape(model)}</th>{"".join(cells)}'
+                    f'<td class="grid-mean">{f"{mean:.2f}" if mean is not None else "—"}</td></tr>')
+    return (f'<div id="grid-view"><p>Run {grid.run_id}: {len(grid.models)} models × {len(grid.items)} items.</p>'
+            f'<table class="grid"><thead><tr><th>model</th>{heads}<th>mean score</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _short(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -213,4 +213,9 @@ table.next-tokens th, table.next-tokens td { padding: 2px 10px; border-bottom: 1
 #answer-diff .text-diff { white-space: pre-wrap; font-size: 0.85rem; }
 #answer-diff .diff-line.added { background: hsla(120, 60%, 45%, 0.2); }
 #answer-diff .diff-line.removed { background: hsla(0, 70%, 50%, 0.2); }
+table.grid { border-collapse: collapse; font-size: 0.85rem; }
+table.grid th, table.grid td { padding: 4px 8px; border: 1px solid var(--border-color-primary); vertical-align: top; }
+table.grid .grid-answer { white-space: pre-wrap; max-width: 28em; }
+table.grid .grid-metrics, table.grid .grid-score small { color: var(--body-text-color-subdued); font-size: 0.8rem; }
+table.grid .grid-score.unrated { color: var(--body-text-color-subdued); font-style: italic; }
 """

@@ -180,3 +180,56 @@ def test_the_compare_tab_sets_models_side_by_side_and_diffs_two_answers(
         page.screenshot(path=str(artifacts_dir / "compare-diff.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_the_grid_runs_every_model_on_every_item_scores_sorts_and_exports(
+        studio_server: RunningStudio, browser: object, artifacts_dir: Path, tmp_path: Path) -> None:
+    from app.models.benchmark_model import write_tiny_attention_model
+
+    tiny = write_tiny_attention_model(tmp_path / "tiny.gguf")
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
+    try:
+        page.goto(studio_server.url)
+        page.locator("#models textarea").fill(f"chain-studio-demo.gguf\n{tiny}")
+        page.locator("#user-prompt textarea").fill("{max_tokens=6} Say hello\n{max_tokens=6} A poem ^")
+        page.get_by_role("tab", name="Compare").click()
+        page.locator("#grid-run").click()
+        grid = page.locator("#grid-view")
+        grid.wait_for(timeout=90_000)
+        assert page.locator("#grid-table tbody tr").count() == 2
+        poem = grid.locator('td[data-model="chain-studio-demo.gguf"][data-item="2"]')
+        assert poem.locator(".grid-answer").inner_text().startswith("Roses are red")
+        assert "tok/s" in poem.locator(".grid-metrics").inner_text()
+        assert grid.locator(".grid-score.unrated").count() == 4
+        run_id = page.locator("#grid-id input").input_value()
+
+        # the person's score for one cell, then the judge's for every cell
+        page.locator("#grid-rate-item input").fill("2")
+        page.locator("#grid-rate-score").get_by_text("4").click()
+        page.locator("#grid-rate").click()
+        page.wait_for_function("() => document.querySelector('#grid-view td[data-item=\"2\"] .grid-score')"
+                               ".innerText.includes('★ 4 (you)')")
+        page.locator("#grid-judge-model textarea").fill("chain-studio-demo.gguf")
+        page.locator("#grid-judge").click()
+        page.locator("#grid-status").get_by_text("3 of 3 scored. Your 1 score kept.").wait_for(timeout=60_000)
+        assert grid.locator(".grid-score").filter(has_text="(judge: chain-studio-demo.gguf)").count() == 3
+        assert grid.locator(".grid-score").filter(has_text="★ 4 (you)").count() == 1
+        assert grid.locator(".grid-score.unrated").count() == 0
+
+        page.locator("#grid-sort input").click()
+        page.get_by_role("option", name="mean score").click()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts_dir / "grid.png"), full_page=True)
+        page.locator("#grid-export-csv").click()
+        page.locator("#grid-status").get_by_text(f"Exported run {run_id}").wait_for(timeout=30_000)
+        assert page.locator("#grid-file a").first.get_attribute("href")  # a download link
+
+        # reopened from History
+        page.locator("#grid-id input").fill("")
+        page.get_by_role("tab", name="History").click()
+        page.locator("#history-run-id input").fill(run_id)
+        page.locator("#history-grid").click()
+        page.locator("#grid-status").get_by_text(f"Run {run_id} as a grid.").wait_for(timeout=30_000)
+        assert page.locator("#grid-view .grid-score").filter(has_text="judge").count() == 3
+    finally:
+        page.close()

@@ -4,13 +4,28 @@ or answers (where they part, a text diff, both as tokens)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import html
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
 
 from app.core.errors import ChainStudioError
+from app.core.events import AnswerStarted, Failure, RunFinished, RunStarted
+from app.core.grid import (
+    JUDGE_GRAMMAR,
+    JUDGE_PROMPT,
+    SCORES,
+    SORT_KEYS,
+    YOU,
+    Grid,
+    grid_spec,
+    judge_prompt,
+    parse_score,
+)
 from app.core.hub_links import looks_like_link
 from app.core.next_tokens import DEFAULT_TOKENS, DEFAULT_TOP, MAX_TOKENS, compare_next_tokens
 from app.core.prompt_list import parse_prompt_list
@@ -18,6 +33,7 @@ from app.core.replay import AnswerPair, compare_answers, pair_answers, text_diff
 from app.services import Services
 from app.ui import chain_run, compare_view
 from app.ui.page import PageHandles, Panel, RunData, session_of
+from app.ui.panels.history_panel import HistoryPanel
 
 FIRST_ITEM = "the first prompt item"
 THIS_TEXT = "this text (raw)"
@@ -38,6 +54,22 @@ class ComparePanel(Panel):
     diff_b: gr.Textbox
     diff_button: gr.Button
     diff_result: gr.HTML
+    grid_run: gr.Button
+    grid_id: gr.Number
+    grid_open: gr.Button
+    grid_sort: gr.Dropdown
+    grid_view: gr.HTML
+    rate_model: gr.Dropdown
+    rate_item: gr.Number
+    rate_score: gr.Radio
+    rate_button: gr.Button
+    judge_model: gr.Textbox
+    judge_prompt: gr.Textbox
+    judge_button: gr.Button
+    export_csv: gr.Button
+    export_json: gr.Button
+    export_file: gr.File
+    grid_status: gr.Markdown
 
 
 def build(services: Services | None = None) -> ComparePanel:
@@ -63,8 +95,34 @@ def build(services: Services | None = None) -> ComparePanel:
         diff_b = gr.Textbox(label="B", placeholder="13 or 13:3", elem_id="diff-b", scale=2)
         diff_button = gr.Button("Diff", elem_id="diff-button", scale=1)
     diff_result = gr.HTML("", elem_id="diff-result")
+    gr.Markdown("**Grid**: every model of the Models list answers every item of the prompt list once, on its "
+                "own (local models and engines); a models × items table with each answer's metrics and a score.")
+    with gr.Row():
+        grid_run = gr.Button("Run the grid", elem_id="grid-run", scale=2)
+        grid_id = gr.Number(label="Run", value=None, precision=0, elem_id="grid-id", scale=1)
+        grid_open = gr.Button("Open as grid", elem_id="grid-open", scale=1)
+        grid_sort = gr.Dropdown(list(SORT_KEYS), value="model", label="Sort models by", elem_id="grid-sort", scale=2)
+    grid_status = gr.Markdown("", elem_id="grid-status")
+    grid_view = gr.HTML("", elem_id="grid-table")
+    with gr.Row():
+        rate_model = gr.Dropdown([], label="Model", elem_id="grid-rate-model", scale=3)
+        rate_item = gr.Number(label="Item", value=1, precision=0, minimum=1, elem_id="grid-rate-item", scale=1)
+        rate_score = gr.Radio([str(n) for n in SCORES], label="Your score", elem_id="grid-rate-score", scale=2)
+        rate_button = gr.Button("Save score", elem_id="grid-rate", scale=1)
+    with gr.Row():
+        judge_model = gr.Textbox(label="Judge model (a file of the Models folder, or a path)", elem_id="grid-judge-model",
+                                 scale=2)
+        judge_button = gr.Button("Judge every answer", elem_id="grid-judge", scale=1)
+    judge_prompt = gr.Textbox(value=JUDGE_PROMPT, label="Judge's instruction (the question and the answer follow it)",
+                              lines=2, elem_id="grid-judge-prompt")
+    with gr.Row():
+        export_csv = gr.Button("Export CSV", elem_id="grid-export-csv")
+        export_json = gr.Button("Export JSON", elem_id="grid-export-json")
+    export_file = gr.File(label="Exported grid", elem_id="grid-file", interactive=False)
     return ComparePanel(source, text, position, top, tokens, compare, result, diff_a, diff_b, diff_button,
-                        diff_result)
+                        diff_result, grid_run, grid_id, grid_open, grid_sort, grid_view, rate_model, rate_item,
+                        rate_score, rate_button, judge_model, judge_prompt, judge_button, export_csv, export_json,
+                        export_file, grid_status)
 
 
 def _prefix(services: Services, data: RunData, panel: ComparePanel, page: PageHandles,
@@ -162,6 +220,175 @@ def diff(services: Services, first: str, second: str) -> str:
     return f'<div id="run-diff">{head}{"".join(parts)}</div>'
 
 
+def load_grid(services: Services, run_id: int | None) -> Grid:
+    """The grid of a journaled run (its own answers, not branches) with its scores."""
+    stored = services.journal.stored_run(int(run_id)) if run_id else None
+    if stored is None:
+        raise ChainStudioError(f"run {run_id} is not in the journal" if run_id else "choose a run")
+    answers = [a for a in stored.answers if stored.branch_of(a.index) is None]
+    if not answers:
+        raise ChainStudioError(f"run {run_id} has no answers")
+    return Grid.of(stored.summary.id, answers, services.journal.ratings(stored.summary.id))
+
+
+def grid_values(panel: ComparePanel, grid: Grid, order: str, said: str) -> dict[Any, Any]:
+    """The grid's table, the rating dropdown and the run number."""
+    return {panel.grid_view: compare_view.grid_html(grid, grid.sorted_models(order or "model")),
+            panel.rate_model: gr.update(choices=list(grid.models), value=grid.models[0] if grid.models else None),
+            panel.grid_id: grid.run_id, panel.grid_status: said}
+
+
+def run_grid(services: Services, page: PageHandles, panel: ComparePanel, data: RunData,
+             session: str) -> Iterator[dict[Any, Any]]:
+    """"Run the grid": the prompt list to every model, each answer on its own, journaled as a grid run."""
+    runner = services.runner_for(session)
+    try:
+        if runner.running:
+            raise ChainStudioError("a run is going in this tab: run the grid when it ends")
+        spec = grid_spec(chain_run.build_spec(page, data))
+        planned = len(runner.plan(spec))
+        source = next((s for s in (p.model_source(data, services) for p in page.panels) if s is not None), None)
+    except ChainStudioError as exc:
+        yield {panel.grid_status: f"⚠️ {html.escape(str(exc))}"}
+        return
+    remote_only = all(services.engines.member(model) is not None for model in spec.models)
+    if services.run_lock.locked() and not remote_only:
+        yield {panel.grid_status: f"Waiting for the model: {chain_run.waiting_for(services)}…"}
+    run_id: int | None = None
+    failures: list[str] = []
+    try:
+        with contextlib.nullcontext() if remote_only else services.run_lock:
+            for event in runner.run(spec, source, origin="grid"):
+                if isinstance(event, RunStarted):
+                    run_id = event.run_id
+                elif isinstance(event, AnswerStarted):
+                    yield {panel.grid_status: f"Grid: answer {event.index} of {planned} "
+                                              f"({html.escape(event.model)}, item {event.item})…"}
+                elif isinstance(event, Failure):
+                    failures.append(f"{event.model}: {event.message}")
+                elif isinstance(event, RunFinished) and run_id is not None:
+                    said = f"Grid run {run_id}: {event.answers} answers ({event.reason})."
+                    if failures:
+                        said += " ⚠️ " + html.escape("; ".join(failures))
+                    yield {**grid_values(panel, load_grid(services, run_id), str(data[panel.grid_sort]), said),
+                           page.model_changed: int(data.get(page.model_changed) or 0) + 1}
+    except ChainStudioError as exc:
+        yield {panel.grid_status: f"⚠️ {html.escape(str(exc))}"}
+
+
+def open_grid(services: Services, panel: ComparePanel, run_id: float | None, order: str) -> dict[Any, Any]:
+    """"Open as grid" (here or in History): any journaled run as a grid."""
+    try:
+        grid = load_grid(services, int(run_id) if run_id else None)
+    except ChainStudioError as exc:
+        return {panel.grid_status: f"⚠️ {html.escape(str(exc))}"}
+    return grid_values(panel, grid, order, f"Run {grid.run_id} as a grid.")
+
+
+def rate(services: Services, panel: ComparePanel, run_id: float | None, model: str | None, item: float | None,
+         score: str | None, order: str) -> dict[Any, Any]:
+    """"Save score": the person's 1-5 for one cell, kept in the journal."""
+    try:
+        grid = load_grid(services, int(run_id) if run_id else None)
+        cell = grid.cell(model or "", int(item or 0))
+        if cell is None:
+            raise ChainStudioError(f"{model} has no answer to item {int(item or 0)} in run {grid.run_id}")
+        if score not in [str(n) for n in SCORES]:
+            raise ChainStudioError("choose a score from 1 to 5")
+        services.journal.rate(grid.run_id, cell.answer.index, float(score), YOU)
+        grid = load_grid(services, grid.run_id)
+    except ChainStudioError as exc:
+        return {panel.grid_status: f"⚠️ {html.escape(str(exc))}"}
+    values = grid_values(panel, grid, order, f"Scored {html.escape(str(model))}, item {int(item or 0)}: {score}.")
+    values.pop(panel.rate_model)  # keep the model chosen
+    return values
+
+
+def judge(services: Services, page: PageHandles, panel: ComparePanel, data: RunData,
+          session: str) -> Iterator[dict[Any, Any]]:
+    """"Judge every answer": a local judge model scores each cell. Its reply is held to one digit 1-5
+    by a grammar (constrained decoding), so any model gives a number; the number is read from it."""
+    try:
+        if services.runner_for(session).running:
+            raise ChainStudioError("a run is going in this tab: judge when it ends")
+        grid = load_grid(services, data[panel.grid_id])
+        name = str(data[panel.judge_model] or "").strip()
+        if not name:
+            raise ChainStudioError("name the judge model (a file of the Models folder, or a path)")
+        spec = chain_run.build_spec(page, data)
+        judge_path = _judge_path(name, spec.models)
+    except ChainStudioError as exc:
+        yield {panel.grid_status: f"⚠️ {html.escape(str(exc))}"}
+        return
+    from app.core.backend import GenerationRequest, GenerationResult
+    from app.core.sampling import SamplingParams
+
+    # The person's own scores stay: the judge scores the other cells.
+    cells = [(model, number) for model in grid.models for number, _p in grid.items
+             if (cell := grid.cell(model, number)) is not None and cell.source != YOU]
+    kept = sum(1 for cell in grid.cells.values() if cell.source == YOU)
+    unparsed: list[str] = []
+    source = f"judge: {Path(judge_path).name}"
+    try:
+        with services.run_lock:
+            services.backend.load(judge_path, spec.load)
+            for done, (model, number) in enumerate(cells, start=1):
+                cell = grid.cell(model, number)
+                assert cell is not None
+                yield {panel.grid_status: f"Judging {done} of {len(cells)} ({html.escape(model)}, item {number})…"}
+                request = dataclasses.replace(GenerationRequest.chat(
+                    judge_prompt(str(data[panel.judge_prompt] or ""), cell.answer.prompt, cell.answer.text),
+                    params=SamplingParams(temperature=0.0, max_tokens=4, seed=0)), grammar=JUDGE_GRAMMAR)
+                result = next(e for e in services.backend.generate(request) if isinstance(e, GenerationResult))
+                score = parse_score(result.text)
+                if score is None:
+                    unparsed.append(f"{model} item {number}: {result.text.strip()[:40]!r}")
+                    continue
+                services.journal.rate(grid.run_id, cell.answer.index, score, source)
+    except ChainStudioError as exc:
+        yield {panel.grid_status: f"⚠️ {html.escape(str(exc))}"}
+        return
+    said = f"Judged by {html.escape(Path(judge_path).name)}: {len(cells) - len(unparsed)} of {len(cells)} scored."
+    if kept:
+        said += f" Your {kept} score{'s' if kept != 1 else ''} kept."
+    if unparsed:
+        said += " No number 1-5 in: " + html.escape("; ".join(unparsed))
+    yield {**grid_values(panel, load_grid(services, grid.run_id), str(data[panel.grid_sort]), said),
+           page.model_changed: int(data.get(page.model_changed) or 0) + 1}
+
+
+def _judge_path(name: str, models: tuple[str, ...]) -> str:
+    """The judge's file: a path, or a name found among the Models list's files or in its folder."""
+    given = Path(name).expanduser()
+    if given.is_absolute():
+        if not given.exists():
+            raise ChainStudioError(f"the judge model {name} does not exist")
+        return str(given)
+    for model in models:
+        if Path(model).name == name:
+            return model
+    folders = {Path(model).parent for model in models if Path(model).is_absolute()}
+    for folder in folders:
+        if (folder / name).exists():
+            return str(folder / name)
+    raise ChainStudioError(f"the judge model {name} is neither in the Models list nor in its folder")
+
+
+def export_grid(services: Services, run_id: float | None, kind: str) -> tuple[Any, str]:
+    """The grid as a CSV or JSON file (in the data folder's exports/), for the download box."""
+    from app.settings import data_dir
+
+    try:
+        grid = load_grid(services, int(run_id) if run_id else None)
+    except ChainStudioError as exc:
+        return None, f"⚠️ {html.escape(str(exc))}"
+    folder = data_dir() / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"grid-run-{grid.run_id}.{kind}"
+    path.write_text(grid.to_csv() if kind == "csv" else grid.to_json(), encoding="utf-8")
+    return str(path), f"Exported run {grid.run_id} to {html.escape(str(path))}."
+
+
 def wire(panel: ComparePanel, services: Services, page: PageHandles) -> None:
     """Connect the tab's controls."""
     inputs = chain_run.run_inputs(page) | {panel.source, panel.text, panel.position, panel.top, panel.tokens,
@@ -173,4 +400,30 @@ def wire(panel: ComparePanel, services: Services, page: PageHandles) -> None:
 
     panel.compare.click(on_compare, inputs, [panel.result, page.status, page.model_changed], concurrency_limit=None)
     panel.diff_button.click(lambda a, b: diff(services, a, b), [panel.diff_a, panel.diff_b], panel.diff_result)
+
+    grid_outputs = [panel.grid_view, panel.rate_model, panel.grid_id, panel.grid_status, page.model_changed]
+    grid_inputs = inputs | {panel.grid_sort, panel.grid_id, panel.judge_model, panel.judge_prompt}
+
+    def on_grid(data: RunData, request: gr.Request) -> Iterator[dict[Any, Any]]:
+        yield from run_grid(services, page, panel, data, session_of(request))
+
+    def on_judge(data: RunData, request: gr.Request) -> Iterator[dict[Any, Any]]:
+        yield from judge(services, page, panel, data, session_of(request))
+
+    panel.grid_run.click(on_grid, grid_inputs, grid_outputs, concurrency_limit=None)
+    panel.judge_button.click(on_judge, grid_inputs, grid_outputs, concurrency_limit=None)
+    for trigger in (panel.grid_open.click, panel.grid_sort.input):
+        trigger(lambda run_id, order: open_grid(services, panel, run_id, order), [panel.grid_id, panel.grid_sort],
+                grid_outputs[:4])
+    history = next((p for p in page.panels if isinstance(p, HistoryPanel)), None)
+    if history is not None:  # History's "Open as grid" shows its run here
+        history.open_grid.click(lambda run_id, order: open_grid(services, panel, run_id, order),
+                                [history.run_id, panel.grid_sort], grid_outputs[:4])
+    panel.rate_button.click(
+        lambda run_id, model, item, score, order: rate(services, panel, run_id, model, item, score, order),
+        [panel.grid_id, panel.rate_model, panel.rate_item, panel.rate_score, panel.grid_sort],
+        [panel.grid_view, panel.grid_id, panel.grid_status])
+    for button, kind in ((panel.export_csv, "csv"), (panel.export_json, "json")):
+        button.click(lambda run_id, kind=kind: export_grid(services, run_id, kind), panel.grid_id,
+                     [panel.export_file, panel.grid_status])
 

@@ -24,6 +24,7 @@ class HistoryPanel(Panel):
     refresh: gr.Button
     run_id: gr.Number
     reopen: gr.Button
+    open_grid: gr.Button  # the run as a models x items grid, in the Compare tab (wired there)
     field: gr.Radio
     versions: gr.Dropdown
     restore: gr.Button
@@ -112,6 +113,7 @@ def build(services: Services) -> HistoryPanel:
     with gr.Row():
         run_id = gr.Number(label="Run", precision=0, elem_id="history-run-id", scale=2)
         reopen = gr.Button("Reopen run", size="sm", elem_id="history-reopen", scale=1)
+        open_grid = gr.Button("Open as grid (Compare tab)", size="sm", elem_id="history-grid", scale=1)
     field = gr.Radio(choices=list(FIELDS.values()), value=FIELDS["prompts"], label="Saved versions of",
                      elem_id="history-field")
     versions = gr.Dropdown(choices=[], label="Version", elem_id="history-versions")
@@ -124,7 +126,7 @@ def build(services: Services) -> HistoryPanel:
             set_aside = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label="Damaged journal",
                                     elem_id="history-set-aside", scale=3)
             salvage = gr.Button("Salvage readable rows", size="sm", elem_id="history-salvage", scale=1)
-    return HistoryPanel(runs, refresh, run_id, reopen, field, versions, restore, damaged, set_aside, salvage)
+    return HistoryPanel(runs, refresh, run_id, reopen, open_grid, field, versions, restore, damaged, set_aside, salvage)
 
 
 def _field_key(label: str) -> str:
