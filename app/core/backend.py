@@ -43,7 +43,7 @@ class GenerationRequest:
     forced_tokens: tuple[int, ...] = ()  # branching: the answer starts with these tokens, then goes on
     template: str = "auto"  # prompt format of `messages`: app.core.prompt_format (auto, model, raw, a built-in)
     prompt_tokens: tuple[int, ...] = ()
-    grammar: str = ""  # a GBNF grammar the answer must follow (llama.cpp's samplers only); "" = none
+    grammar: str = ""  # a GBNF grammar the answer must follow (app/models/grammar_mask.py); "" = none
     json_schema: str = ""  # or a JSON schema (as JSON text) its answer must be valid for; "" = none
     allowed_tokens: tuple[int, ...] = ()  # only these token ids may be sampled (() = any)
     disallowed_tokens: tuple[int, ...] = ()  # these token ids may not be sampled

@@ -301,10 +301,15 @@ def test_sample_takes_a_constraint_and_its_tokens_show_the_constraint_stage(api:
         clear_prompt()
         await prompt("hi")
         digits = await sample(max_len=10, temperature=1.0, rng_seed=2, regex="[0-9]{4}")
-        print(json.dumps({"answer": answer.text, "digits": digits.text,
+        from app.sdk import Client
+        schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+        shaped = "".join([t.token_str async for t in Client(initial_rng_seed=1).sampler.sample(
+            prompt="hi", max_len=40, temperature=1.0, json_schema=schema)])
+        print(json.dumps({"answer": answer.text, "digits": digits.text, "shaped": shaped,
                           "alternatives": [a.token_str for a in answer.tokens[0].top_k]}))
     """)
     assert outcome.exit["reason"] == "finished", outcome.output
     (data,) = printed_json(outcome)
     assert data["answer"] in ("yes", "no") and len(data["digits"]) == 4 and data["digits"].isdigit()
     assert sorted(data["alternatives"]) == ["n", "y"]
+    assert json.loads(data["shaped"]) in ({"ok": True}, {"ok": False})  # the Sampler SDK shape takes one too
