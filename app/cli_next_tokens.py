@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.cli import emit, fail, model_argument, warn_if_journal_was_replaced
+from app.cli import emit, fail, model_argument
 from app.core.errors import ChainStudioError
 from app.core.next_tokens import NextTokenComparison, compare_next_tokens
 from app.ui.learning_view import visible
@@ -15,8 +15,7 @@ from app.ui.learning_view import visible
 def answer_prefix(reference: str, position: int) -> str:
     """The text a journaled answer's model had read before its token `position`: its prompt as sent
     and its first `position` tokens (raises ChainStudioError when there is no such answer)."""
-    from app.cli_replay import parse_reference
-    from app.store.journal import Journal
+    from app.cli_replay import parse_reference, stored_runs
 
     try:
         run_id, seq = parse_reference(reference)
@@ -24,12 +23,7 @@ def answer_prefix(reference: str, position: int) -> str:
         raise ChainStudioError(str(exc)) from None
     if seq is None:
         raise ChainStudioError(f"{reference}: give an answer as RUN:SEQ, e.g. 12:3")
-    journal = Journal()
-    warn_if_journal_was_replaced(journal)
-    try:
-        stored = journal.stored_run(run_id)
-    finally:
-        journal.close()
+    stored = stored_runs([run_id])[run_id]
     answer = next((a for a in stored.answers if a.index == seq), None) if stored is not None else None
     if answer is None:
         raise ChainStudioError(f"there is no answer {seq} in run {run_id}")

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli import emit, fail, warn_if_journal_was_replaced
 from app.core.errors import ChainStudioError
 from app.core.events import Answer
 from app.core.replay import AnswerPair, compare_answers, pair_answers, spec_from_record, text_diff
+
+if TYPE_CHECKING:
+    from app.store.journal import StoredRun
 
 _REFERENCE = re.compile(r"\s*(\d+)\s*(?::\s*(\d+)\s*)?")
 CODE_NOTE = "the original ran the code in its answers; the replay does not (add --run-code to run it again)"
@@ -22,14 +25,8 @@ def cmd_replay(run_id: int, jsonl: bool, run_code: bool, models_dir: str | None)
     whether every answer came out token for token the same, or where the first one parted."""
     from app.cli_chain import _JsonPrinter, _TranscriptPrinter, execute_chain
     from app.cli_engines import engines_from_args
-    from app.store.journal import Journal
 
-    journal = Journal()
-    warn_if_journal_was_replaced(journal)
-    try:
-        stored = journal.stored_run(run_id)
-    finally:
-        journal.close()
+    stored = stored_runs([run_id])[run_id]
     if stored is None:
         return fail(f"run {run_id} is not in the journal (`python -m app runs` lists the runs)")
     notes = []
@@ -103,6 +100,19 @@ def _replay_sentence(line: dict[str, Any], first: AnswerPair | None) -> str:
             f"{_token_words(record['replay'])} in the replay." + tail)
 
 
+def stored_runs(run_ids: list[int]) -> dict[int, "StoredRun | None"]:
+    """The journaled runs `run_ids` (None for one that is not there), read in one opening of the
+    journal (with its warning when it was replaced)."""
+    from app.store.journal import Journal
+
+    journal = Journal()
+    warn_if_journal_was_replaced(journal)
+    try:
+        return {run_id: journal.stored_run(run_id) for run_id in run_ids}
+    finally:
+        journal.close()
+
+
 def parse_reference(text: str) -> tuple[int, int | None]:
     """`12` (run 12) or `12:3` (answer 3 of run 12)."""
     match = _REFERENCE.fullmatch(text)
@@ -114,28 +124,22 @@ def parse_reference(text: str) -> tuple[int, int | None]:
 def cmd_diff(first: str, second: str, jsonl: bool) -> int:
     """Compare two runs (answers paired by index) or two answers: where each pair parts, and a
     unified diff of their texts."""
-    from app.store.journal import Journal
-
     try:
         references = [parse_reference(first), parse_reference(second)]
     except ValueError as exc:
         return fail(str(exc))
     if (references[0][1] is None) != (references[1][1] is None):
         return fail("compare a run with a run (12 13) or an answer with an answer (12:1 13:1)")
-    journal = Journal()
-    warn_if_journal_was_replaced(journal)
-    try:
-        sides: list[list[Answer]] = []
-        for run_id, seq in references:
-            stored = journal.stored_run(run_id)
-            if stored is None:
-                return fail(f"run {run_id} is not in the journal (`python -m app runs` lists the runs)")
-            answers = [a for a in stored.answers if seq is None or a.index == seq]
-            if seq is not None and not answers:
-                return fail(f"run {run_id} has no answer {seq}")
-            sides.append(answers)
-    finally:
-        journal.close()
+    kept = stored_runs([run_id for run_id, _seq in references])
+    sides: list[list[Answer]] = []
+    for run_id, seq in references:
+        stored = kept[run_id]
+        if stored is None:
+            return fail(f"run {run_id} is not in the journal (`python -m app runs` lists the runs)")
+        answers = [a for a in stored.answers if seq is None or a.index == seq]
+        if seq is not None and not answers:
+            return fail(f"run {run_id} has no answer {seq}")
+        sides.append(answers)
     if references[0][1] is not None:  # two answers: compared whatever their indices
         a, b = sides[0][0], sides[1][0]
         pairs = [AnswerPair(a.index, a, b, compare_answers(a, b))]

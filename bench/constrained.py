@@ -15,29 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 from _common import cached_benchmark_model, median, report
+from throughput import worker_decode as decode
 
-PROMPT = "Write a short story about a lighthouse keeper who collects sea glass."
 SCHEMA = {"type": "object", "properties": {"story": {"type": "string"}}, "required": ["story"],
           "additionalProperties": False}
 TARGET = 0.9
-
-
-def decode(backend, tokens: int, grammar: str) -> tuple[float, str]:
-    from app.core.backend import GenerationRequest, TokenEvent
-    from app.core.sampling import SamplingParams
-
-    stamps: list[float] = []
-    texts: list[str] = []
-    request = GenerationRequest(prompt=PROMPT, params=SamplingParams(max_tokens=tokens, temperature=0.0, top_k=40),
-                                grammar=grammar)
-    for event in backend.generate(request):
-        if isinstance(event, TokenEvent):
-            stamps.append(time.perf_counter())
-            texts.append(event.text)
-    return (len(stamps) - 1) / (stamps[-1] - stamps[0]), "".join(texts)
 
 
 def main() -> int:

@@ -47,13 +47,16 @@ class BareLlama:
         self.process.wait(10)
 
 
-def worker_decode(backend, tokens: int) -> tuple[float, str]:
+def worker_decode(backend, tokens: int, grammar: str = "") -> tuple[float, str]:
+    """Decode speed (tokens after the first, over the time after it) and text of one greedy answer
+    to PROMPT, under `grammar` when given (bench/constrained.py)."""
     from app.core.backend import GenerationRequest, TokenEvent
     from app.core.sampling import SamplingParams
 
     stamps: list[float] = []
     texts: list[str] = []
-    request = GenerationRequest(prompt=PROMPT, params=SamplingParams(max_tokens=tokens, temperature=0.0, top_k=40))
+    request = GenerationRequest(prompt=PROMPT, params=SamplingParams(max_tokens=tokens, temperature=0.0, top_k=40),
+                                grammar=grammar)
     for event in backend.generate(request):
         if isinstance(event, TokenEvent):
             stamps.append(time.perf_counter())

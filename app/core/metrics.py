@@ -35,11 +35,7 @@ class AnswerMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         """The CLI's `metrics` object and the journal's (rounded for reading)."""
-        data = asdict(self)
-        for name in ("ttft_s", "prompt_tok_s", "decode_tok_s", "cpu_percent", "entropy_mean"):
-            if data[name] is not None:
-                data[name] = round(data[name], 4)
-        return data
+        return rounded(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AnswerMetrics":
@@ -60,6 +56,11 @@ class AnswerMetrics:
         if self.entropy_mean is not None:
             parts.append(f"entropy {self.entropy_mean:.2f} nats")
         return " · ".join(parts)
+
+
+def rounded(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with its floats at four decimals (counts and byte sizes are ints, kept whole)."""
+    return {name: round(value, 4) if isinstance(value, float) else value for name, value in data.items()}
 
 
 def answer_metrics(prompt_tokens: int, tokens: int, seconds: float, prompt_seconds: float,
@@ -149,11 +150,7 @@ class RunMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         """The CLI's `run_finished` metrics object (rounded for reading)."""
-        data = asdict(self)
-        for name in ("seconds", "decode_tok_s", "entropy_mean"):
-            if data[name] is not None:
-                data[name] = round(data[name], 4)
-        return data
+        return rounded(asdict(self))
 
     def describe(self) -> str:
         """The metrics bar's text."""

@@ -140,17 +140,22 @@ def test_the_constraint_is_a_visible_stage(studio_server: RunningStudio, browser
         page.close()
 
 
-def test_the_compare_tab_sets_models_side_by_side_and_diffs_two_answers(
-        studio_server: RunningStudio, browser: object, artifacts_dir: Path, tmp_path: Path) -> None:
+def open_compare_tab(page, url: str, folder: Path, prompt: str) -> None:
+    """The page with the demo model and a tiny random model in Models, `prompt`, and the Compare tab open."""
     from app.models.benchmark_model import write_tiny_attention_model
 
-    tiny = write_tiny_attention_model(tmp_path / "tiny.gguf")
+    tiny = write_tiny_attention_model(folder / "tiny.gguf")
+    page.goto(url)
+    page.locator("#models textarea").fill(f"chain-studio-demo.gguf\n{tiny}")
+    page.locator("#user-prompt textarea").fill(prompt)
+    page.get_by_role("tab", name="Compare").click()
+
+
+def test_the_compare_tab_sets_models_side_by_side_and_diffs_two_answers(
+        studio_server: RunningStudio, browser: object, artifacts_dir: Path, tmp_path: Path) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
     try:
-        page.goto(studio_server.url)
-        page.locator("#models textarea").fill(f"chain-studio-demo.gguf\n{tiny}")
-        page.locator("#user-prompt textarea").fill("hi")
-        page.get_by_role("tab", name="Compare").click()
+        open_compare_tab(page, studio_server.url, tmp_path, "hi")
         page.locator("#compare-next").click()
         result = page.locator("#next-tokens-result")
         result.wait_for(timeout=60_000)
@@ -184,15 +189,9 @@ def test_the_compare_tab_sets_models_side_by_side_and_diffs_two_answers(
 
 def test_the_grid_runs_every_model_on_every_item_scores_sorts_and_exports(
         studio_server: RunningStudio, browser: object, artifacts_dir: Path, tmp_path: Path) -> None:
-    from app.models.benchmark_model import write_tiny_attention_model
-
-    tiny = write_tiny_attention_model(tmp_path / "tiny.gguf")
     page = browser.new_page(viewport={"width": 1400, "height": 1100})  # type: ignore[attr-defined]
     try:
-        page.goto(studio_server.url)
-        page.locator("#models textarea").fill(f"chain-studio-demo.gguf\n{tiny}")
-        page.locator("#user-prompt textarea").fill("{max_tokens=6} Say hello\n{max_tokens=6} A poem ^")
-        page.get_by_role("tab", name="Compare").click()
+        open_compare_tab(page, studio_server.url, tmp_path, "{max_tokens=6} Say hello\n{max_tokens=6} A poem ^")
         page.locator("#grid-run").click()
         grid = page.locator("#grid-view")
         grid.wait_for(timeout=90_000)
