@@ -4,20 +4,28 @@ answers. Public interface: line types and keys stay stable once published."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
 from app.cli import emit, fail, warn_if_journal_was_replaced
 from app.core.errors import ChainStudioError
 from app.core.events import Answer
-from app.core.replay import AnswerPair, compare_answers, pair_answers, spec_from_record, text_diff
+from app.core.replay import (
+    AnswerPair,
+    compare_answers,
+    difference_record,
+    pair_answers,
+    prepare_replay,
+    replay_sentence,
+    replay_verdict,
+    text_diff,
+    token_words,
+)
 
 if TYPE_CHECKING:
     from app.store.journal import StoredRun
 
 _REFERENCE = re.compile(r"\s*(\d+)\s*(?::\s*(\d+)\s*)?")
-CODE_NOTE = "the original ran the code in its answers; the replay does not (add --run-code to run it again)"
 
 
 def cmd_replay(run_id: int, jsonl: bool, run_code: bool, models_dir: str | None) -> int:
@@ -29,75 +37,24 @@ def cmd_replay(run_id: int, jsonl: bool, run_code: bool, models_dir: str | None)
     stored = stored_runs([run_id])[run_id]
     if stored is None:
         return fail(f"run {run_id} is not in the journal (`python -m app runs` lists the runs)")
-    notes = []
     try:
-        spec = spec_from_record(stored.spec)
-        if spec.code.run_code and not run_code:
-            spec = dataclasses.replace(spec, code=dataclasses.replace(spec.code, run_code=False))
-            notes.append(CODE_NOTE)
+        setup = prepare_replay(stored.spec, stored.answers, lambda seq: stored.branch_of(seq) is not None, run_code)
         engines = engines_from_args(None)
-    except (ChainStudioError, TypeError, ValueError) as exc:
-        return fail(f"run {run_id} cannot be replayed: its settings are not this version's ({exc})")
-    originals = [a for a in stored.answers if stored.branch_of(a.index) is None]  # branches are not replayed
-    seeds = {answer.index: answer.seed for answer in originals}
+    except ChainStudioError as exc:
+        return fail(f"run {run_id} cannot be replayed: {exc}")
+    spec = setup.spec
     printer = _JsonPrinter() if jsonl else _TranscriptPrinter(show_params=spec.random_params,
                                                               hide_code=spec.code.hide_output)
-    outcome = execute_chain(spec, engines, printer, models_dir, origin="replay", seeds=seeds)
+    outcome = execute_chain(spec, engines, printer, models_dir, origin="replay", seeds=setup.seeds)
     if outcome.exit_code == 130:
         return 130
-    pairs = pair_answers(originals, outcome.answers)
-    first = next((pair for pair in pairs if not pair.identical), None)
-    line = {"type": "replay", "run_id": run_id, "replay_run_id": outcome.run_id,
-            "identical": first is None, "answers": len(pairs),
-            "differing": sum(1 for pair in pairs if not pair.identical),
-            "first_difference": _difference_record(first, "original", "replay") if first else None,
-            "notes": notes}
+    line = replay_verdict(run_id, outcome.run_id, setup, outcome.answers)
     if jsonl:
         emit(line)
     else:
         print()
-        print(_replay_sentence(line, first))
+        print(replay_sentence(line))
     return 0
-
-
-def _difference_record(pair: AnswerPair, a_name: str, b_name: str) -> dict[str, Any]:
-    """Where a pair parts, as JSON: the answer, and the token (or a missing answer) on each side."""
-    known = pair.a or pair.b
-    assert known is not None
-    record: dict[str, Any] = {"answer": pair.index, "model": known.model, "item": known.item}
-    if pair.a is None or pair.b is None:
-        record["missing"] = a_name if pair.a is None else b_name
-        return record
-    assert pair.difference is not None
-    difference = pair.difference.to_dict()
-    difference[a_name] = difference.pop("a")
-    difference[b_name] = difference.pop("b")
-    record.update(difference)
-    return record
-
-
-def _token_words(side: dict[str, Any]) -> str:
-    if side["token_id"] is None and not side["text"]:
-        return "the end of the answer"
-    words = repr(side["text"]) + (f" (id {side['token_id']})" if side["token_id"] is not None else "")
-    if side.get("candidates"):
-        words += ", from " + ", ".join(f"{c['text']!r} {c['probability']:.2f}" for c in side["candidates"][:3])
-    return words
-
-
-def _replay_sentence(line: dict[str, Any], first: AnswerPair | None) -> str:
-    head = f"Replay of run {line['run_id']} (journaled as run {line['replay_run_id']}): "
-    tail = "".join(f"\nNote: {note}" for note in line["notes"])
-    if first is None:
-        return head + f"token-identical, {line['answers']} answers." + tail
-    record = line["first_difference"]
-    where = f"answer {record['answer']} ({record['model']}, item {record['item']})"
-    if "missing" in record:
-        return head + f"{where} is missing in the {record['missing']}." + tail
-    unit = "token" if record["by"] == "tokens" else "character"
-    return (head + f"{line['differing']} of {line['answers']} answers differ; the first is {where}, at {unit} "
-            f"{record['position']}: {_token_words(record['original'])} in the original, "
-            f"{_token_words(record['replay'])} in the replay." + tail)
 
 
 def stored_runs(run_ids: list[int]) -> dict[int, "StoredRun | None"]:
@@ -162,7 +119,7 @@ def _show_pair(pair: AnswerPair, first: str, second: str, jsonl: bool) -> None:
     lines = text_diff(pair.a.text if pair.a else "", pair.b.text if pair.b else "", first, second)
     record: dict[str, Any] = {"type": "answer_diff", "index": pair.index, "identical": pair.identical,
                               "a": _answer_ref(pair.a), "b": _answer_ref(pair.b),
-                              "first_difference": None if pair.identical else _difference_record(pair, "a", "b"),
+                              "first_difference": None if pair.identical else difference_record(pair, "a", "b"),
                               "text_diff": lines}
     if jsonl:
         emit(record)
@@ -177,8 +134,8 @@ def _show_pair(pair: AnswerPair, first: str, second: str, jsonl: bool) -> None:
     elif difference is not None:
         unit = "token" if difference["by"] == "tokens" else "character"
         print(f"  parts at {unit} {difference['position']}, after {difference['common'][-40:]!r}:")
-        print(f"    {first}: {_token_words(difference['a'])}")
-        print(f"    {second}: {_token_words(difference['b'])}")
+        print(f"    {first}: {token_words(difference['a'])}")
+        print(f"    {second}: {token_words(difference['b'])}")
         for text in lines:
             print(f"  {text}")
 

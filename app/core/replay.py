@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from app.core.chain import ChainSpec
 from app.core.code_exec import CodeOptions
+from app.core.errors import ChainStudioError
 from app.core.events import Answer
 from app.core.learning import TokenChoice
 from app.core.sampling import LoadParams, SamplingParams
@@ -139,3 +140,88 @@ def pair_answers(a: Sequence[Answer], b: Sequence[Answer]) -> list[AnswerPair]:
         difference = compare_answers(first, second) if first is not None and second is not None else None
         pairs.append(AnswerPair(index, first, second, difference))
     return pairs
+
+
+CODE_NOTE = "the original ran the code in its answers; the replay does not (add --run-code to run it again)"
+
+
+@dataclass(frozen=True)
+class ReplaySetup:
+    """What a replay runs: the run's settings, each answer's seed (by index), the answers it is
+    compared with (branches left out: they are not replayed) and what the verdict must say."""
+
+    spec: ChainSpec
+    seeds: dict[int, int]
+    originals: list[Answer]
+    notes: list[str]
+
+
+def prepare_replay(spec_record: dict[str, Any], answers: Sequence[Answer], is_branch: Callable[[int], bool],
+                   run_code: bool = False) -> ReplaySetup:
+    """A journaled run's replay (raises ChainStudioError when its settings are not this version's).
+    The code in answers runs again only with `run_code`."""
+    try:
+        spec = spec_from_record(spec_record)
+    except (ChainStudioError, TypeError, ValueError) as exc:
+        raise ChainStudioError(f"its settings are not this version's ({exc})") from None
+    notes = []
+    if spec.code.run_code and not run_code:
+        spec = dataclasses.replace(spec, code=dataclasses.replace(spec.code, run_code=False))
+        notes.append(CODE_NOTE)
+    originals = [answer for answer in answers if not is_branch(answer.index)]
+    return ReplaySetup(spec, {answer.index: answer.seed for answer in originals}, originals, notes)
+
+
+def replay_verdict(run_id: int, replay_run_id: int | None, setup: ReplaySetup,
+                   replayed: Sequence[Answer]) -> dict[str, Any]:
+    """The `replay` line: token-identical or not, and where the first answer parted."""
+    pairs = pair_answers(setup.originals, replayed)
+    first = next((pair for pair in pairs if not pair.identical), None)
+    return {"type": "replay", "run_id": run_id, "replay_run_id": replay_run_id, "identical": first is None,
+            "answers": len(pairs), "differing": sum(1 for pair in pairs if not pair.identical),
+            "first_difference": difference_record(first, "original", "replay") if first else None,
+            "notes": list(setup.notes)}
+
+
+def difference_record(pair: AnswerPair, a_name: str, b_name: str) -> dict[str, Any]:
+    """Where a pair parts, as JSON: the answer, and the token (or a missing answer) on each side."""
+    known = pair.a or pair.b
+    assert known is not None
+    record: dict[str, Any] = {"answer": pair.index, "model": known.model, "item": known.item}
+    if pair.a is None or pair.b is None:
+        record["missing"] = a_name if pair.a is None else b_name
+        return record
+    assert pair.difference is not None
+    difference = pair.difference.to_dict()
+    difference[a_name] = difference.pop("a")
+    difference[b_name] = difference.pop("b")
+    record.update(difference)
+    return record
+
+
+def token_words(side: dict[str, Any]) -> str:
+    """One side of a difference record in words: the token, its id, and its likeliest candidates."""
+    if side["token_id"] is None and not side["text"]:
+        return "the end of the answer"
+    words = repr(side["text"]) + (f" (id {side['token_id']})" if side["token_id"] is not None else "")
+    if side.get("candidates"):
+        words += ", from " + ", ".join(f"{c['text']!r} {c['probability']:.2f}" for c in side["candidates"][:3])
+    return words
+
+
+def replay_sentence(line: dict[str, Any]) -> str:
+    """The replay's verdict in a sentence (the CLI without --jsonl, the Compare tab)."""
+    head = f"Replay of run {line['run_id']} (journaled as run {line['replay_run_id']}): "
+    tail = "".join(f"\nNote: {note}" for note in line["notes"])
+    if line["identical"]:
+        return head + f"token-identical, {line['answers']} answers." + tail
+    record = line["first_difference"]
+    where = f"answer {record['answer']} ({record['model']}, item {record['item']})"
+    if "missing" in record:
+        return head + f"{where} is missing in the {record['missing']}." + tail
+    unit = "token" if record["by"] == "tokens" else "character"
+    return (head + f"{line['differing']} of {line['answers']} answers differ; the first is {where}, at {unit} "
+            f"{record['position']}: {token_words(record['original'])} in the original, "
+            f"{token_words(record['replay'])} in the replay." + tail)
+
+

@@ -183,6 +183,16 @@ def test_the_compare_tab_sets_models_side_by_side_and_diffs_two_answers(
         assert diff.locator(".diff-line.removed").first.inner_text() == "-Hello from the demo model."
         assert diff.locator(".diff-tokens").count() == 2 and diff.locator(".token.parts").count() == 2
         page.screenshot(path=str(artifacts_dir / "compare-diff.png"), full_page=True)
+
+        # the run again, each answer with its seed: the same tokens, and the two runs' diff
+        page.locator("#diff-a textarea").fill(run_id)
+        page.locator("#replay-button").click()
+        verdict = page.locator("#diff-result .replay-verdict")
+        verdict.wait_for(timeout=60_000)
+        replay_id = str(int(run_id) + 1)
+        assert verdict.inner_text() == f"Replay of run {run_id} (journaled as run {replay_id}): token-identical, 2 answers."
+        assert page.locator("#diff-b textarea").input_value() == replay_id
+        assert "2 answers paired by their place in the plan, 0 differ" in page.locator("#run-diff").inner_text()
     finally:
         page.close()
 

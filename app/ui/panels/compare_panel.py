@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from app.core.errors import ChainStudioError
-from app.core.events import AnswerStarted, Failure, RunFinished, RunStarted
+from app.core.events import AnswerFinished, AnswerStarted, Failure, RunFinished, RunStarted
 from app.core.grid import (
     JUDGE_GRAMMAR,
     JUDGE_PROMPT,
@@ -29,7 +29,15 @@ from app.core.grid import (
 from app.core.hub_links import looks_like_link
 from app.core.next_tokens import DEFAULT_TOKENS, DEFAULT_TOP, MAX_TOKENS, compare_next_tokens
 from app.core.prompt_list import parse_prompt_list
-from app.core.replay import AnswerPair, compare_answers, pair_answers, text_diff
+from app.core.replay import (
+    AnswerPair,
+    compare_answers,
+    pair_answers,
+    prepare_replay,
+    replay_sentence,
+    replay_verdict,
+    text_diff,
+)
 from app.services import Services
 from app.ui import chain_run, compare_view
 from app.ui.page import PageHandles, Panel, RunData, session_of
@@ -53,6 +61,7 @@ class ComparePanel(Panel):
     diff_a: gr.Textbox
     diff_b: gr.Textbox
     diff_button: gr.Button
+    replay_button: gr.Button
     diff_result: gr.HTML
     grid_run: gr.Button
     grid_id: gr.Number
@@ -89,11 +98,13 @@ def build(services: Services | None = None) -> ComparePanel:
     compare = gr.Button("Compare next tokens", elem_id="compare-next")
     result = gr.HTML("", elem_id="next-tokens")
     gr.Markdown("**Diff two runs or answers** from the journal: a run id (`12`) or an answer (`12:3`, "
-                "answer 3 of run 12). `python -m app replay RUN_ID` runs a run again with its seeds.")
+                "answer 3 of run 12). **Replay run A** runs run A again with its settings and each answer's "
+                "seed, then diffs the two (as `python -m app replay RUN_ID`).")
     with gr.Row():
         diff_a = gr.Textbox(label="A", placeholder="12 or 12:3", elem_id="diff-a", scale=2)
         diff_b = gr.Textbox(label="B", placeholder="13 or 13:3", elem_id="diff-b", scale=2)
         diff_button = gr.Button("Diff", elem_id="diff-button", scale=1)
+        replay_button = gr.Button("Replay run A", elem_id="replay-button", scale=1)
     diff_result = gr.HTML("", elem_id="diff-result")
     gr.Markdown("**Grid**: every model of the Models list answers every item of the prompt list once, on its "
                 "own (local models and engines); a models × items table with each answer's metrics and a score.")
@@ -120,7 +131,7 @@ def build(services: Services | None = None) -> ComparePanel:
         export_json = gr.Button("Export JSON", elem_id="grid-export-json")
     export_file = gr.File(label="Exported grid", elem_id="grid-file", interactive=False)
     return ComparePanel(source, text, position, top, tokens, compare, result, diff_a, diff_b, diff_button,
-                        diff_result, grid_run, grid_id, grid_open, grid_sort, grid_view, rate_model, rate_item,
+                        replay_button, diff_result, grid_run, grid_id, grid_open, grid_sort, grid_view, rate_model, rate_item,
                         rate_score, rate_button, judge_model, judge_prompt, judge_button, export_csv, export_json,
                         export_file, grid_status)
 
@@ -218,6 +229,50 @@ def diff(services: Services, first: str, second: str) -> str:
         parts.append(f"<details{opened}><summary>{html.escape(label)}: "
                      f"{'identical' if pair.identical else 'differs'}</summary>{body}</details>")
     return f'<div id="run-diff">{head}{"".join(parts)}</div>'
+
+
+def replay(services: Services, page: PageHandles, panel: ComparePanel, data: RunData,
+           session: str) -> Iterator[dict[Any, Any]]:
+    """"Replay run A": the run again, each answer with its seed, journaled from "replay"; then
+    whether it came out token for token the same, and the two runs' diff."""
+    from app.cli_replay import parse_reference
+
+    runner = services.runner_for(session)
+    try:
+        run_id, seq = parse_reference(str(data[panel.diff_a] or ""))
+        if seq is not None:
+            raise ValueError("replay takes a run (12), not an answer")
+        stored = services.journal.stored_run(run_id)
+        if stored is None:
+            raise ChainStudioError(f"run {run_id} is not in the journal")
+        if runner.running:
+            raise ChainStudioError("a run is going in this tab: replay when it ends")
+        setup = prepare_replay(stored.spec, stored.answers, lambda index: stored.branch_of(index) is not None)
+        runner.plan(setup.spec)
+        source = next((s for s in (p.model_source(data, services) for p in page.panels) if s is not None), None)
+    except (ChainStudioError, ValueError) as exc:
+        yield {panel.diff_result: f'<p class="compare-error">⚠️ {html.escape(str(exc))}</p>'}
+        return
+    remote_only = all(services.engines.member(model) is not None for model in setup.spec.models)
+    replay_id: int | None = None
+    replayed = []
+    try:
+        with contextlib.nullcontext() if remote_only else services.run_lock:
+            for event in runner.run(setup.spec, source, seeds=setup.seeds, origin="replay"):
+                if isinstance(event, RunStarted):
+                    replay_id = event.run_id
+                elif isinstance(event, AnswerStarted):
+                    yield {page.status: f"Replaying run {run_id}: answer {event.index}…"}
+                elif isinstance(event, AnswerFinished):
+                    replayed.append(event.answer)
+    except ChainStudioError as exc:
+        yield {panel.diff_result: f'<p class="compare-error">⚠️ {html.escape(str(exc))}</p>'}
+        return
+    line = replay_verdict(run_id, replay_id, setup, replayed)
+    sentence = "<br>".join(html.escape(part) for part in replay_sentence(line).splitlines())
+    yield {panel.diff_result: f'<p class="replay-verdict">{sentence}</p>' + diff(services, str(run_id), str(replay_id)),
+           panel.diff_b: str(replay_id), page.status: f"Replayed run {run_id} as run {replay_id}.",
+           page.model_changed: int(data.get(page.model_changed) or 0) + 1}
 
 
 def load_grid(services: Services, run_id: int | None) -> Grid:
@@ -400,6 +455,13 @@ def wire(panel: ComparePanel, services: Services, page: PageHandles) -> None:
 
     panel.compare.click(on_compare, inputs, [panel.result, page.status, page.model_changed], concurrency_limit=None)
     panel.diff_button.click(lambda a, b: diff(services, a, b), [panel.diff_a, panel.diff_b], panel.diff_result)
+
+    def on_replay(data: RunData, request: gr.Request) -> Iterator[dict[Any, Any]]:
+        yield from replay(services, page, panel, data, session_of(request))
+
+    panel.replay_button.click(on_replay, inputs | {panel.diff_a},
+                              [panel.diff_result, panel.diff_b, page.status, page.model_changed],
+                              concurrency_limit=None)
 
     grid_outputs = [panel.grid_view, panel.rate_model, panel.grid_id, panel.grid_status, page.model_changed]
     grid_inputs = inputs | {panel.grid_sort, panel.grid_id, panel.judge_model, panel.judge_prompt}
