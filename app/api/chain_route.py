@@ -91,7 +91,9 @@ def build(engine: ApiEngine) -> APIRouter:
         services = engine.services
         runner = ChainRunner(services.backend, services.journal, origin="api", engines=services.engines)
         try:
-            runner.plan(spec)  # a prompt-list mistake is a 400 before anything runs
+            # A prompt-list mistake or an unusable grammar is a 400 before anything runs (the grammar
+            # check starts a process: not on the event loop).
+            await run_in_threadpool(runner.plan, spec)
         except ChainStudioError as exc:
             raise from_studio_error(exc, "prompts") from exc
         source = services.model_source(services.models_dir)

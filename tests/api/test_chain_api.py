@@ -56,6 +56,8 @@ def test_without_tokens_the_lines_are_the_cli_ones(api: RunningApi) -> None:
      "sampling.temperature", "out of range"),
     ({"models": ["chain-studio-demo"], "prompts": "hi", "load": {"warmth": 1}}, 400, "load", "unknown setting 'warmth'"),
     ({"models": ["chain-studio-demo"], "prompts": "[[never closed"}, 400, "prompts", "never closed"),
+    ({"models": ["chain-studio-demo"], "prompts": "{grammar='root ::= nothing'} hi"}, 400, "prompts",
+     "item 1 (grammar=root ::= nothing): the grammar cannot be used: Undefined rule identifier 'nothing'"),
     ({"models": [], "prompts": "hi"}, 400, "models", "models"),
 ])
 def test_a_bad_chain_is_refused_before_it_runs(api: RunningApi, body, status, param, words) -> None:
