@@ -143,7 +143,8 @@ CREATE TABLE IF NOT EXISTS salvages (
 );
 """
 # Tables a salvage copies, parents first (rows of the others point at a run).
-SALVAGED_TABLES = ("runs", "inputs", "answers", "answer_tokens", "branches", "failures", "code_runs")
+SALVAGED_TABLES = ("runs", "inputs", "answers", "answer_tokens", "branches", "failures", "code_runs", "ratings")
+TABLES_ADDED_LATER = ("ratings",)  # an older journal has none: its salvage reads no damage there
 # Columns read back with json.loads: a salvaged row whose JSON does not parse is left out.
 _JSON_COLUMNS = {"runs": ("spec",), "answers": ("messages", "params"), "answer_tokens": ("choices",),
                  "failures": ("record",), "code_runs": ("record",)}
@@ -665,7 +666,7 @@ class Journal:
         if before is not None:
             raise StorageError(f"{source} was already salvaged on {before['created_at'][:19]}Z.")
         try:
-            readable = read_readable_rows(source, SALVAGED_TABLES)
+            readable = read_readable_rows(source, SALVAGED_TABLES, TABLES_ADDED_LATER)
         except OSError as exc:
             raise StorageError(f"cannot read {source}: {exc.strerror or exc}") from exc
         try:

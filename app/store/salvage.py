@@ -32,9 +32,10 @@ class ReadableRows:
     damaged_regions: int  # ranges of rows skipped because their pages could not be read
 
 
-def read_readable_rows(path: Path, tables: tuple[str, ...]) -> ReadableRows:
+def read_readable_rows(path: Path, tables: tuple[str, ...], added_later: tuple[str, ...] = ()) -> ReadableRows:
     """Every row of `tables` that can still be read from the journal file at `path` (a file that is
-    not a database at all gives empty tables). Raises OSError when the file cannot be copied."""
+    not a database at all gives empty tables). A table of `added_later` missing from the file is
+    no damage: an older journal never had it. Raises OSError when the file cannot be copied."""
     with tempfile.TemporaryDirectory(prefix="chain-studio-salvage-") as scratch:
         copy = Path(scratch) / "damaged.sqlite3"
         shutil.copyfile(path, copy)
@@ -53,6 +54,8 @@ def read_readable_rows(path: Path, tables: tuple[str, ...]) -> ReadableRows:
             damaged = 0
             for table in tables:
                 rows[table], skipped = _read_table(db, table)
+                if table in added_later and not rows[table] and skipped == 1 and not _has_table(db, table):
+                    skipped = 0
                 damaged += skipped
         finally:
             db.close()
@@ -81,6 +84,14 @@ def _recover_with_cli(damaged: Path, target: Path) -> Path | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return target if target.exists() else None
+
+
+def _has_table(db: sqlite3.Connection, table: str) -> bool:
+    """Whether the file's schema names `table` (False too when the schema cannot be read)."""
+    try:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
+    except sqlite3.DatabaseError:
+        return False
 
 
 def _read_table(db: sqlite3.Connection, table: str) -> tuple[list[dict[str, Any]], int]:

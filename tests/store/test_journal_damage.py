@@ -52,8 +52,9 @@ def zeros(data: bytes) -> bytes:
 
 
 def damaged_pages(data: bytes) -> bytes:
-    """Pages 21-23 zeroed: the header and the schema page are intact, a few runs and answers are not."""
-    return data[: 20 * PAGE] + bytes(3 * PAGE) + data[23 * PAGE:]
+    """Pages 23-25 zeroed: the header and the schema page are intact, a few runs and answers are not
+    (the first runs and answers are on pages 20-22, after the tables' root pages)."""
+    return data[: 22 * PAGE] + bytes(3 * PAGE) + data[25 * PAGE:]
 
 
 @pytest.mark.parametrize("damage", [truncated, random_bytes, zeros, damaged_pages])
@@ -140,15 +141,20 @@ def test_salvage_of_a_truncated_journal_keeps_its_first_half(tmp_path: Path,
 def test_salvaged_runs_get_new_numbers_when_theirs_are_taken(tmp_path: Path) -> None:
     source = tmp_path / "journal.corrupt-20260101T000000Z"
     write_journal(source, runs=2)
+    kept = Journal(source)
+    kept.rate(1, 2, 4, "you")  # a grid score goes with its run too
+    kept.close()
     journal = Journal(tmp_path / "journal.sqlite3")
     mine = journal.start_run(ChainSpec(models=("/models/b.gguf",), prompts="new"), 1)  # takes number 1
 
     report = journal.salvage(source)
 
     assert report.copied["runs"] == 2 and report.copied["answers"] == 4 and report.renumbered == 1
+    assert report.copied["ratings"] == 1 and report.damaged_regions == 0
     assert journal.run(mine)[0].models == ["b.gguf"]
     moved = max(run.id for run in journal.runs())
     assert [a["text"][:10] for a in journal.run(moved)[2]] == ["answer 1.1", "answer 1.2"]  # answers follow their run
+    assert journal.ratings(moved) == {2: (4.0, "you")} and journal.ratings(mine) == {}
     assert [a["text"][:10] for a in journal.run(2)[2]] == ["answer 2.1", "answer 2.2"]
     journal.close()
 
@@ -228,3 +234,14 @@ def test_a_read_only_data_folder_is_a_storage_error(tmp_path: Path) -> None:
             Journal(folder / "journal.sqlite3")
     finally:
         folder.chmod(0o700)
+
+
+def test_a_journal_from_before_the_ratings_table_salvages_without_damage(tmp_path: Path) -> None:
+    source = tmp_path / "journal.corrupt-20260101T000000Z"
+    write_journal(source, runs=2)
+    with sqlite3.connect(source) as db:
+        db.execute("DROP TABLE ratings")  # as an older version wrote it
+    journal = Journal(tmp_path / "journal.sqlite3")
+    report = journal.salvage(source)
+    assert report.copied["runs"] == 2 and report.copied["ratings"] == 0 and report.damaged_regions == 0
+    journal.close()
