@@ -510,7 +510,7 @@ class ChainRunner:
             stop_reason=result.stop_reason,
             seed=result.seed,
             choices=_choices(streamed)[: result.generated_tokens],  # a stopped answer keeps what was shown
-            pieces=tuple((e.token_id, e.text) for e in streamed[: result.generated_tokens]),
+            pieces=_pieces(streamed)[: result.generated_tokens],
             prompt_format=result.prompt_format,
             sent=result.prompt_text,
             reasoning=reasoning,
@@ -545,7 +545,7 @@ class ChainRunner:
             response=planned.response, loop=planned.loop, prompt=prompt, messages=request.messages,
             params=request.params, text="".join(e.text for e in streamed), prompt_tokens=0,
             tokens=len(streamed), seconds=0.0, stop_reason="stopped", seed=request.params.seed,
-            choices=_choices(streamed), pieces=tuple((e.token_id, e.text) for e in streamed),
+            choices=_choices(streamed), pieces=_pieces(streamed),
         )
 
     def branch(self, base: BranchPoint, position: int, token: int, learning_top: int,
@@ -650,3 +650,8 @@ class _Run:
 def _choices(streamed: list[TokenEvent]) -> tuple:
     """The learning-mode records of the streamed tokens (none outside learning mode)."""
     return tuple(e.choice for e in streamed if e.choice is not None)
+
+
+def _pieces(streamed: list[TokenEvent]) -> tuple[tuple[int, str], ...]:
+    """The streamed tokens' (id, text), as the journal keeps them for replays."""
+    return tuple((e.token_id, e.text) for e in streamed)

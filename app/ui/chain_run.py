@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator, Sequence
 
 import gradio as gr
 
@@ -68,6 +68,27 @@ def plan_preview(services: Services, page: PageHandles, data: RunData) -> str:
     return f"{shape} = {plural(planned, 'answer')}"
 
 
+def model_source(page: PageHandles, data: RunData, services: Services) -> Any:
+    """Where the run's model links download from (the Models panel gives it), or None."""
+    return next((s for s in (p.model_source(data, services) for p in page.panels) if s is not None), None)
+
+
+def engines_only(services: Services, models: Sequence[str]) -> bool:
+    """Whether every model is on a remote engine: such a run leaves the local model to others
+    (each engine limits itself)."""
+    return all(services.engines.member(model) is not None for model in models)
+
+
+def model_turn(services: Services, models: Sequence[str]) -> ContextManager[Any]:
+    """The local model's turn for a run of `models` (none is needed for engines only)."""
+    return contextlib.nullcontext() if engines_only(services, models) else services.run_lock
+
+
+def must_wait(services: Services, models: Sequence[str]) -> bool:
+    """Whether a run of `models` will wait for the local model (someone else has it)."""
+    return services.run_lock.locked() and not engines_only(services, models)
+
+
 def waiting_for(services: Services) -> str:
     """Who has the model while this tab waits: an API request, or another tab's run."""
     holder = services.run_lock.holder
@@ -89,18 +110,16 @@ def run_chain(services: Services, page: PageHandles, data: RunData, session: str
     try:
         spec = build_spec(page, data)
         runner.plan(spec)  # prompt-list syntax errors: a message, and nothing runs
-        source = next((s for s in (p.model_source(data, services) for p in page.panels) if s is not None), None)
+        source = model_source(page, data, services)
     except ChainStudioError as exc:
         gr.Warning(str(exc))
         yield {page.transcript: render_transcript(shown, raw_mode), page.status: f"⚠️ {escape_markdown(str(exc))}"}
         return
     views = [view for view in (p.run_view(data, services) for p in page.panels) if view is not None]
     yield {page.start: gr.update(interactive=False, value=t("running"))}
-    # A chain of remote engines only leaves the local model to others (each engine limits itself).
-    remote_only = all(services.engines.member(model) is not None for model in spec.models)
-    if services.run_lock.locked() and not remote_only:
+    if must_wait(services, spec.models):
         yield {page.status: f"Waiting for the model: {waiting_for(services)}…"}
-    with contextlib.nullcontext() if remote_only else services.run_lock:
+    with model_turn(services, spec.models):
         if services.is_closed(session):
             return
         yield from _stream(runner.run(spec, source), page, views, shown, spec.random_params, raw_mode, fast_mode,

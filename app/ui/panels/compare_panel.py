@@ -4,7 +4,6 @@ or answers (where they part, a text diff, both as tokens)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import html
 from dataclasses import dataclass
@@ -161,6 +160,12 @@ def _prefix(services: Services, data: RunData, panel: ComparePanel, page: PageHa
     return prompts.items[0].prompt(prompts.pre_prompt, None), False, str(data[page.system] or "")
 
 
+def bumped(page: PageHandles, data: RunData) -> int:
+    """The next value of the page's model-changed counter: this tab's work left another model in
+    memory (the Models panel's "In memory" line follows it)."""
+    return int(data.get(page.model_changed) or 0) + 1
+
+
 def next_tokens(services: Services, page: PageHandles, panel: ComparePanel, data: RunData, session: str,
                 last_run: int | None) -> Iterator[dict[Any, Any]]:
     """Compare the Models list's local models at the chosen prefix, one loaded at a time."""
@@ -190,9 +195,8 @@ def next_tokens(services: Services, page: PageHandles, panel: ComparePanel, data
         return
     note = (f'<p class="compare-note">Not compared (engines and links): {html.escape(", ".join(left_out))}</p>'
             if left_out else "")
-    changed = int(data.get(page.model_changed) or 0) + 1  # the model in memory is the last one compared
     yield {panel.result: compare_view.next_tokens_html(comparison) + note,
-           page.status: f"Compared {len(local)} models.", page.model_changed: changed}
+           page.status: f"Compared {len(local)} models.", page.model_changed: bumped(page, data)}
 
 
 def diff(services: Services, first: str, second: str) -> str:
@@ -249,15 +253,14 @@ def replay(services: Services, page: PageHandles, panel: ComparePanel, data: Run
             raise ChainStudioError("a run is going in this tab: replay when it ends")
         setup = prepare_replay(stored.spec, stored.answers, lambda index: stored.branch_of(index) is not None)
         runner.plan(setup.spec)
-        source = next((s for s in (p.model_source(data, services) for p in page.panels) if s is not None), None)
+        source = chain_run.model_source(page, data, services)
     except (ChainStudioError, ValueError) as exc:
         yield {panel.diff_result: f'<p class="compare-error">⚠️ {html.escape(str(exc))}</p>'}
         return
-    remote_only = all(services.engines.member(model) is not None for model in setup.spec.models)
     replay_id: int | None = None
     replayed = []
     try:
-        with contextlib.nullcontext() if remote_only else services.run_lock:
+        with chain_run.model_turn(services, setup.spec.models):
             for event in runner.run(setup.spec, source, seeds=setup.seeds, origin="replay"):
                 if isinstance(event, RunStarted):
                     replay_id = event.run_id
@@ -272,7 +275,7 @@ def replay(services: Services, page: PageHandles, panel: ComparePanel, data: Run
     sentence = "<br>".join(html.escape(part) for part in replay_sentence(line).splitlines())
     yield {panel.diff_result: f'<p class="replay-verdict">{sentence}</p>' + diff(services, str(run_id), str(replay_id)),
            panel.diff_b: str(replay_id), page.status: f"Replayed run {run_id} as run {replay_id}.",
-           page.model_changed: int(data.get(page.model_changed) or 0) + 1}
+           page.model_changed: bumped(page, data)}
 
 
 def load_grid(services: Services, run_id: int | None) -> Grid:
@@ -302,17 +305,16 @@ def run_grid(services: Services, page: PageHandles, panel: ComparePanel, data: R
             raise ChainStudioError("a run is going in this tab: run the grid when it ends")
         spec = grid_spec(chain_run.build_spec(page, data))
         planned = len(runner.plan(spec))
-        source = next((s for s in (p.model_source(data, services) for p in page.panels) if s is not None), None)
+        source = chain_run.model_source(page, data, services)
     except ChainStudioError as exc:
         yield {panel.grid_status: f"⚠️ {html.escape(str(exc))}"}
         return
-    remote_only = all(services.engines.member(model) is not None for model in spec.models)
-    if services.run_lock.locked() and not remote_only:
+    if chain_run.must_wait(services, spec.models):
         yield {panel.grid_status: f"Waiting for the model: {chain_run.waiting_for(services)}…"}
     run_id: int | None = None
     failures: list[str] = []
     try:
-        with contextlib.nullcontext() if remote_only else services.run_lock:
+        with chain_run.model_turn(services, spec.models):
             for event in runner.run(spec, source, origin="grid"):
                 if isinstance(event, RunStarted):
                     run_id = event.run_id
@@ -326,7 +328,7 @@ def run_grid(services: Services, page: PageHandles, panel: ComparePanel, data: R
                     if failures:
                         said += " ⚠️ " + html.escape("; ".join(failures))
                     yield {**grid_values(panel, load_grid(services, run_id), str(data[panel.grid_sort]), said),
-                           page.model_changed: int(data.get(page.model_changed) or 0) + 1}
+                           page.model_changed: bumped(page, data)}
     except ChainStudioError as exc:
         yield {panel.grid_status: f"⚠️ {html.escape(str(exc))}"}
 
@@ -409,7 +411,7 @@ def judge(services: Services, page: PageHandles, panel: ComparePanel, data: RunD
     if unparsed:
         said += " No number 1-5 in: " + html.escape("; ".join(unparsed))
     yield {**grid_values(panel, load_grid(services, grid.run_id), str(data[panel.grid_sort]), said),
-           page.model_changed: int(data.get(page.model_changed) or 0) + 1}
+           page.model_changed: bumped(page, data)}
 
 
 def _judge_path(name: str, models: tuple[str, ...]) -> str:
