@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,12 +240,32 @@ def _serve(request: dict[str, Any]) -> dict[str, Any]:
         engine.setProperty("rate", int(request["rate"]))
     with contextlib.suppress(FileNotFoundError):
         wav.unlink()  # a file left by an earlier attempt must not pass for this run's output
+    finished = threading.Event()
+    engine.connect("finished-utterance", lambda **_: finished.set())
     engine.save_to_file(request["text"], str(wav))
     engine.runAndWait()
+    _wait_for_audio(wav, finished)
     if not wav.exists() or wav.stat().st_size == 0:
         return {"error": "the engine finished without writing any audio", "kind": "failed"}
     _make_wav(wav)
     return {"wav": str(wav)}
+
+
+def _wait_for_audio(wav: Path, finished: threading.Event, limit: float = 110.0) -> None:
+    """Return once the engine has written `wav`: its end-of-utterance event, or (for an engine that
+    sends none) the file's size unchanged for a second; at most `limit` seconds.
+
+    pyttsx3's espeak-ng driver returns from runAndWait as soon as synthesis has started on espeak's
+    own thread and writes the file only when the utterance ends, so a long text (or a slow machine)
+    found no file at all when the worker looked at once."""
+    deadline = time.monotonic() + limit
+    last_size, steady_since = -1, time.monotonic()
+    while not finished.wait(0.05) and time.monotonic() < deadline:
+        size = wav.stat().st_size if wav.exists() else 0
+        if size != last_size:
+            last_size, steady_since = size, time.monotonic()
+        elif size > 0 and time.monotonic() - steady_since >= 1.0:
+            return
 
 
 def _make_wav(path: Path) -> None:

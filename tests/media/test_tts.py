@@ -44,6 +44,14 @@ def test_hello_becomes_a_wav_of_a_sensible_length(voices: list[tts.Voice], tmp_p
     assert [p.name for p in tmp_path.iterdir()] == ["hello.wav"]  # no temporary file left behind
 
 
+def test_a_long_text_is_written_whole(voices: list[tts.Voice], tmp_path: Path) -> None:
+    # The engine writes the file when the utterance ends, after its run loop has returned: the
+    # worker waits for that (a long text used to come back as "finished without writing any audio").
+    sentence = "This sentence is spoken again and again so that the answer takes a while to read. "
+    wav = tts.synthesize(sentence * 12, tmp_path / "long.wav")
+    assert soxi_seconds(wav) > 30
+
+
 def test_a_code_block_is_not_spoken(voices: list[tts.Voice], tmp_path: Path) -> None:
     plain = soxi_seconds(tts.synthesize(HELLO, tmp_path / "plain.wav"))
     with_code = soxi_seconds(tts.synthesize(f"{HELLO}\n\n```python\n{CODE}```\n", tmp_path / "code.wav"))
