@@ -240,8 +240,9 @@ def _serve(request: dict[str, Any]) -> dict[str, Any]:
         engine.setProperty("rate", int(request["rate"]))
     with contextlib.suppress(FileNotFoundError):
         wav.unlink()  # a file left by an earlier attempt must not pass for this run's output
-    finished = threading.Event()
-    engine.connect("finished-utterance", lambda **_: finished.set())
+    finished = threading.Event()  # the utterance ended, or the engine reported an error
+    for topic in ("finished-utterance", "error"):
+        engine.connect(topic, lambda **_: finished.set())
     engine.save_to_file(request["text"], str(wav))
     engine.runAndWait()
     _wait_for_audio(wav, finished)
@@ -251,16 +252,16 @@ def _serve(request: dict[str, Any]) -> dict[str, Any]:
     return {"wav": str(wav)}
 
 
-def _wait_for_audio(wav: Path, finished: threading.Event, limit: float = 110.0) -> None:
-    """Return once the engine has written `wav`: its end-of-utterance event, or (for an engine that
-    sends none) the file's size unchanged for a second; at most `limit` seconds.
+def _wait_for_audio(wav: Path, finished: threading.Event) -> None:
+    """Return once the engine is done with `wav`: its end-of-utterance (or error) event, or, for an
+    engine that sends neither, the file's size unchanged for a second. The studio's timeout stops a
+    worker that would wait for ever.
 
     pyttsx3's espeak-ng driver returns from runAndWait as soon as synthesis has started on espeak's
     own thread and writes the file only when the utterance ends, so a long text (or a slow machine)
     found no file at all when the worker looked at once."""
-    deadline = time.monotonic() + limit
     last_size, steady_since = -1, time.monotonic()
-    while not finished.wait(0.05) and time.monotonic() < deadline:
+    while not finished.wait(0.05):
         size = wav.stat().st_size if wav.exists() else 0
         if size != last_size:
             last_size, steady_since = size, time.monotonic()
