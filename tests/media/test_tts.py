@@ -6,6 +6,7 @@ import ast
 import subprocess
 import sys
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,18 @@ def test_markup_and_special_tokens_are_not_spoken(voices: list[tts.Voice], tmp_p
     plain = tts.synthesize(HELLO, tmp_path / "plain.wav").read_bytes()
     marked = tts.synthesize("<think>hmm</think>**Hello** from the `x` demo model.<|im_end|>", tmp_path / "m.wav")
     assert marked.read_bytes() == plain
+
+
+def test_the_rate_holds_when_the_machine_is_busy(voices: list[tts.Voice], tmp_path: Path) -> None:
+    # espeak-ng applies a rate on its own thread: without a wait for it, about one reading in twenty
+    # on a busy machine came out at its default 175 words a minute. Eight readings at a time keep
+    # both cores busy, as a chain run beside the speech does.
+    def read(index: int) -> int:
+        return tts.synthesize(HELLO, tmp_path / f"busy-{index}.wav").stat().st_size
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sizes = list(pool.map(read, range(64)))
+    assert set(sizes) == {sizes[0]}, f"{len(set(sizes))} different lengths: {sorted(set(sizes))}"
 
 
 def test_voice_by_name_any_case_is_the_voice_by_id(voices: list[tts.Voice], tmp_path: Path) -> None:
