@@ -23,7 +23,7 @@ import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from app.core.errors import VoiceError
 from app.media.speech_text import speakable_text
@@ -234,13 +234,12 @@ def _serve(request: dict[str, Any]) -> dict[str, Any]:
             for v in engine.getProperty("voices")
         ]}
     wav = Path(request["wav"])
-    settle = _parameter_settler()
-    settle()
+    _apply_queued_settings()
     if request.get("voice"):
         engine.setProperty("voice", request["voice"])
     if request.get("rate"):
         engine.setProperty("rate", int(request["rate"]))
-    settle()
+    _apply_queued_settings()
     with contextlib.suppress(FileNotFoundError):
         wav.unlink()  # a file left by an earlier attempt must not pass for this run's output
     finished = threading.Event()  # the utterance ended, or the engine reported an error
@@ -255,8 +254,8 @@ def _serve(request: dict[str, Any]) -> dict[str, Any]:
     return {"wav": str(wav)}
 
 
-def _parameter_settler() -> Callable[[], None]:
-    """A function that returns once the engine has applied every setting it was given.
+def _apply_queued_settings() -> None:
+    """Return once the engine has applied every setting it was given.
 
     espeak-ng, as pyttsx3 starts it (its asynchronous mode), applies a rate or a volume on its own
     thread, from a queue, while a voice is set at once on the caller's. Synthesis that began before
@@ -265,10 +264,10 @@ def _parameter_settler() -> Callable[[], None]:
     request's settings made 360 readings of 360 come out at the rate asked for. Other engines apply
     settings at once, and for them this waits for nothing."""
     if sys.platform in ("win32", "darwin"):  # pyttsx3 speaks with SAPI5 / NSSpeechSynthesizer there
-        return lambda: None
+        return
     from pyttsx3.drivers import _espeak  # loaded already: pyttsx3.init() started espeak-ng
 
-    return lambda: _espeak.Synchronize()
+    _espeak.Synchronize()
 
 
 def _wait_for_audio(wav: Path, finished: threading.Event) -> None:
